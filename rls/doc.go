@@ -1,0 +1,24 @@
+// Package rls holds tenant identity: the validated tenant value that pgrls
+// carries in a [context.Context] and hands to PostgreSQL.
+//
+// # Key types
+//
+// A tenant key is a bigint, a uuid or a text value ([BigInt], [UUID], [Text]).
+// [Parse] validates a string for its key type and returns a [Tenant] in
+// canonical form; a bad value gives an [*InvalidTenantError] that matches
+// [ErrInvalidTenant] with errors.Is.
+//
+//	t, err := rls.Parse(rls.BigInt, r.Header.Get("X-Tenant-ID"))
+//	if err != nil { ... }          // errors.Is(err, rls.ErrInvalidTenant)
+//	ctx = rls.WithTenant(ctx, t)
+//
+// # Context
+//
+// [WithTenant] stores a tenant in a context and [FromContext] reads it back.
+// [Require] returns [ErrNoTenant] when a context carries none: pgrls's pool
+// calls it before any I/O, so work without a tenant fails before it reaches
+// the database.
+//
+// Cross-tenant work (admin tasks, reports) has no magic tenant value: run it
+// through a separate pool that connects as a separate role.
+package rls
