@@ -1,0 +1,73 @@
+// Package pgrlstest gives each test its own PostgreSQL database, cloned from
+// a template, with the roles that Row Level Security tests need. Tests that
+// use it run in parallel against a real server.
+//
+// # Setup
+//
+// Call [Main] from TestMain, declare templates as package variables, and ask
+// for a database in each test:
+//
+//	func TestMain(m *testing.M) { pgrlstest.Main(m) }
+//
+//	var schema = &pgrlstest.Template{
+//		Name: "notes",
+//		Setup: func(ctx context.Context, conn *pgx.Conn) error {
+//			_, err := conn.Exec(ctx, `
+//				CREATE TABLE notes (tenant_id int NOT NULL, body text);
+//				GRANT SELECT, INSERT ON notes TO pgrls_test_app;`)
+//			return err
+//		},
+//	}
+//
+//	func TestNotes(t *testing.T) {
+//		t.Parallel()
+//		db := pgrlstest.NewDB(t, schema)
+//		conn := db.AppConn(t) // NOSUPERUSER, NOBYPASSRLS, owns nothing
+//		// ... RLS applies to every query on conn.
+//	}
+//
+// # The server
+//
+// When DATABASE_URL is set (a postgres:// URL), tests use that server; its
+// role must be allowed to CREATE DATABASE and CREATE ROLE (a superuser is
+// simplest). The roles get a fixed test password, which the URLs in [DB]
+// carry, so the server must accept password (or trust) authentication for
+// them. Use a server dedicated to tests.
+//
+// Otherwise each test process starts its own throwaway cluster from the
+// PostgreSQL server binaries installed on the machine (initdb and postgres,
+// found on PATH, through pg_config or under /usr/lib/postgresql), on first
+// use, and [Main] stops it. Starting takes a second or two. When the process
+// runs as root, the server runs as the "postgres" OS user.
+//
+// With neither, tests that need a database are skipped, or fail when the
+// environment variable CI is "true". Machines with Docker and no PostgreSQL
+// can use the separate module github.com/pgrls/pgrls/pgrlstest/containers.
+//
+// # Roles
+//
+// Two roles exist on the server, created once and shared by all tests:
+//
+//   - [OwnerRole] owns every test database and the tables that Template
+//     setups create. Owners bypass RLS unless a table has FORCE ROW LEVEL
+//     SECURITY: a test that queries as the owner proves nothing about RLS.
+//   - [AppRole] is LOGIN NOSUPERUSER NOBYPASSRLS, owns nothing and cannot
+//     create objects in schema public. Query as this role to test RLS, after
+//     granting it privileges in the template.
+//
+// The admin role, the server's superuser, is there for checks that must see
+// everything ([DB.AdminConn]).
+//
+// # Templates
+//
+// A [Template] is built once per test process, on the first [NewDB] that asks
+// for it: an empty database owned by OwnerRole, then Setup, connected as
+// OwnerRole. Each NewDB clones it with CREATE DATABASE ... TEMPLATE, which
+// is much faster than running migrations per test. A failing Setup fails
+// every test that asks for its template. [NewDB] with a nil template clones
+// an empty database.
+//
+// Each database is dropped when its test ends, and the templates when [Main]
+// returns. Database names carry a random per-process suffix, so test
+// processes of several packages can share one server.
+package pgrlstest

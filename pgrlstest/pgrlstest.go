@@ -1,0 +1,448 @@
+package pgrlstest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgrls/pgrls/internal/pgcluster"
+	"github.com/pgrls/pgrls/internal/sqlquote"
+)
+
+// OwnerRole is the role that runs migrations and template setup, owns the
+// tables and the test databases. It is NOSUPERUSER and NOBYPASSRLS, but as
+// the tables' owner it bypasses RLS unless a table has FORCE ROW LEVEL
+// SECURITY.
+const OwnerRole = "pgrls_test_owner"
+
+// AppRole is the role an application connects as: LOGIN NOSUPERUSER
+// NOBYPASSRLS NOCREATEDB NOCREATEROLE, owning nothing and unable to create
+// objects in schema public. Queries that test RLS must run as this role.
+// Grant it privileges on tables in the template's Setup.
+const AppRole = "pgrls_test_app"
+
+// rolePassword is the password of OwnerRole and AppRole, which the URLs carry.
+// The roles exist only on test servers.
+const rolePassword = "pgrls_test_password"
+
+// envDatabaseURL names the environment variable of an existing server.
+const envDatabaseURL = "DATABASE_URL"
+
+// Template describes a template database that [NewDB] clones. Declare
+// templates as package-level variables; each is built at most once per test
+// process, on first use.
+type Template struct {
+	// Name identifies the template within the process: [a-z0-9_]+, at most
+	// 40 bytes. Two different Templates must not share a Name.
+	Name string
+
+	// Setup builds the template's content, typically by running migrations.
+	// It runs once per process, connected as [OwnerRole] to the template
+	// database. If it fails, every test that asks for the template fails
+	// with its error.
+	Setup func(ctx context.Context, conn *pgx.Conn) error
+}
+
+// DB is a test database, created by [NewDB] and dropped when its test ends.
+type DB struct {
+	// Name is the database name.
+	Name string
+	// AdminURL connects to this database as the server's admin (superuser)
+	// role.
+	AdminURL string
+	// OwnerURL connects to this database as [OwnerRole].
+	OwnerURL string
+	// AppURL connects to this database as [AppRole].
+	AppURL string
+}
+
+var templateName = regexp.MustCompile(`^[a-z0-9_]{1,40}$`)
+
+// server is the process's PostgreSQL server, set up once.
+type server struct {
+	adminURL string             // admin role, database "postgres"
+	cluster  *pgcluster.Cluster // nil with DATABASE_URL
+	admin    *pgxpool.Pool      // admin role, database "postgres"
+	skip     string             // non-empty: no server available, skip
+	err      error              // setup failed
+}
+
+// template is the per-process state of one Template.
+type template struct {
+	tmpl   *Template // nil for the internal empty template
+	dbName string
+	once   sync.Once
+	err    error
+	ready  atomic.Bool // built successfully, to drop in Main
+	clone  sync.Mutex  // serializes clones
+}
+
+var (
+	srvOnce sync.Once
+	srv     server
+
+	// suffix makes this process's database names unique on a shared server.
+	suffix = randomHex(4)
+	dbSeq  atomic.Int64
+
+	tmplMu    sync.Mutex
+	templates = map[string]*template{}
+)
+
+// Main runs the tests of a package, then drops the templates and stops the
+// server that this process started, and exits with the tests' status. Call
+// it from TestMain:
+//
+//	func TestMain(m *testing.M) { pgrlstest.Main(m) }
+func Main(m *testing.M) {
+	os.Exit(Run(m))
+}
+
+// Run is [Main] without the exit: it runs the tests, drops the templates,
+// stops the server this process started and returns the exit code. It is for
+// wrappers that have their own cleanup to do before exiting.
+func Run(m *testing.M) int {
+	code := m.Run()
+	shutdown()
+	return code
+}
+
+// shutdown drops the templates (best effort) and stops the server.
+func shutdown() {
+	srvOnce.Do(func() {}) // a later first use must not start a server
+	if srv.admin != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		tmplMu.Lock()
+		for _, t := range templates {
+			if t.ready.Load() {
+				_, _ = srv.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+sqlquote.Ident(t.dbName)+" WITH (FORCE)")
+			}
+		}
+		tmplMu.Unlock()
+		cancel()
+		srv.admin.Close()
+	}
+	if srv.cluster != nil {
+		if err := srv.cluster.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "pgrlstest: stopping the test server: %v\n", err)
+		}
+	}
+}
+
+// ServerURL returns a URL of the server's admin role to database "postgres",
+// starting the server if needed. See the package doc for where the server
+// comes from.
+func ServerURL(tb testing.TB) string {
+	tb.Helper()
+	return getServer(tb).adminURL
+}
+
+// Cluster returns the throwaway cluster that this process started, starting
+// it if needed; it is nil when DATABASE_URL names the server. Tests use it to
+// restart the server; a restart ends the connections of every test in the
+// process, so do it from a test that does not call t.Parallel.
+func Cluster(tb testing.TB) *pgcluster.Cluster {
+	tb.Helper()
+	return getServer(tb).cluster
+}
+
+func getServer(tb testing.TB) *server {
+	tb.Helper()
+	srvOnce.Do(startServer)
+	checkServer(tb, &srv)
+	return &srv
+}
+
+// checkServer skips or fails tb when s is not usable.
+func checkServer(tb testing.TB, s *server) {
+	tb.Helper()
+	switch {
+	case s.skip != "" && os.Getenv("CI") == "true":
+		tb.Fatalf("pgrlstest: %s.\nOn CI, install PostgreSQL (for example `apt-get install postgresql`) or set %s.", s.skip, envDatabaseURL)
+	case s.skip != "":
+		tb.Skipf("pgrlstest: %s", s.skip)
+	case s.err != nil:
+		tb.Fatalf("pgrlstest: %v", s.err)
+	}
+}
+
+func startServer() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if u := os.Getenv(envDatabaseURL); u != "" {
+		if !strings.Contains(u, "://") {
+			srv.err = fmt.Errorf("%s must be a URL (postgres://user:password@host:port/db?...)", envDatabaseURL)
+			return
+		}
+		srv.adminURL = u
+	} else {
+		c, err := pgcluster.Start(ctx, pgcluster.Options{})
+		if errors.Is(err, pgcluster.ErrNoServer) {
+			srv.skip = fmt.Sprintf("no PostgreSQL: %s is not set and %v", envDatabaseURL, err)
+			return
+		}
+		if err != nil {
+			srv.err = err
+			return
+		}
+		srv.cluster = c
+		srv.adminURL = c.URL("postgres")
+	}
+	cfg, err := pgxpool.ParseConfig(srv.adminURL)
+	if err != nil {
+		srv.err = err
+		return
+	}
+	cfg.MaxConns = 4
+	// Ping on every acquire: the server may have been restarted (see
+	// [Cluster]) since a connection was last used.
+	cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return true }
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err == nil {
+		err = ensureRoles(ctx, pool)
+	}
+	if err != nil {
+		if pool != nil {
+			pool.Close()
+		}
+		srv.err = err
+		return
+	}
+	srv.admin = pool
+}
+
+// ensureRoles creates OwnerRole and AppRole or resets their attributes. An
+// advisory lock serializes concurrent test processes on one server.
+func ensureRoles(ctx context.Context, pool *pgxpool.Pool) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('pgrlstest roles'))"); err != nil {
+			return err
+		}
+		for _, role := range []string{OwnerRole, AppRole} {
+			var exists bool
+			if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)", role).Scan(&exists); err != nil {
+				return err
+			}
+			verb := "CREATE"
+			if exists {
+				verb = "ALTER"
+			}
+			sql := fmt.Sprintf("%s ROLE %s WITH LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD %s",
+				verb, sqlquote.Ident(role), sqlquote.Literal(rolePassword))
+			if _, err := tx.Exec(ctx, sql); err != nil {
+				return fmt.Errorf("%s role %s (the %s role must allow CREATE ROLE): %w", strings.ToLower(verb), role, envDatabaseURL, err)
+			}
+		}
+		return nil
+	})
+}
+
+// NewDB creates a database for the test, cloned from tmpl (nil: an empty
+// database), owned by [OwnerRole]. The database is dropped when the test
+// ends. Schema public is usable by OwnerRole; AppRole cannot create in it.
+func NewDB(tb testing.TB, tmpl *Template) *DB {
+	tb.Helper()
+	s := getServer(tb)
+	t, err := lookupTemplate(tmpl)
+	if err != nil {
+		tb.Fatalf("pgrlstest: %v", err)
+	}
+	ctx := tb.Context()
+	t.once.Do(func() { t.err = buildTemplate(ctx, s, t) })
+	if t.err != nil {
+		tb.Fatalf("pgrlstest: template %q: %v", t.name(), t.err)
+	}
+
+	name := fmt.Sprintf("pgrlst_%s_%d", suffix, dbSeq.Add(1))
+	if err := cloneTemplate(ctx, s, t, name); err != nil {
+		tb.Fatalf("pgrlstest: create database from template %q: %v", t.name(), err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if _, err := s.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+sqlquote.Ident(name)+" WITH (FORCE)"); err != nil {
+			tb.Errorf("pgrlstest: drop database %s: %v", name, err)
+		}
+	})
+	return &DB{
+		Name:     name,
+		AdminURL: withDB(s.adminURL, name, ""),
+		OwnerURL: withDB(s.adminURL, name, OwnerRole),
+		AppURL:   withDB(s.adminURL, name, AppRole),
+	}
+}
+
+func (t *template) name() string {
+	if t.tmpl == nil {
+		return "(empty)"
+	}
+	return t.tmpl.Name
+}
+
+func lookupTemplate(tmpl *Template) (*template, error) {
+	key, dbName := "", fmt.Sprintf("pgrlst_%s_empty", suffix)
+	if tmpl != nil {
+		if !templateName.MatchString(tmpl.Name) {
+			return nil, fmt.Errorf("template name %q must match %s", tmpl.Name, templateName)
+		}
+		key, dbName = tmpl.Name, fmt.Sprintf("pgrlst_%s_t_%s", suffix, tmpl.Name)
+	}
+	tmplMu.Lock()
+	defer tmplMu.Unlock()
+	t := templates[key]
+	if t == nil {
+		t = &template{tmpl: tmpl, dbName: dbName}
+		templates[key] = t
+	} else if t.tmpl != tmpl {
+		return nil, fmt.Errorf("two different Templates are named %q", tmpl.Name)
+	}
+	return t, nil
+}
+
+// buildTemplate creates the template database and runs Setup as the owner.
+func buildTemplate(ctx context.Context, s *server, t *template) (err error) {
+	ctx = context.WithoutCancel(ctx) // shared by later tests: finish even if this test ends
+	q := sqlquote.Ident(t.dbName)
+	if _, err := s.admin.Exec(ctx, "CREATE DATABASE "+q+" TEMPLATE template0 ENCODING 'UTF8' OWNER "+sqlquote.Ident(OwnerRole)); err != nil {
+		return fmt.Errorf("create database (the %s role must allow CREATE DATABASE): %w", envDatabaseURL, err)
+	}
+	t.ready.Store(true) // exists: Main drops it
+	admin, err := pgx.Connect(ctx, withDB(s.adminURL, t.dbName, ""))
+	if err != nil {
+		return err
+	}
+	// Servers before 15 let PUBLIC create in schema public.
+	_, err = admin.Exec(ctx, "REVOKE CREATE ON SCHEMA public FROM PUBLIC; GRANT ALL ON SCHEMA public TO "+sqlquote.Ident(OwnerRole))
+	_ = admin.Close(ctx)
+	if err != nil {
+		return err
+	}
+	if t.tmpl != nil && t.tmpl.Setup != nil {
+		conn, err := pgx.Connect(ctx, withDB(s.adminURL, t.dbName, OwnerRole))
+		if err != nil {
+			return err
+		}
+		err = runSetup(ctx, t.tmpl, conn)
+		_ = conn.Close(ctx)
+		if err != nil {
+			return err
+		}
+	}
+	// No connections from now on (autovacuum included), so clones never find
+	// the template in use; end any that Setup left open.
+	_, err = s.admin.Exec(ctx, "ALTER DATABASE "+q+" WITH ALLOW_CONNECTIONS false")
+	if err == nil {
+		_, err = s.admin.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", t.dbName)
+	}
+	return err
+}
+
+func runSetup(ctx context.Context, tmpl *Template, conn *pgx.Conn) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("setup panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	if err := tmpl.Setup(ctx, conn); err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
+	return nil
+}
+
+// cloneTemplate creates database name from t, one clone at a time per
+// template, retrying while the template is in use (SQLSTATE 55006).
+func cloneTemplate(ctx context.Context, s *server, t *template, name string) error {
+	t.clone.Lock()
+	defer t.clone.Unlock()
+	sql := "CREATE DATABASE " + sqlquote.Ident(name) + " TEMPLATE " + sqlquote.Ident(t.dbName) + " OWNER " + sqlquote.Ident(OwnerRole)
+	backoff := 20 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		_, err := s.admin.Exec(ctx, sql)
+		var pgErr *pgconn.PgError
+		if err == nil || attempt == 6 || !errors.As(err, &pgErr) || pgErr.Code != "55006" {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+}
+
+// withDB returns serverURL with the database set to db and, when role is not
+// empty, the user set to role with the test password.
+func withDB(serverURL, db, role string) string {
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		panic(err) // validated when the server was set up
+	}
+	u.Path = "/" + db
+	u.RawPath = ""
+	if role != "" {
+		u.User = url.UserPassword(role, rolePassword)
+	}
+	return u.String()
+}
+
+// AdminConn connects to the database as the server's admin role. The
+// connection is closed when the test ends.
+func (db *DB) AdminConn(tb testing.TB) *pgx.Conn { tb.Helper(); return connect(tb, db.AdminURL) }
+
+// OwnerConn connects to the database as [OwnerRole]. The connection is closed
+// when the test ends.
+func (db *DB) OwnerConn(tb testing.TB) *pgx.Conn { tb.Helper(); return connect(tb, db.OwnerURL) }
+
+// AppConn connects to the database as [AppRole]. The connection is closed
+// when the test ends.
+func (db *DB) AppConn(tb testing.TB) *pgx.Conn { tb.Helper(); return connect(tb, db.AppURL) }
+
+// OwnerPool returns a pool of connections as [OwnerRole]. It is closed when
+// the test ends.
+func (db *DB) OwnerPool(tb testing.TB) *pgxpool.Pool { tb.Helper(); return pool(tb, db.OwnerURL) }
+
+// AppPool returns a pool of connections as [AppRole]. It is closed when the
+// test ends.
+func (db *DB) AppPool(tb testing.TB) *pgxpool.Pool { tb.Helper(); return pool(tb, db.AppURL) }
+
+func connect(tb testing.TB, connURL string) *pgx.Conn {
+	tb.Helper()
+	conn, err := pgx.Connect(tb.Context(), connURL)
+	if err != nil {
+		tb.Fatalf("pgrlstest: connect: %v", err)
+	}
+	tb.Cleanup(func() { _ = conn.Close(context.Background()) })
+	return conn
+}
+
+func pool(tb testing.TB, connURL string) *pgxpool.Pool {
+	tb.Helper()
+	p, err := pgxpool.New(tb.Context(), connURL)
+	if err != nil {
+		tb.Fatalf("pgrlstest: pool: %v", err)
+	}
+	tb.Cleanup(p.Close)
+	return p
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
