@@ -1,0 +1,343 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/pgrls/pgrls/internal/sqlquote"
+	"github.com/pgrls/pgrls/rls"
+)
+
+// The names of the two policies [Generate] creates on every tenant table.
+const (
+	// IsolationPolicy is the PERMISSIVE policy that grants access to the
+	// current tenant's rows.
+	IsolationPolicy = "pgrls_tenant_isolation"
+	// GuardPolicy is the RESTRICTIVE policy with the same expression: every
+	// row must pass it, so no other permissive policy can widen access
+	// beyond the current tenant.
+	GuardPolicy = "pgrls_tenant_guard"
+)
+
+// Migration is the SQL that [Generate] returns. Up and Down are each meant to
+// run in one transaction (tern runs every migration in one); Down undoes Up
+// statement by statement, in reverse order.
+type Migration struct {
+	Up   string
+	Down string
+}
+
+// PolicyExpr returns the expression of both pgrls policies for a tenant
+// column, without outer parentheses:
+//
+//	"store_id" = NULLIF(current_setting('app.current_tenant', true), '')::bigint
+//
+// It reads the setting with missing_ok, and turns the empty string that a
+// setting holds after its SET LOCAL ended into NULL, so that a transaction
+// without a tenant sees no rows instead of failing on a cast. It holds no
+// subquery (Citus rejects those in policies). setting is not validated
+// here; see [CheckSetting].
+func PolicyExpr(column string, key rls.KeyType, setting string) string {
+	return sqlquote.Ident(column) + " = NULLIF(current_setting(" + sqlquote.Literal(setting) + ", true), '')::" + key.String()
+}
+
+type pair struct{ up, down string }
+
+type section struct {
+	up, down string // comment lines
+	pairs    []pair
+}
+
+// Generate returns the SQL that turns on tenant isolation for the model. It
+// validates the model first ([Model.Validate]) and returns no SQL at all if
+// it is invalid. The output depends on the model only: the same model, with
+// its tables and foreign keys in any order, gives byte-identical SQL.
+//
+// Up holds, in this order, each step for every table in name order:
+//
+//   - UNIQUE (tenant column, referenced columns...) on every tenant table a
+//     foreign key references, unless [Table.ExistingKeys] has it;
+//   - composite foreign keys (tenant column, columns...) REFERENCES
+//     table (tenant column, columns...), the tenant column first on both
+//     sides as Citus needs; SET NULL and SET DEFAULT get a column list so the
+//     tenant column is never changed; keys with [ForeignKey.Exists] are skipped;
+//   - ENABLE and FORCE ROW LEVEL SECURITY;
+//   - the policies [IsolationPolicy] (permissive) and [GuardPolicy]
+//     (restrictive), FOR ALL TO PUBLIC, both with USING and WITH CHECK
+//     [PolicyExpr];
+//   - when [Model.AppRole] is set: SELECT, INSERT, UPDATE, DELETE on tenant
+//     tables; TRUNCATE, REFERENCES and TRIGGER revoked from it and from
+//     PUBLIC; SELECT on global tables; USAGE and SELECT on the sequences
+//     that tenant table columns own (serial and identity columns).
+//
+// Down drops and revokes what Up created and granted, in reverse order. It
+// re-grants nothing that Up revoked, and it revokes Up's grants even if the
+// role held them before Up ran. Names are always quoted and
+// schema-qualified, so the SQL does not depend on search_path.
+func Generate(m *Model) (*Migration, error) {
+	p, err := normalize(m)
+	if err != nil {
+		return nil, err
+	}
+	names := p.constraintNames()
+
+	keys := section{
+		up:   "Unique keys that the composite foreign keys reference.",
+		down: "Unique keys that the composite foreign keys referenced.",
+	}
+	fks := section{
+		up:   "Composite foreign keys, the tenant column first on both sides.",
+		down: "Composite foreign keys.",
+	}
+	for _, t := range p.tables {
+		for _, k := range p.keysFor(t) {
+			name := sqlquote.Ident(names[keyID(t, k)])
+			keys.pairs = append(keys.pairs, pair{
+				up:   fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE (%s);", t.q.sql(), name, identList(k)),
+				down: fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s;", t.q.sql(), name),
+			})
+		}
+		for _, fk := range t.fks {
+			if fk.exists {
+				continue
+			}
+			name := sqlquote.Ident(names[fkID(t, fk)])
+			up := fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s FOREIGN KEY (%s) REFERENCES %s (%s)",
+				t.q.sql(), name, identList(prepend(t.column, fk.cols)),
+				fk.ref.q.sql(), identList(prepend(fk.ref.column, fk.refCols)))
+			switch fk.onDelete {
+			case "", "NO ACTION":
+			case "SET NULL", "SET DEFAULT":
+				up += fmt.Sprintf(" ON DELETE %s (%s)", fk.onDelete, identList(fk.cols))
+			default:
+				up += " ON DELETE " + fk.onDelete
+			}
+			fks.pairs = append(fks.pairs, pair{
+				up:   up + ";",
+				down: fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s;", t.q.sql(), name),
+			})
+		}
+	}
+
+	rlsOn := section{
+		up:   "Row level security, enforced for the table owner too.",
+		down: "Row level security.",
+	}
+	policies := section{
+		up:   "Tenant isolation: the permissive policy admits the current tenant's rows; the restrictive one keeps any other policy from admitting more.",
+		down: "Tenant isolation policies.",
+	}
+	for _, t := range p.tables {
+		tbl := t.q.sql()
+		rlsOn.pairs = append(rlsOn.pairs,
+			pair{"ALTER TABLE " + tbl + " ENABLE ROW LEVEL SECURITY;", "ALTER TABLE " + tbl + " DISABLE ROW LEVEL SECURITY;"},
+			pair{"ALTER TABLE " + tbl + " FORCE ROW LEVEL SECURITY;", "ALTER TABLE " + tbl + " NO FORCE ROW LEVEL SECURITY;"},
+		)
+		expr := PolicyExpr(t.column, p.key, p.setting)
+		for _, pol := range []struct{ name, kind string }{{IsolationPolicy, "PERMISSIVE"}, {GuardPolicy, "RESTRICTIVE"}} {
+			policies.pairs = append(policies.pairs, pair{
+				up: fmt.Sprintf("CREATE POLICY %s ON %s AS %s FOR ALL TO PUBLIC\n    USING (%s)\n    WITH CHECK (%s);",
+					sqlquote.Ident(pol.name), tbl, pol.kind, expr, expr),
+				down: fmt.Sprintf("DROP POLICY %s ON %s;", sqlquote.Ident(pol.name), tbl),
+			})
+		}
+	}
+
+	grants := section{
+		up:   "Privileges of the application role.",
+		down: "Privileges of the application role (what Up revoked is not granted back).",
+	}
+	if p.appRole != "" {
+		role := sqlquote.Ident(p.appRole)
+		var tables []string
+		for _, t := range p.tables {
+			tbl := t.q.sql()
+			tables = append(tables, tbl)
+			grants.pairs = append(grants.pairs,
+				pair{
+					up:   fmt.Sprintf("GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %s;", tbl, role),
+					down: fmt.Sprintf("REVOKE SELECT, INSERT, UPDATE, DELETE ON TABLE %s FROM %s;", tbl, role),
+				},
+				pair{up: fmt.Sprintf("REVOKE TRUNCATE, REFERENCES, TRIGGER ON TABLE %s FROM %s, PUBLIC;", tbl, role)},
+			)
+		}
+		for _, g := range p.global {
+			grants.pairs = append(grants.pairs, pair{
+				up:   fmt.Sprintf("GRANT SELECT ON TABLE %s TO %s;", g.sql(), role),
+				down: fmt.Sprintf("REVOKE SELECT ON TABLE %s FROM %s;", g.sql(), role),
+			})
+		}
+		grants.pairs = append(grants.pairs, pair{
+			up:   sequenceGrants(tables, "GRANT USAGE, SELECT ON SEQUENCE %s TO %I", p.appRole),
+			down: sequenceGrants(tables, "REVOKE USAGE, SELECT ON SEQUENCE %s FROM %I", p.appRole),
+		})
+	}
+
+	sections := []section{keys, fks, rlsOn, policies, grants}
+	header := fmt.Sprintf("-- Generated by pgrls. Tenant key: %s; setting: %s.\n", p.key, p.setting)
+	var up, down strings.Builder
+	up.WriteString(header)
+	for _, s := range sections {
+		if len(s.pairs) == 0 {
+			continue
+		}
+		fmt.Fprintf(&up, "\n-- %s\n", s.up)
+		for _, pr := range s.pairs {
+			up.WriteString(pr.up)
+			up.WriteByte('\n')
+		}
+	}
+	down.WriteString(header)
+	for i := len(sections) - 1; i >= 0; i-- {
+		s := sections[i]
+		if len(s.pairs) == 0 {
+			continue
+		}
+		fmt.Fprintf(&down, "\n-- %s\n", s.down)
+		for j := len(s.pairs) - 1; j >= 0; j-- {
+			if d := s.pairs[j].down; d != "" {
+				down.WriteString(d)
+				down.WriteByte('\n')
+			}
+		}
+	}
+	return &Migration{Up: up.String(), Down: down.String()}, nil
+}
+
+// keysFor returns the unique keys (tenant column first) that foreign keys to
+// t need and that t does not already have, in canonical order.
+func (p *plan) keysFor(t *ptable) [][]string {
+	var keys [][]string
+	for _, src := range p.tables {
+		for _, fk := range src.fks {
+			if fk.ref != t || fk.exists {
+				continue
+			}
+			k := prepend(t.column, fk.refCols)
+			if slices.ContainsFunc(t.existing, func(e []string) bool { return slices.Equal(e, k) }) ||
+				slices.ContainsFunc(keys, func(e []string) bool { return slices.Equal(e, k) }) {
+				continue
+			}
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, slices.Compare)
+	return keys
+}
+
+// A constraint's identity, used to look up its generated name.
+func keyID(t *ptable, cols []string) string {
+	return "key\x00" + t.q.String() + "\x00" + strings.Join(cols, "\x00")
+}
+
+func fkID(t *ptable, fk pfk) string {
+	return "fkey\x00" + t.q.String() + "\x00" + strings.Join(fk.cols, "\x00") + "\x00\x00" +
+		fk.ref.q.String() + "\x00" + strings.Join(fk.refCols, "\x00")
+}
+
+// constraintNames names every constraint Generate creates:
+// <table>_<columns>_pgrls_key and <table>_<columns>_pgrls_fkey, cut to 63
+// bytes with a short hash when longer. Names that would clash within a
+// schema (a unique constraint's index shares the schema's namespace) get a
+// hash of their definition too.
+func (p *plan) constraintNames() map[string]string {
+	type entry struct {
+		id, schema, table, suffix string
+		cols                      []string
+	}
+	var entries []entry
+	for _, t := range p.tables {
+		for _, k := range p.keysFor(t) {
+			entries = append(entries, entry{keyID(t, k), t.q.schema, t.q.name, "_pgrls_key", k})
+		}
+		for _, fk := range t.fks {
+			if !fk.exists {
+				entries = append(entries, entry{fkID(t, fk), t.q.schema, t.q.name, "_pgrls_fkey", prepend(t.column, fk.cols)})
+			}
+		}
+	}
+	names := make(map[string]string, len(entries))
+	count := map[[2]string]int{}
+	for _, e := range entries {
+		n := constraintName(e.table, e.cols, e.suffix, "")
+		names[e.id] = n
+		count[[2]string{e.schema, n}]++
+	}
+	for _, e := range entries {
+		if count[[2]string{e.schema, names[e.id]}] > 1 {
+			names[e.id] = constraintName(e.table, e.cols, e.suffix, e.id)
+		}
+	}
+	return names
+}
+
+func constraintName(table string, cols []string, suffix, salt string) string {
+	base := table + "_" + strings.Join(cols, "_")
+	if salt == "" && len(base)+len(suffix) <= maxIdentLen {
+		return base + suffix
+	}
+	h := sha256.Sum256([]byte(salt + "\x00" + base + suffix))
+	tag := "_" + hex.EncodeToString(h[:4])
+	return truncateUTF8(base, maxIdentLen-len(suffix)-len(tag)) + tag + suffix
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// sequenceGrants returns a DO block that runs stmt, a format() string with
+// %s for the sequence and %I for the role, on every sequence owned by a
+// column of the tables (serial columns depend on their sequence with
+// deptype 'a', identity columns with 'i').
+func sequenceGrants(tables []string, stmt, role string) string {
+	lits := make([]string, len(tables))
+	for i, t := range tables {
+		lits[i] = sqlquote.Literal(t)
+	}
+	body := fmt.Sprintf(`
+DECLARE
+    seq regclass;
+BEGIN
+    FOR seq IN
+        SELECT d.objid::regclass
+        FROM pg_catalog.pg_depend d
+        JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+        WHERE d.classid = 'pg_catalog.pg_class'::regclass
+          AND d.refclassid = 'pg_catalog.pg_class'::regclass
+          AND d.deptype IN ('a', 'i')
+          AND d.refobjid = ANY (ARRAY[%s]::regclass[])
+        ORDER BY 1
+    LOOP
+        EXECUTE format(%s, seq, %s);
+    END LOOP;
+END
+`, strings.Join(lits, ", "), sqlquote.Literal(stmt), sqlquote.Literal(role))
+	tag := "$pgrls$"
+	for i := 1; strings.Contains(body, tag); i++ {
+		tag = fmt.Sprintf("$pgrls%d$", i)
+	}
+	return "-- Sequences owned by tenant table columns.\nDO " + tag + body + tag + ";"
+}
+
+func identList(cols []string) string {
+	q := make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = sqlquote.Ident(c)
+	}
+	return strings.Join(q, ", ")
+}
+
+func prepend(first string, rest []string) []string {
+	return append([]string{first}, rest...)
+}
