@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgrls/pgrls/migrations"
+	"github.com/pgrls/pgrls/policy"
+	"github.com/pgrls/pgrls/rls"
+)
+
+const generateSynopsis = `[flags]
+
+Builds the schema model from --model, from --table/--fk flags, or (with only
+--database-url) by discovery: every table with --tenant-column is a tenant
+table. With a database, a declared model is checked against it. Prints the up
+SQL (or --down) on stdout, or writes the next tern migration into --out.
+
+Examples:
+  pgrls generate --database-url $DATABASE_URL --tenant-column store_id --root stores --app-role app --out db/migrations
+  pgrls generate --key bigint --root stores --tenant-column store_id --table products --table purchases \
+      --fk purchases.product_id=products.id --global currencies --app-role app`
+
+type generateFlags struct {
+	url, modelFile, key, tenantColumn, root, rootColumn, schema, setting, appRole, out, name string
+	tables, fks, globals, include, exclude                                                   listFlag
+	down                                                                                     bool
+}
+
+func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("generate", stderr, generateSynopsis)
+	var f generateFlags
+	fs.StringVar(&f.url, "database-url", "", "database to discover from or check against (default $DATABASE_URL when discovering)")
+	fs.StringVar(&f.modelFile, "model", "", "JSON file holding a policy.Model")
+	fs.StringVar(&f.key, "key", "", "tenant key type: bigint, uuid or text (inferred when discovering)")
+	fs.StringVar(&f.tenantColumn, "tenant-column", "", "tenant column of the tenant tables, such as store_id")
+	fs.StringVar(&f.root, "root", "", "root tenant table, such as stores")
+	fs.StringVar(&f.rootColumn, "root-column", "id", "key column of the root table")
+	fs.Var(&f.tables, "table", "tenant table, as name or name:tenant_column (repeatable)")
+	fs.Var(&f.fks, "fk", "foreign key between tenant tables, as table.col[+col]=reftable.col[+col] (repeatable)")
+	fs.Var(&f.globals, "global", "global (shared) table (repeatable)")
+	fs.Var(&f.include, "include", "discover only these tables (repeatable, comma-separated)")
+	fs.Var(&f.exclude, "exclude", "leave these tables out of discovery (repeatable, comma-separated)")
+	fs.StringVar(&f.schema, "schema", "", "schema of unqualified names (default public)")
+	fs.StringVar(&f.setting, "setting", "", "setting that holds the tenant (default app.current_tenant)")
+	fs.StringVar(&f.appRole, "app-role", "", "application role to grant table privileges to")
+	fs.StringVar(&f.out, "out", "", "write a tern migration into this directory instead of printing SQL")
+	fs.StringVar(&f.name, "name", "tenant_isolation", "migration name, with --out")
+	fs.BoolVar(&f.down, "down", false, "print the down SQL instead of the up SQL")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	model, err := buildModel(ctx, &f)
+	if err != nil {
+		return fail(stderr, "generate", err)
+	}
+	m, err := policy.Generate(model)
+	if err != nil {
+		return fail(stderr, "generate", err)
+	}
+	if f.out != "" {
+		path, err := migrations.WriteTernFile(f.out, f.name, m)
+		if err != nil {
+			return fail(stderr, "generate", err)
+		}
+		fmt.Fprintln(stdout, path)
+		return exitOK
+	}
+	if f.down {
+		io.WriteString(stdout, m.Down)
+	} else {
+		io.WriteString(stdout, m.Up)
+	}
+	return exitOK
+}
+
+// buildModel reads, declares or discovers the model, and completes a
+// declared one from the database when there is one.
+func buildModel(ctx context.Context, f *generateFlags) (*policy.Model, error) {
+	declared := f.modelFile != "" || len(f.tables) > 0
+	url := f.url
+	if !declared {
+		url = databaseURL(url)
+	}
+	if !declared && url == "" {
+		return nil, errors.New("nothing to generate from: pass --model, --table flags, or --database-url (or DATABASE_URL) to discover")
+	}
+	var model *policy.Model
+	if declared {
+		var err error
+		if model, err = declaredModel(f); err != nil {
+			return nil, err
+		}
+		if url == "" {
+			return model, nil
+		}
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if declared {
+		return policy.Resolve(ctx, conn, model)
+	}
+	opts := policy.DiscoverOptions{
+		TenantColumn: f.tenantColumn,
+		Root:         f.root,
+		RootColumn:   f.rootColumn,
+		Include:      f.include,
+		Exclude:      f.exclude,
+		Setting:      f.setting,
+		AppRole:      f.appRole,
+	}
+	if f.schema != "" {
+		opts.Schemas = []string{f.schema}
+	}
+	if f.key != "" {
+		if opts.KeyType, err = rls.ParseKeyType(f.key); err != nil {
+			return nil, err
+		}
+	}
+	return policy.Discover(ctx, conn, opts)
+}
+
+func declaredModel(f *generateFlags) (*policy.Model, error) {
+	var m policy.Model
+	if f.modelFile != "" {
+		b, err := os.ReadFile(f.modelFile)
+		if err != nil {
+			return nil, err
+		}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&m); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.modelFile, err)
+		}
+	}
+	if f.key != "" {
+		k, err := rls.ParseKeyType(f.key)
+		if err != nil {
+			return nil, err
+		}
+		m.KeyType = k
+	}
+	if f.schema != "" {
+		m.Schema = f.schema
+	}
+	if f.setting != "" {
+		m.Setting = f.setting
+	}
+	if f.appRole != "" {
+		m.AppRole = f.appRole
+	}
+	if f.root != "" {
+		m.Tables = append(m.Tables, policy.Table{Name: f.root, TenantColumn: f.rootColumn, Root: true})
+	}
+	for _, t := range f.tables {
+		name, col, ok := strings.Cut(t, ":")
+		if !ok {
+			col = f.tenantColumn
+		}
+		if col == "" {
+			return nil, fmt.Errorf("--table %s: no tenant column (use name:column or --tenant-column)", t)
+		}
+		m.Tables = append(m.Tables, policy.Table{Name: name, TenantColumn: col})
+	}
+	for _, spec := range f.fks {
+		if err := addFK(&m, spec); err != nil {
+			return nil, err
+		}
+	}
+	m.Global = append(m.Global, f.globals...)
+	return &m, nil
+}
+
+// addFK parses table.col[+col]=reftable.col[+col] and adds it to its table.
+func addFK(m *policy.Model, spec string) error {
+	from, to, ok := strings.Cut(spec, "=")
+	bad := fmt.Errorf("--fk %q: want table.col[+col]=reftable.col[+col]", spec)
+	if !ok {
+		return bad
+	}
+	split := func(s string) (string, []string, bool) {
+		i := strings.LastIndexByte(s, '.')
+		if i <= 0 || i == len(s)-1 {
+			return "", nil, false
+		}
+		return s[:i], strings.Split(s[i+1:], "+"), true
+	}
+	table, cols, ok1 := split(from)
+	ref, refCols, ok2 := split(to)
+	if !ok1 || !ok2 {
+		return bad
+	}
+	for i := range m.Tables {
+		if m.Tables[i].Name == table {
+			m.Tables[i].ForeignKeys = append(m.Tables[i].ForeignKeys, policy.ForeignKey{Columns: cols, RefTable: ref, RefColumns: refCols})
+			return nil
+		}
+	}
+	return fmt.Errorf("--fk %q: table %q is not a declared tenant table (add --table %s)", spec, table, table)
+}

@@ -1,0 +1,195 @@
+package migrations
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/template"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/tern/v2/migrate"
+	"github.com/pgrls/pgrls/policy"
+)
+
+//go:embed library/*.sql
+var library embed.FS
+
+// VersionTable is the tern version table of the library's own migrations.
+const VersionTable = "pgrls.schema_version"
+
+// separator splits a tern migration into its up and down parts.
+const separator = "---- create above / drop below ----"
+
+// Options configure the library's own objects.
+type Options struct {
+	// Setting is the name of the setting that holds the current tenant;
+	// policy.DefaultSetting when empty. It must match the Setting of the
+	// schema model and of the pool.
+	Setting string
+}
+
+func (o Options) data() (map[string]any, error) {
+	s := o.Setting
+	if s == "" {
+		s = policy.DefaultSetting
+	}
+	if err := policy.CheckSetting(s); err != nil {
+		return nil, err
+	}
+	return map[string]any{"setting": s}, nil
+}
+
+// Install creates the pgrls schema and brings the library's own objects to
+// the newest version through tern, recording progress in [VersionTable]. It
+// is safe to run again: installed steps are skipped. conn must belong to a
+// role allowed to create a schema (usually the owner of the application's
+// tables).
+func Install(ctx context.Context, conn *pgx.Conn, opts Options) error {
+	data, err := opts.data()
+	if err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS pgrls"); err != nil {
+		return fmt.Errorf("migrations: create schema pgrls: %w", err)
+	}
+	m, err := migrate.NewMigrator(ctx, conn, VersionTable)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	m.Data = data
+	sub, err := fs.Sub(library, "library")
+	if err != nil {
+		return err
+	}
+	if err := m.LoadMigrations(sub); err != nil {
+		return fmt.Errorf("migrations: load library migrations: %w", err)
+	}
+	if err := m.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrations: install library objects: %w", err)
+	}
+	return nil
+}
+
+// LibrarySQL returns the SQL of the library's own objects (what [Install]
+// applies) as one script for other migration tools, and its reverse.
+func LibrarySQL(opts Options) (*policy.Migration, error) {
+	data, err := opts.data()
+	if err != nil {
+		return nil, err
+	}
+	names, err := fs.Glob(library, "library/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	up := []string{"CREATE SCHEMA IF NOT EXISTS pgrls;"}
+	var down []string
+	for _, name := range names {
+		body, err := library.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		u, d, _ := strings.Cut(string(body), separator)
+		if u, err = render(name, u, data); err != nil {
+			return nil, err
+		}
+		if d, err = render(name, d, data); err != nil {
+			return nil, err
+		}
+		up = append(up, strings.TrimSpace(u))
+		down = append([]string{strings.TrimSpace(d)}, down...)
+	}
+	down = append(down, "DROP SCHEMA pgrls;")
+	return &policy.Migration{Up: strings.Join(up, "\n\n") + "\n", Down: strings.Join(down, "\n\n") + "\n"}, nil
+}
+
+func render(name, text string, data map[string]any) (string, error) {
+	t, err := template.New(name).Option("missingkey=error").Parse(text)
+	if err != nil {
+		return "", err
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, data); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// ErrBadMigrationName is returned by [WriteTernFile] for a name that is not
+// lower-case letters, digits and underscores.
+var ErrBadMigrationName = errors.New("migrations: migration name must match [a-z0-9_]+")
+
+var (
+	ternFile = regexp.MustCompile(`^(\d+)_.+\.sql$`)
+	goodName = regexp.MustCompile(`^[a-z0-9_]+$`)
+)
+
+// WriteTernFile writes m as the next tern migration in dir: NNN_name.sql,
+// numbered one past the highest existing migration. It never overwrites a
+// file: if another writer takes the number first, it tries the next one.
+// Template delimiters in m are escaped, because tern evaluates migrations as
+// Go templates. It returns the path written.
+func WriteTernFile(dir, name string, m *policy.Migration) (string, error) {
+	if !goodName.MatchString(name) {
+		return "", fmt.Errorf("%w: %q", ErrBadMigrationName, name)
+	}
+	if m == nil || strings.TrimSpace(m.Up) == "" {
+		return "", errors.New("migrations: empty migration")
+	}
+	content := []byte(escapeTemplate(strings.TrimRight(m.Up, "\n")) + "\n\n" + separator + "\n\n" +
+		escapeTemplate(strings.TrimRight(m.Down, "\n")) + "\n")
+	for range 10 {
+		n, err := nextNumber(dir)
+		if err != nil {
+			return "", err
+		}
+		path := filepath.Join(dir, fmt.Sprintf("%03d_%s.sql", n, name))
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("migrations: %w", err)
+		}
+		if _, err := f.Write(content); err != nil {
+			f.Close()
+			os.Remove(path)
+			return "", fmt.Errorf("migrations: %w", err)
+		}
+		if err := f.Close(); err != nil {
+			os.Remove(path)
+			return "", fmt.Errorf("migrations: %w", err)
+		}
+		return path, nil
+	}
+	return "", errors.New("migrations: could not find a free migration number")
+}
+
+func nextNumber(dir string) (int, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("migrations: %w", err)
+	}
+	highest := 0
+	for _, e := range entries {
+		if match := ternFile.FindStringSubmatch(e.Name()); match != nil {
+			n, err := strconv.Atoi(match[1])
+			if err == nil && n > highest {
+				highest = n
+			}
+		}
+	}
+	return highest + 1, nil
+}
+
+// escapeTemplate makes s survive tern's text/template evaluation unchanged.
+func escapeTemplate(s string) string {
+	return strings.ReplaceAll(s, "{{", `{{"{{"}}`)
+}
