@@ -1,0 +1,179 @@
+package pool_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgrls/pgrls/pgrlstest"
+	"github.com/pgrls/pgrls/pool"
+	"github.com/pgrls/pgrls/rls"
+)
+
+// exampleDB returns a test database with the store schema (stores 1, 2 and
+// 3 with their products, tenant isolation applied) for an example, and a
+// function that drops it. Examples have no *testing.T: exampleTB stands in.
+func exampleDB() (*pgrlstest.DB, func()) {
+	tb := &exampleTB{}
+	db := pgrlstest.NewDB(tb, storeTemplate)
+	return db, func() {
+		for i := len(tb.cleanups) - 1; i >= 0; i-- {
+			tb.cleanups[i]()
+		}
+	}
+}
+
+// exampleTB implements the parts of testing.TB that pgrlstest uses.
+type exampleTB struct {
+	testing.TB // nil: other methods panic
+	cleanups   []func()
+}
+
+func (*exampleTB) Helper()                      {}
+func (*exampleTB) Context() context.Context     { return context.Background() }
+func (tb *exampleTB) Cleanup(f func())          { tb.cleanups = append(tb.cleanups, f) }
+func (*exampleTB) Errorf(f string, args ...any) { fmt.Fprintf(os.Stderr, f+"\n", args...) }
+func (*exampleTB) Fatalf(f string, args ...any) { panic(fmt.Sprintf(f, args...)) }
+func (*exampleTB) Skipf(f string, args ...any) {
+	panic("the examples need PostgreSQL: " + fmt.Sprintf(f, args...))
+}
+
+// Each statement runs with the tenant of its context; without one it
+// fails before reaching the database.
+func Example() {
+	db, drop := exampleDB()
+	defer drop()
+	ctx := context.Background()
+
+	p, err := pool.New(ctx, db.AppURL) // the application role: no BYPASSRLS
+	if err != nil {
+		panic(err)
+	}
+	defer p.Close()
+
+	for _, id := range []int64{1, 2} {
+		ctx := rls.WithTenant(ctx, rls.Int64(id)) // usually done by middleware
+		rows, _ := p.Query(ctx, "SELECT name FROM products ORDER BY id")
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(id, names)
+	}
+
+	_, err = p.Exec(ctx, "DELETE FROM products")
+	fmt.Println(errors.Is(err, rls.ErrNoTenant), err)
+	// Output:
+	// 1 [A apple A banana A cherry]
+	// 2 [B bread B butter]
+	// true rls: no tenant in context
+}
+
+// A transaction holds its tenant from BEGIN to COMMIT; writing another
+// tenant's row fails the policy and rolls everything back.
+func ExamplePool_BeginFunc() {
+	db, drop := exampleDB()
+	defer drop()
+	p, err := pool.New(context.Background(), db.AppURL)
+	if err != nil {
+		panic(err)
+	}
+	defer p.Close()
+	ctx := rls.WithTenant(context.Background(), rls.Int64(2))
+
+	err = p.BeginFunc(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "UPDATE products SET price_cents = price_cents * 2"); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "INSERT INTO products (store_id, name, price_cents, currency) VALUES (1, 'sneaky', 1, 'EUR')")
+		return err
+	})
+	fmt.Println(err)
+
+	var total int64
+	if err := p.QueryRow(ctx, "SELECT sum(price_cents) FROM products").Scan(&total); err != nil {
+		panic(err)
+	}
+	fmt.Println("store 2 total:", total)
+	// Output:
+	// ERROR: new row violates row-level security policy for table "products" (SQLSTATE 42501)
+	// store 2 total: 3000
+}
+
+// CopyFrom works on tables under row level security, and refuses the whole
+// input when one row belongs to another tenant.
+func ExamplePool_CopyFrom() {
+	db, drop := exampleDB()
+	defer drop()
+	p, err := pool.New(context.Background(), db.AppURL)
+	if err != nil {
+		panic(err)
+	}
+	defer p.Close()
+	ctx := rls.WithTenant(context.Background(), rls.Int64(3))
+	columns := []string{"store_id", "name", "price_cents", "currency"}
+
+	n, err := p.CopyFrom(ctx, pgx.Identifier{"products"}, columns, pgx.CopyFromRows([][]any{
+		{3, "C cocoa", 700, "EUR"},
+		{3, "C cream", 150, "EUR"},
+	}))
+	fmt.Println(n, err)
+
+	n, err = p.CopyFrom(ctx, pgx.Identifier{"products"}, columns, pgx.CopyFromRows([][]any{
+		{3, "C cake", 400, "EUR"},
+		{1, "into store 1", 1, "EUR"},
+	}))
+	fmt.Println(n, err)
+
+	var count int
+	if err := p.QueryRow(ctx, "SELECT count(*) FROM products").Scan(&count); err != nil {
+		panic(err)
+	}
+	fmt.Println("store 3 products:", count)
+	// Output:
+	// 2 <nil>
+	// 0 ERROR: new row violates row-level security policy for table "products" (SQLSTATE 42501)
+	// store 3 products: 3
+}
+
+// ConfigureSession is for code that needs a plain *pgxpool.Pool, on direct
+// connections only (not behind PgBouncer, not on Citus).
+func ExampleConfigureSession() {
+	db, drop := exampleDB()
+	defer drop()
+	ctx := context.Background()
+
+	cfg, err := pgxpool.ParseConfig(db.AppURL)
+	if err != nil {
+		panic(err)
+	}
+	cfg.MaxConns = 1 // one connection, to show that nothing leaks
+	if err := pool.ConfigureSession(cfg, "app.current_tenant"); err != nil {
+		panic(err)
+	}
+	raw, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		panic(err)
+	}
+	defer raw.Close()
+
+	count := func(ctx context.Context) int {
+		var n int
+		if err := raw.QueryRow(ctx, "SELECT count(*) FROM products").Scan(&n); err != nil {
+			panic(err)
+		}
+		return n
+	}
+	fmt.Println("tenant 1:", count(rls.WithTenant(ctx, rls.Int64(1))))
+	fmt.Println("no tenant:", count(ctx))
+	fmt.Println("tenant 2:", count(rls.WithTenant(ctx, rls.Int64(2))))
+	// Output:
+	// tenant 1: 3
+	// no tenant: 0
+	// tenant 2: 2
+}

@@ -1,0 +1,424 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgrls/pgrls/rls"
+)
+
+// Pool is a pgxpool that runs every unit of work with the tenant of its
+// context. It has the query methods of [pgxpool.Pool], so code written
+// against *pgxpool.Pool, pgx.Tx or sqlc's DBTX works unchanged. A Pool is
+// safe for concurrent use.
+type Pool struct {
+	p      *pgxpool.Pool
+	setSQL string
+	citus  bool
+}
+
+// New creates a Pool from a connection string with the default options. See
+// [ParseConfig].
+func New(ctx context.Context, connString string) (*Pool, error) {
+	cfg, err := ParseConfig(connString)
+	if err != nil {
+		return nil, err
+	}
+	return NewWithConfig(ctx, cfg)
+}
+
+// NewWithConfig creates a Pool from cfg. Like [pgxpool.NewWithConfig] it
+// does not connect until a connection is needed, unless
+// PoolConfig.MinConns > 0.
+func NewWithConfig(ctx context.Context, cfg *Config) (*Pool, error) {
+	if cfg == nil || cfg.PoolConfig == nil {
+		return nil, fmt.Errorf("%w: Config.PoolConfig is nil (create the Config with ParseConfig)", ErrConfig)
+	}
+	setSQL, err := Options{Setting: cfg.Setting, Citus: cfg.Citus}.setSQL()
+	if err != nil {
+		return nil, err
+	}
+	p, err := pgxpool.NewWithConfig(ctx, cfg.PoolConfig)
+	if err != nil {
+		return nil, err
+	}
+	return &Pool{p: p, setSQL: setSQL, citus: cfg.Citus}, nil
+}
+
+// Wrap returns a Pool that runs its work on p. The Pool takes p over: [Pool.Close]
+// closes p. Work run directly on p does not get the tenant.
+func Wrap(p *pgxpool.Pool, opts Options) (*Pool, error) {
+	if p == nil {
+		return nil, fmt.Errorf("%w: nil *pgxpool.Pool", ErrConfig)
+	}
+	setSQL, err := opts.setSQL()
+	if err != nil {
+		return nil, err
+	}
+	return &Pool{p: p, setSQL: setSQL, citus: opts.Citus}, nil
+}
+
+// Close closes the underlying pgxpool; see [pgxpool.Pool.Close].
+func (p *Pool) Close() { p.p.Close() }
+
+// Unwrap returns the underlying pgxpool. Work run on it directly does not
+// get the tenant, so RLS shows it no tenant rows: use it for statistics,
+// Ping and health checks. Cross-tenant work belongs on a separate pool
+// that connects as a separate role.
+func (p *Pool) Unwrap() *pgxpool.Pool { return p.p }
+
+// Stat returns the statistics of the underlying pgxpool.
+func (p *Pool) Stat() *pgxpool.Stat { return p.p.Stat() }
+
+// Ping checks that the database answers. It needs no tenant.
+func (p *Pool) Ping(ctx context.Context) error { return p.p.Ping(ctx) }
+
+// lead is the number of hidden results before the first statement of a
+// unit of work.
+func (p *Pool) lead() int {
+	if p.citus {
+		return 2
+	}
+	return 1
+}
+
+// unit is one unit of work's batch in a single allocation.
+type unit struct {
+	b    pgx.Batch
+	qqs  [4]*pgx.QueuedQuery
+	qq   [4]pgx.QueuedQuery
+	args [1]any
+}
+
+// newUnit returns a batch: the tenant statements, sql with args, and with
+// Citus a COMMIT.
+func (p *Pool) newUnit(t rls.Tenant, sql string, args []any) *pgx.Batch {
+	u := &unit{}
+	u.b.QueuedQueries = u.qqs[:0]
+	n := 0
+	add := func(sql string, args []any) {
+		u.qq[n] = pgx.QueuedQuery{SQL: sql, Arguments: args}
+		u.b.QueuedQueries = append(u.b.QueuedQueries, &u.qq[n])
+		n++
+	}
+	if p.citus {
+		add("begin", nil)
+	}
+	u.args[0] = t.String()
+	add(p.setSQL, u.args[:])
+	add(sql, args)
+	if p.citus {
+		add("commit", nil)
+	}
+	return &u.b
+}
+
+// release ends whatever transaction a unit of work left open (after an
+// error with Citus, or SQL that ran BEGIN) and returns c to the pool. A
+// connection that cannot be rolled back is destroyed by pgxpool, which
+// never pools a connection inside a transaction.
+func release(ctx context.Context, c *pgxpool.Conn) {
+	if pc := c.Conn().PgConn(); !pc.IsClosed() && !pc.IsBusy() && pc.TxStatus() != 'I' {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_, _ = pc.Exec(rctx, "rollback").ReadAll()
+		cancel()
+	}
+	c.Release()
+}
+
+// hasQueryOption reports whether args start with a pgx option that a batch
+// cannot carry (a QueryExecMode or result format).
+func hasQueryOption(args []any) bool {
+	for _, a := range args {
+		switch a.(type) {
+		case pgx.QueryExecMode, pgx.QueryResultFormats, pgx.QueryResultFormatsByOID:
+			return true
+		case pgx.QueryRewriter:
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// Exec runs sql with the context's tenant set for its transaction, in one
+// round trip. It returns [rls.ErrNoTenant] before any I/O when the context
+// has no tenant.
+//
+// A statement runs in the implicit transaction of its batch: sql must not
+// be a statement that cannot run in a transaction block (VACUUM, CREATE
+// INDEX CONCURRENTLY); those are maintenance work for another role anyway.
+func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	t, err := rls.Require(ctx)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	if hasQueryOption(args) {
+		return p.execInTx(ctx, sql, args)
+	}
+	c, err := p.p.Acquire(ctx)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	defer release(ctx, c)
+	br := c.Conn().SendBatch(ctx, p.newUnit(t, sql, args))
+	for range p.lead() {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return pgconn.CommandTag{}, err
+		}
+	}
+	tag, err := br.Exec()
+	if closeErr := br.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	return tag, nil
+}
+
+// execInTx runs sql, whose arguments hold per-query pgx options, in a
+// transaction: three round trips.
+func (p *Pool) execInTx(ctx context.Context, sql string, args []any) (tag pgconn.CommandTag, err error) {
+	err = pgx.BeginFunc(ctx, p, func(tx pgx.Tx) error {
+		tag, err = tx.Exec(ctx, sql, args...)
+		return err
+	})
+	return tag, err
+}
+
+// Query runs sql with the context's tenant set for its transaction, in one
+// round trip, and returns its rows. Close the rows (or read them to the
+// end) to return the connection to the pool. It returns [rls.ErrNoTenant]
+// before any I/O when the context has no tenant.
+//
+// The pgx options [pgx.QueryExecMode], [pgx.QueryResultFormats] and
+// [pgx.QueryResultFormatsByOID] among the first arguments cannot travel in a
+// batch: such a query runs in a transaction (three round trips).
+// [pgx.NamedArgs] and other [pgx.QueryRewriter]s need no fallback.
+func (p *Pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	r := &poolRows{}
+	if err := p.query(ctx, r, sql, args); err != nil {
+		return errRows{err: err}, err
+	}
+	return r, nil
+}
+
+// query starts sql and fills r.
+func (p *Pool) query(ctx context.Context, r *poolRows, sql string, args []any) error {
+	t, err := rls.Require(ctx)
+	if err != nil {
+		return err
+	}
+	if hasQueryOption(args) {
+		tx, err := p.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, sql, args...)
+		if err != nil {
+			_ = tx.Rollback(ctx)
+			return err
+		}
+		*r = poolRows{ctx: ctx, r: rows, tx: tx}
+		return nil
+	}
+	c, err := p.p.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	br := c.Conn().SendBatch(ctx, p.newUnit(t, sql, args))
+	for range p.lead() {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			release(ctx, c)
+			return err
+		}
+	}
+	rows, err := br.Query()
+	if err != nil {
+		_ = br.Close()
+		release(ctx, c)
+		return err
+	}
+	*r = poolRows{ctx: ctx, r: rows, br: br, c: c}
+	return nil
+}
+
+// QueryRow runs sql like [Pool.Query] and returns a row whose Scan reads the
+// first row and returns the connection to the pool. Scan returns
+// [pgx.ErrNoRows] when there is no row and [rls.ErrNoTenant] when the
+// context has no tenant (no I/O happens then).
+func (p *Pool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	r := &poolRow{}
+	r.err = p.query(ctx, &r.rows, sql, args)
+	return r
+}
+
+// SendBatch sends b with the context's tenant set for its transaction,
+// in one round trip. Without [pgx.Batch.BeginTx], the batch runs as one
+// implicit transaction (with Citus, an explicit one). With BeginTx, the
+// tenant holds for the whole transaction returned by [pgx.BatchResults.Tx],
+// a [*Tx] that returns the connection to the pool when it ends; otherwise
+// the connection returns to the pool when the results are closed.
+//
+// The tenant statements are added to b's queue while it is in flight and
+// removed by Close; their results are hidden, so b's own results read as
+// usual. Without a tenant in the context, every result returns
+// [rls.ErrNoTenant] and no I/O happens.
+func (p *Pool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	t, err := rls.Require(ctx)
+	if err != nil {
+		return pgx.FailedBatchResults(b, err)
+	}
+	c, err := p.p.Acquire(ctx)
+	if err != nil {
+		return pgx.FailedBatchResults(b, err)
+	}
+	return p.sendBatch(ctx, c, t, b)
+}
+
+// errProbe is only used to ask pgx whether a batch begins a transaction.
+var errProbe = errors.New("probe")
+
+func (p *Pool) sendBatch(ctx context.Context, c *pgxpool.Conn, t rls.Tenant, b *pgx.Batch) pgx.BatchResults {
+	orig := b.QueuedQueries
+	beginsTx := pgx.FailedBatchResults(b, errProbe).Tx() != nil
+	set := &pgx.QueuedQuery{SQL: p.setSQL, Arguments: []any{t.String()}}
+	qqs := make([]*pgx.QueuedQuery, 0, len(orig)+3)
+	var hideFrom, hideTo int
+	switch {
+	case beginsTx && len(orig) > 0:
+		// After the batch's own BEGIN: the tenant holds for the whole
+		// transaction.
+		qqs = append(qqs, orig[0], set)
+		qqs = append(qqs, orig[1:]...)
+		hideFrom, hideTo = 1, 2
+	case p.citus:
+		qqs = append(qqs, &pgx.QueuedQuery{SQL: "begin"}, set)
+		qqs = append(qqs, orig...)
+		qqs = append(qqs, &pgx.QueuedQuery{SQL: "commit"})
+		hideFrom, hideTo = 0, 2
+	default:
+		qqs = append(qqs, set)
+		qqs = append(qqs, orig...)
+		hideFrom, hideTo = 0, 1
+	}
+	b.QueuedQueries = qqs
+	br := &batchResults{
+		ctx: ctx, br: c.Conn().SendBatch(ctx, b), b: b, orig: orig,
+		hideFrom: hideFrom, hideTo: hideTo, c: c,
+	}
+	if tx := br.br.Tx(); tx != nil {
+		br.tx = &Tx{tx: tx, c: c}
+		br.c = nil
+	}
+	return br
+}
+
+// Begin starts a transaction with the context's tenant set for its whole
+// length: BEGIN and the tenant travel together in one round trip (a pgx
+// batch begun with [pgx.Batch.BeginTx]). Commit or Rollback return the
+// connection to the pool. It returns [rls.ErrNoTenant] before any I/O when
+// the context has no tenant.
+//
+// The tenant is fixed when the transaction begins: the contexts passed to
+// the transaction's methods are not consulted.
+func (p *Pool) Begin(ctx context.Context) (pgx.Tx, error) {
+	return p.BeginTx(ctx, pgx.TxOptions{})
+}
+
+// BeginTx is [Pool.Begin] with transaction options.
+func (p *Pool) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
+	tx, err := p.beginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return tx, nil
+}
+
+func (p *Pool) beginTx(ctx context.Context, opts pgx.TxOptions) (*Tx, error) {
+	t, err := rls.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := p.p.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := p.beginOn(ctx, c.Conn(), t, opts)
+	if err != nil {
+		release(ctx, c)
+		return nil, err
+	}
+	return &Tx{tx: tx, c: c}, nil
+}
+
+// beginOn begins a transaction on conn and sets the tenant, in one round
+// trip.
+func (p *Pool) beginOn(ctx context.Context, conn *pgx.Conn, t rls.Tenant, opts pgx.TxOptions) (pgx.Tx, error) {
+	b := &pgx.Batch{}
+	b.BeginTx(opts)
+	b.Queue(p.setSQL, t.String())
+	br := conn.SendBatch(ctx, b)
+	err := br.Close()
+	if err != nil {
+		return nil, err
+	}
+	return br.Tx(), nil
+}
+
+// BeginFunc runs fn in a transaction begun by [Pool.Begin]: it commits when
+// fn returns nil and rolls back when fn returns an error or panics.
+func (p *Pool) BeginFunc(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginTxFunc(ctx, p, pgx.TxOptions{}, fn)
+}
+
+// BeginTxFunc is [Pool.BeginFunc] with transaction options.
+func (p *Pool) BeginTxFunc(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) error) error {
+	return pgx.BeginTxFunc(ctx, p, opts, fn)
+}
+
+// AcquireFunc acquires a connection and calls f with it inside a
+// transaction that holds the context's tenant (begun in one round trip).
+// It commits when f returns nil and rolls back when f returns an error or
+// panics, then returns the connection to the pool. It returns
+// [rls.ErrNoTenant] before any I/O when the context has no tenant.
+//
+// f gets the whole pgx API of the connection (Prepare, LargeObjects,
+// PgConn, ...). It must not end the transaction nor release the
+// connection. Statements that f runs after ending the transaction itself
+// would see no tenant, and so no tenant rows.
+func (p *Pool) AcquireFunc(ctx context.Context, f func(*pgxpool.Conn) error) (err error) {
+	t, err := rls.Require(ctx)
+	if err != nil {
+		return err
+	}
+	c, err := p.p.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release(ctx, c)
+	tx, err := p.beginOn(ctx, c.Conn(), t, pgx.TxOptions{})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+			panic(r)
+		}
+	}()
+	if err := f(c); err != nil {
+		_ = tx.Rollback(ctx)
+		return err
+	}
+	return tx.Commit(ctx)
+}
