@@ -5,6 +5,8 @@
 //
 //	pgrls generate [flags]   print or write the SQL that isolates tenant tables
 //	pgrls install  [flags]   install the library's own objects (schema pgrls)
+//	pgrls verify   [flags]   audit a live database for holes in tenant isolation
+//	pgrls plan     [flags]   print the SQL that would bring a database to the model
 //
 // Run `pgrls <command> -h` for a command's flags.
 package main
@@ -43,6 +45,8 @@ func commands() []command {
 	return []command{
 		{"generate", "print or write the SQL that isolates the tenant tables", runGenerate},
 		{"install", "install the library's own objects (schema pgrls) through tern, or print their SQL", runInstall},
+		{"verify", "audit a live database for holes in tenant isolation (exit 1 on errors)", runVerify},
+		{"plan", "print the SQL that would bring the database to the model, without applying it", runPlan},
 	}
 }
 

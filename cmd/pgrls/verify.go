@@ -1,0 +1,260 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgrls/pgrls/policy"
+	"github.com/pgrls/pgrls/rls"
+)
+
+const verifySynopsis = `[flags]
+
+Audits a live database for every hole that makes row level security inert
+for the tenant tables; docs/verify.md lists the checks and their codes. The
+tenant tables come from a declared model (--model, or --table flags), from
+discovery (--root with --tenant-column), or, without either, from
+--tenant-column alone or from the tables that have row level security or a
+pgrls policy.
+
+Exits 0 when it found no error (warnings allowed), 1 when it found errors,
+and 2 when it could not run.
+
+Examples:
+  pgrls verify --database-url $DATABASE_URL --app-role app --model model.json
+  pgrls verify --app-role app --tenant-column store_id --root stores --format json`
+
+// addModelFlags registers the flags that say where the schema model comes
+// from, shared by verify and plan.
+func addModelFlags(fs *flag.FlagSet, f *generateFlags) {
+	fs.StringVar(&f.url, "database-url", "", "database to inspect (default $DATABASE_URL)")
+	fs.StringVar(&f.modelFile, "model", "", "JSON file holding a policy.Model")
+	fs.StringVar(&f.key, "key", "", "tenant key type: bigint, uuid or text (inferred when discovering)")
+	fs.StringVar(&f.tenantColumn, "tenant-column", "", "tenant column of the tenant tables, such as store_id")
+	fs.StringVar(&f.root, "root", "", "root tenant table, such as stores: with --tenant-column, discovers the model")
+	fs.StringVar(&f.rootColumn, "root-column", "id", "key column of the root table")
+	fs.Var(&f.tables, "table", "tenant table, as name or name:tenant_column (repeatable)")
+	fs.Var(&f.fks, "fk", "foreign key between tenant tables, as table.col[+col]=reftable.col[+col] (repeatable)")
+	fs.Var(&f.globals, "global", "global (shared) table (repeatable)")
+	fs.Var(&f.include, "include", "discover only these tables (repeatable, comma-separated)")
+	fs.Var(&f.exclude, "exclude", "leave these tables out of discovery (repeatable, comma-separated)")
+	fs.StringVar(&f.schema, "schema", "", "schema of unqualified names (default public)")
+	fs.StringVar(&f.setting, "setting", "", "setting that holds the tenant (default app.current_tenant)")
+	fs.StringVar(&f.appRole, "app-role", "", "role the application connects as")
+}
+
+// connectFor connects to the flag's database or DATABASE_URL.
+func connectFor(ctx context.Context, f *generateFlags) (*pgx.Conn, error) {
+	dsn := databaseURL(f.url)
+	if dsn == "" {
+		return nil, errors.New("no database: pass --database-url or set DATABASE_URL")
+	}
+	return pgx.Connect(ctx, dsn)
+}
+
+// liveModel returns the declared model, the discovered one (with --root),
+// or nil when there is neither.
+func liveModel(ctx context.Context, conn *pgx.Conn, f *generateFlags) (*policy.Model, error) {
+	if f.modelFile != "" || len(f.tables) > 0 {
+		return declaredModel(f)
+	}
+	if f.root == "" {
+		return nil, nil
+	}
+	opts := policy.DiscoverOptions{
+		TenantColumn: f.tenantColumn,
+		Root:         f.root,
+		RootColumn:   f.rootColumn,
+		Include:      f.include,
+		Exclude:      f.exclude,
+		Setting:      f.setting,
+		AppRole:      f.appRole,
+	}
+	if f.schema != "" {
+		opts.Schemas = []string{f.schema}
+	}
+	if f.key != "" {
+		var err error
+		if opts.KeyType, err = rls.ParseKeyType(f.key); err != nil {
+			return nil, err
+		}
+	}
+	return policy.Discover(ctx, conn, opts)
+}
+
+func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("verify", stderr, verifySynopsis)
+	var f generateFlags
+	addModelFlags(fs, &f)
+	format := fs.String("format", "text", "output format: text (for people) or json (stable, for CI)")
+	data := fs.Bool("data", false, "also look for rows whose foreign keys already cross tenants (needs a model, and a role that bypasses row level security)")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if *format != "text" && *format != "json" {
+		return fail(stderr, "verify", fmt.Errorf("--format %q: want text or json", *format))
+	}
+	conn, err := connectFor(ctx, &f)
+	if err != nil {
+		return fail(stderr, "verify", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	model, err := liveModel(ctx, conn, &f)
+	if err != nil {
+		return fail(stderr, "verify", err)
+	}
+	opts := policy.VerifyOptions{Model: model, AppRole: f.appRole, TenantColumn: f.tenantColumn, Setting: f.setting}
+	if f.schema != "" {
+		opts.Schemas = []string{f.schema}
+	}
+	report, err := policy.Verify(ctx, conn, opts)
+	if err != nil {
+		return fail(stderr, "verify", err)
+	}
+	if *data {
+		if model == nil {
+			return fail(stderr, "verify", errors.New("--data needs a model: --model, --table flags, or --root with --tenant-column"))
+		}
+		resolved, err := policy.Resolve(ctx, conn, model)
+		if err != nil {
+			return fail(stderr, "verify", err)
+		}
+		refs, err := policy.CheckData(ctx, conn, resolved)
+		if err != nil {
+			return fail(stderr, "verify", err)
+		}
+		for _, r := range refs {
+			report.Add(r.Finding())
+		}
+	}
+
+	if *format == "json" {
+		err = writeJSONReport(stdout, report)
+	} else {
+		err = writeTextReport(stdout, report, colorful(stdout))
+	}
+	if err != nil {
+		return fail(stderr, "verify", err)
+	}
+	if report.HasErrors() {
+		return exitFindings
+	}
+	return exitOK
+}
+
+// jsonReport is the JSON output of pgrls verify; docs/verify.md documents
+// it. Findings are sorted: errors first, then by table, kind, object, code.
+type jsonReport struct {
+	OK       bool             `json:"ok"`
+	Errors   int              `json:"errors"`
+	Warnings int              `json:"warnings"`
+	Tables   []string         `json:"tables"`
+	Findings []policy.Finding `json:"findings"`
+}
+
+func writeJSONReport(w io.Writer, r *policy.Report) error {
+	out := jsonReport{Tables: r.Tables, Findings: r.Findings}
+	if out.Tables == nil {
+		out.Tables = []string{}
+	}
+	if out.Findings == nil {
+		out.Findings = []policy.Finding{}
+	}
+	for _, f := range r.Findings {
+		if f.Severity == policy.SeverityError {
+			out.Errors++
+		} else {
+			out.Warnings++
+		}
+	}
+	out.OK = out.Errors == 0
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// colorful reports whether w is a terminal and NO_COLOR is unset.
+func colorful(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || os.Getenv("NO_COLOR") != "" {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// writeTextReport prints the findings grouped by table, the others last.
+func writeTextReport(w io.Writer, r *policy.Report, color bool) error {
+	paint := func(code, s string) string {
+		if !color {
+			return s
+		}
+		return "\x1b[" + code + "m" + s + "\x1b[0m"
+	}
+	var groups []string
+	byGroup := map[string][]policy.Finding{}
+	errs, warns := 0, 0
+	for _, f := range r.Findings {
+		if _, ok := byGroup[f.Table]; !ok {
+			groups = append(groups, f.Table)
+		}
+		byGroup[f.Table] = append(byGroup[f.Table], f)
+		if f.Severity == policy.SeverityError {
+			errs++
+		} else {
+			warns++
+		}
+	}
+	slices.SortFunc(groups, compareGroups)
+	var b strings.Builder
+	for _, g := range groups {
+		fmt.Fprintln(&b, paint("1", cmp.Or(g, "other objects")))
+		for _, f := range byGroup[g] {
+			sev := paint("33", "warning")
+			if f.Severity == policy.SeverityError {
+				sev = paint("31", "error  ")
+			}
+			fmt.Fprintf(&b, "  %s %s: %s %s: %s\n", sev, f.Code, f.Kind, f.Object, f.Message)
+			if f.Fix != "" {
+				fmt.Fprintf(&b, "    fix: %s\n", strings.ReplaceAll(f.Fix, "\n", "\n         "))
+			}
+		}
+		b.WriteByte('\n')
+	}
+	tables := "tables"
+	if len(r.Tables) == 1 {
+		tables = "table"
+	}
+	summary := fmt.Sprintf("%d tenant %s checked: %d error(s), %d warning(s)", len(r.Tables), tables, errs, warns)
+	switch {
+	case errs > 0:
+		summary = paint("31", summary)
+	case warns == 0:
+		summary = paint("32", summary)
+	}
+	fmt.Fprintln(&b, summary)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// compareGroups orders table names, with "" (other objects) last.
+func compareGroups(a, b string) int {
+	switch {
+	case a == b:
+		return 0
+	case a == "":
+		return 1
+	case b == "":
+		return -1
+	}
+	return strings.Compare(a, b)
+}

@@ -1,0 +1,149 @@
+package policy_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgrls/pgrls/internal/testschema"
+	"github.com/pgrls/pgrls/migrations"
+	"github.com/pgrls/pgrls/pgrlstest"
+	"github.com/pgrls/pgrls/policy"
+	"github.com/pgrls/pgrls/rls"
+)
+
+func mustPlan(t *testing.T, conn policy.TxQuerier, m *policy.Model) *policy.Migration {
+	t.Helper()
+	plan, err := policy.Plan(t.Context(), conn, m)
+	require.NoError(t, err)
+	return plan
+}
+
+// TestPlanFreshEqualsGenerate: on a database without any of the isolation,
+// the plan is exactly what Generate writes for the resolved model; applied,
+// Verify finds no error and the next plan is empty.
+func TestPlanFreshEqualsGenerate(t *testing.T) {
+	t.Parallel()
+	type tc struct {
+		name  string
+		tmpl  *pgrlstest.Template
+		model *policy.Model
+	}
+	var cases []tc
+	for _, key := range keyTypes {
+		cases = append(cases, tc{"store_" + key.String(), storeTemplates[key], storeModel(key, pgrlstest.AppRole)})
+	}
+	cases = append(cases, tc{"quoting", quotingTemplate, quotingModel(pgrlstest.AppRole)})
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			db := pgrlstest.NewDB(t, c.tmpl)
+			owner := db.OwnerConn(t)
+			resolved, err := policy.Resolve(t.Context(), owner, c.model)
+			require.NoError(t, err)
+			want, err := policy.Generate(resolved)
+			require.NoError(t, err)
+			plan := mustPlan(t, owner, c.model)
+			assert.Equal(t, want.Up, plan.Up)
+			assert.Equal(t, want.Down, plan.Down)
+
+			require.NoError(t, migrations.Install(t.Context(), owner, migrations.Options{Setting: c.model.Setting}))
+			execTx(t, owner, plan.Up)
+			r := mustVerify(t, db.AppConn(t), policy.VerifyOptions{Model: c.model})
+			assert.NoError(t, r.Err())
+			assert.Equal(t, &policy.Migration{}, mustPlan(t, owner, c.model), "nothing left to do")
+		})
+	}
+}
+
+func TestPlanMatchingDatabaseIsEmpty(t *testing.T) {
+	t.Parallel()
+	db := pgrlstest.NewDB(t, isolatedStore)
+	for _, conn := range []policy.TxQuerier{db.OwnerConn(t), db.AppPool(t)} {
+		plan := mustPlan(t, conn, testschema.Model(rls.BigInt, pgrlstest.AppRole))
+		assert.Empty(t, plan.Up)
+		assert.Empty(t, plan.Down)
+	}
+}
+
+// TestPlanRepairsDrift breaks parts of the isolation and checks that the
+// plan restates exactly those, that applying it repairs them, and that its
+// Down puts the broken state back.
+func TestPlanRepairsDrift(t *testing.T) {
+	t.Parallel()
+	db := pgrlstest.NewDB(t, isolatedStore)
+	admin, owner := db.AdminConn(t), db.OwnerConn(t)
+	model := testschema.Model(rls.BigInt, pgrlstest.AppRole)
+	mustExec(t, admin, `
+ALTER TABLE products DISABLE ROW LEVEL SECURITY;
+ALTER TABLE stores NO FORCE ROW LEVEL SECURITY;
+ALTER POLICY pgrls_tenant_isolation ON purchases TO `+pgrlstest.AppRole+` USING (true);
+DROP POLICY pgrls_tenant_guard ON stores;
+ALTER TABLE purchases DROP CONSTRAINT purchases_store_id_product_id_pgrls_fkey;`)
+	broken := snapshot(t, admin)
+
+	plan := mustPlan(t, owner, model)
+	expr := policy.PolicyExpr("store_id", rls.BigInt, policy.DefaultSetting)
+	for _, s := range []string{
+		`ALTER TABLE "public"."purchases" ADD CONSTRAINT "purchases_store_id_product_id_pgrls_fkey" FOREIGN KEY ("store_id", "product_id") REFERENCES "public"."products" ("store_id", "id");`,
+		`ALTER TABLE "public"."products" ENABLE ROW LEVEL SECURITY;`,
+		`ALTER TABLE "public"."stores" FORCE ROW LEVEL SECURITY;`,
+		`DROP POLICY "pgrls_tenant_isolation" ON "public"."purchases";` + "\n" +
+			`CREATE POLICY "pgrls_tenant_isolation" ON "public"."purchases" AS PERMISSIVE FOR ALL TO PUBLIC` + "\n    USING (" + expr + ")",
+		`CREATE POLICY "pgrls_tenant_guard" ON "public"."stores" AS RESTRICTIVE`,
+	} {
+		assert.Contains(t, plan.Up, s)
+	}
+	assert.Equal(t, 2, strings.Count(plan.Up, "CREATE POLICY"), "only the broken policies")
+	for _, s := range []string{"UNIQUE", "GRANT", `"products" FORCE`, `"stores" ENABLE`, `ON "public"."products"`} {
+		assert.NotContains(t, plan.Up, s)
+	}
+	assert.Contains(t, plan.Down, `CREATE POLICY "pgrls_tenant_isolation" ON "public"."purchases" AS PERMISSIVE FOR ALL TO "`+pgrlstest.AppRole+`"`+"\n    USING (true)")
+
+	execTx(t, owner, plan.Up)
+	r := mustVerify(t, db.AppConn(t), policy.VerifyOptions{Model: model})
+	assert.NoError(t, r.Err())
+	assert.Equal(t, &policy.Migration{}, mustPlan(t, owner, model))
+
+	execTx(t, owner, plan.Down)
+	assert.Equal(t, broken, snapshot(t, admin), "Down restores the state before the plan")
+}
+
+func TestPlanPrivileges(t *testing.T) {
+	t.Parallel()
+	db := pgrlstest.NewDB(t, isolatedStore)
+	admin, owner := db.AdminConn(t), db.OwnerConn(t)
+	model := testschema.Model(rls.BigInt, pgrlstest.AppRole)
+	mustExec(t, admin, "REVOKE DELETE ON products FROM "+pgrlstest.AppRole+"; GRANT TRUNCATE ON stores TO PUBLIC")
+	plan := mustPlan(t, owner, model)
+	for _, s := range []string{
+		`GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."products" TO "pgrls_test_app";`,
+		`REVOKE TRUNCATE, REFERENCES, TRIGGER ON TABLE "public"."stores" FROM "pgrls_test_app", PUBLIC;`,
+		"GRANT USAGE, SELECT ON SEQUENCE",
+	} {
+		assert.Contains(t, plan.Up, s)
+	}
+	assert.NotContains(t, plan.Up, `ON TABLE "public"."purchases"`)
+	assert.NotContains(t, plan.Up, "POLICY")
+	execTx(t, owner, plan.Up)
+	assert.Equal(t, &policy.Migration{}, mustPlan(t, owner, model))
+
+	mustExec(t, admin, "REVOKE USAGE ON SEQUENCE purchases_id_seq FROM "+pgrlstest.AppRole)
+	plan = mustPlan(t, owner, model)
+	assert.Contains(t, plan.Up, "GRANT USAGE, SELECT ON SEQUENCE")
+	assert.NotContains(t, plan.Up, "ON TABLE")
+}
+
+func TestPlanErrors(t *testing.T) {
+	t.Parallel()
+	db := pgrlstest.NewDB(t, isolatedStore)
+	owner := db.OwnerConn(t)
+	_, err := policy.Plan(t.Context(), owner, &policy.Model{})
+	assert.ErrorIs(t, err, policy.ErrInvalidModel)
+	m := testschema.Model(rls.BigInt, pgrlstest.AppRole)
+	m.Tables = append(m.Tables, policy.Table{Name: "ghosts", TenantColumn: "store_id"})
+	_, err = policy.Plan(t.Context(), owner, m)
+	assert.ErrorIs(t, err, policy.ErrSchemaMismatch)
+}

@@ -1,0 +1,65 @@
+package policy_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgrls/pgrls/policy"
+	"github.com/pgrls/pgrls/rls"
+)
+
+// Verify at startup, and refuse to start when the database has a hole.
+// (Not run: it needs a database.)
+func ExampleVerify() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	report, err := policy.Verify(ctx, pool, policy.VerifyOptions{
+		Model: &policy.Model{
+			KeyType: rls.BigInt,
+			AppRole: "app",
+			Tables: []policy.Table{
+				{Name: "stores", TenantColumn: "id", Root: true},
+				{Name: "products", TenantColumn: "store_id"},
+			},
+		},
+	})
+	if err != nil {
+		log.Fatal(err) // could not run
+	}
+	for _, f := range report.Findings {
+		log.Printf("%s %s %s: %s\n  fix: %s", f.Severity, f.Code, f.Object, f.Message, f.Fix)
+	}
+	if err := report.Err(); err != nil {
+		log.Fatal(err) // errors.Is(err, policy.ErrVerifyFailed)
+	}
+}
+
+func ExampleReport_Err() {
+	report := &policy.Report{Findings: []policy.Finding{
+		{Severity: policy.SeverityError, Code: policy.CodeRLSNotForced, Kind: "table", Object: "public.products", Table: "public.products",
+			Message: "row level security is not forced: the table owner bypasses every policy",
+			Fix:     `ALTER TABLE "public"."products" FORCE ROW LEVEL SECURITY;`},
+		{Severity: policy.SeverityWarning, Code: policy.CodeTenantNotIndexed, Kind: "table", Object: "public.purchases", Table: "public.purchases",
+			Message: `no index leads with the tenant column "store_id": every policy check scans the table`},
+	}}
+	err := report.Err()
+	fmt.Println(errors.Is(err, policy.ErrVerifyFailed))
+	var verr *policy.VerifyError
+	if errors.As(err, &verr) {
+		fmt.Println(len(verr.Findings), verr.Findings[0].Code)
+	}
+	fmt.Println(err)
+	// Output:
+	// true
+	// 1 rls_not_forced
+	// policy: verification found 1 error(s); rls_not_forced public.products: row level security is not forced: the table owner bypasses every policy
+}

@@ -1,0 +1,592 @@
+package policy_test
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgrls/pgrls/internal/testschema"
+	"github.com/pgrls/pgrls/migrations"
+	"github.com/pgrls/pgrls/pgrlstest"
+	"github.com/pgrls/pgrls/policy"
+	"github.com/pgrls/pgrls/rls"
+)
+
+// isolatedStore is the test store as a user would set it up: the schema
+// and its rows, the library objects, and the generated isolation applied.
+var isolatedStore = &pgrlstest.Template{
+	Name: "verify_store",
+	Setup: func(ctx context.Context, conn *pgx.Conn) error {
+		return setupIsolated(ctx, conn, testschema.DDL(rls.BigInt)+testschema.Seed(rls.BigInt), testschema.Model(rls.BigInt, pgrlstest.AppRole))
+	},
+}
+
+// cleanDDL is a store schema with nothing for Verify to warn about: keys
+// and foreign keys that start with the tenant column.
+const cleanDDL = `
+CREATE TABLE currencies (code text PRIMARY KEY);
+CREATE TABLE stores (id bigint PRIMARY KEY, name text NOT NULL);
+CREATE TABLE products (
+    store_id bigint NOT NULL REFERENCES stores (id),
+    id bigint NOT NULL,
+    currency text REFERENCES currencies (code),
+    PRIMARY KEY (store_id, id)
+);
+CREATE TABLE purchases (
+    store_id bigint NOT NULL REFERENCES stores (id),
+    id bigint GENERATED ALWAYS AS IDENTITY,
+    product_id bigint NOT NULL,
+    PRIMARY KEY (store_id, id),
+    FOREIGN KEY (store_id, product_id) REFERENCES products (store_id, id)
+);
+INSERT INTO currencies VALUES ('EUR');
+INSERT INTO stores VALUES (1, 'one'), (2, 'two');
+INSERT INTO products VALUES (1, 10, 'EUR'), (2, 20, 'EUR');
+`
+
+var cleanStore = &pgrlstest.Template{
+	Name: "verify_clean",
+	Setup: func(ctx context.Context, conn *pgx.Conn) error {
+		return setupIsolated(ctx, conn, cleanDDL, testschema.Model(rls.BigInt, pgrlstest.AppRole))
+	},
+}
+
+func setupIsolated(ctx context.Context, conn *pgx.Conn, ddl string, model *policy.Model) error {
+	if _, err := conn.Exec(ctx, ddl); err != nil {
+		return fmt.Errorf("schema: %w", err)
+	}
+	if err := migrations.Install(ctx, conn, migrations.Options{Setting: model.Setting}); err != nil {
+		return err
+	}
+	resolved, err := policy.Resolve(ctx, conn, model)
+	if err != nil {
+		return err
+	}
+	gen, err := policy.Generate(resolved)
+	if err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, gen.Up)
+		return err
+	})
+}
+
+func mustVerify(t *testing.T, conn policy.TxQuerier, opts policy.VerifyOptions) *policy.Report {
+	t.Helper()
+	r, err := policy.Verify(t.Context(), conn, opts)
+	require.NoError(t, err)
+	return r
+}
+
+func storeOpts() policy.VerifyOptions {
+	return policy.VerifyOptions{Model: testschema.Model(rls.BigInt, pgrlstest.AppRole)}
+}
+
+// findingKey identifies a finding in assertions.
+type findingKey struct {
+	sev    policy.Severity
+	code   policy.Code
+	object string
+}
+
+func findingKeys(r *policy.Report) []findingKey {
+	var ks []findingKey
+	for _, f := range r.Findings {
+		ks = append(ks, findingKey{f.Severity, f.Code, f.Object})
+	}
+	return ks
+}
+
+// storeWarnings are what Verify rightly warns about in the test store even
+// with isolation applied: its single-column primary keys, and purchases
+// has no index leading with store_id.
+var storeWarnings = []findingKey{
+	{policy.SeverityWarning, policy.CodeKeyWithoutTenant, "products_pkey"},
+	{policy.SeverityWarning, policy.CodeKeyWithoutTenant, "purchases_pkey"},
+	{policy.SeverityWarning, policy.CodeTenantNotIndexed, "public.purchases"},
+}
+
+func TestVerifyIsolatedStore(t *testing.T) {
+	t.Parallel()
+	db := pgrlstest.NewDB(t, isolatedStore)
+	for _, conn := range []struct {
+		name string
+		conn policy.TxQuerier
+	}{
+		{"as owner", db.OwnerConn(t)},
+		{"as app role", db.AppConn(t)},
+		{"through a pool", db.AppPool(t)},
+	} {
+		t.Run(conn.name, func(t *testing.T) {
+			r := mustVerify(t, conn.conn, storeOpts())
+			assert.ElementsMatch(t, storeWarnings, findingKeys(r), "%v", r.Findings)
+			assert.False(t, r.HasErrors())
+			assert.NoError(t, r.Err())
+		})
+	}
+}
+
+func TestVerifyCleanDatabaseHasNoFindings(t *testing.T) {
+	t.Parallel()
+	db := pgrlstest.NewDB(t, cleanStore)
+	r := mustVerify(t, db.OwnerConn(t), storeOpts())
+	assert.Empty(t, r.Findings)
+
+	// Without a model, from the tenant column: the same tables, inferred.
+	r = mustVerify(t, db.OwnerConn(t), policy.VerifyOptions{TenantColumn: "store_id", AppRole: pgrlstest.AppRole})
+	assert.Empty(t, r.Findings)
+	// And from row level security alone.
+	r = mustVerify(t, db.OwnerConn(t), policy.VerifyOptions{AppRole: pgrlstest.AppRole})
+	assert.Empty(t, r.Findings)
+}
+
+// newRole creates a role for one test (roles are shared by the server's
+// databases) and drops it when the test ends.
+func newRole(t *testing.T, db *pgrlstest.DB, attrs string) string {
+	t.Helper()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	name := "pgrls_verify_" + hex.EncodeToString(b)
+	admin := db.AdminConn(t)
+	_, err := admin.Exec(t.Context(), "CREATE ROLE "+name+" "+attrs)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_, err := admin.Exec(ctx, "REASSIGN OWNED BY "+name+" TO "+pgrlstest.OwnerRole+"; DROP OWNED BY "+name+"; DROP ROLE "+name)
+		assert.NoError(t, err)
+	})
+	return name
+}
+
+func mustExec(t *testing.T, conn *pgx.Conn, sql string) {
+	t.Helper()
+	_, err := conn.Exec(t.Context(), sql)
+	require.NoError(t, err, sql)
+}
+
+// TestVerifyFindsHoles builds each bad state in a copy of the isolated
+// store and checks that Verify reports it, and nothing else (beyond the
+// store's usual warnings) when exact.
+func TestVerifyFindsHoles(t *testing.T) {
+	t.Parallel()
+	const app = pgrlstest.AppRole
+	E, W := policy.SeverityError, policy.SeverityWarning
+	tests := []struct {
+		name string
+		sql  string // run as the admin role
+		// prep may change the options and return SQL to run, for cases that
+		// need a role of their own.
+		prep    func(t *testing.T, db *pgrlstest.DB, opts *policy.VerifyOptions) string
+		want    []findingKey
+		partial bool // want is a subset of the findings, not all of them beyond storeWarnings
+	}{
+		{
+			name: "superuser",
+			prep: func(t *testing.T, db *pgrlstest.DB, opts *policy.VerifyOptions) string {
+				opts.AppRole = newRole(t, db, "SUPERUSER")
+				return ""
+			},
+			want:    []findingKey{{E, policy.CodeAppRoleSuperuser, ""}},
+			partial: true,
+		},
+		{
+			name: "bypassrls",
+			prep: func(t *testing.T, db *pgrlstest.DB, opts *policy.VerifyOptions) string {
+				opts.AppRole = newRole(t, db, "BYPASSRLS")
+				return ""
+			},
+			want: []findingKey{{E, policy.CodeAppRoleBypassRLS, ""}},
+		},
+		{
+			name: "member of a bypassrls role",
+			prep: func(t *testing.T, db *pgrlstest.DB, opts *policy.VerifyOptions) string {
+				admin := newRole(t, db, "BYPASSRLS NOLOGIN")
+				opts.AppRole = newRole(t, db, "LOGIN IN ROLE "+admin)
+				return ""
+			},
+			want: []findingKey{{E, policy.CodeAppRoleBypassRLS, ""}},
+		},
+		{
+			name: "owns a tenant table",
+			prep: func(t *testing.T, db *pgrlstest.DB, opts *policy.VerifyOptions) string {
+				opts.AppRole = newRole(t, db, "LOGIN")
+				return "ALTER TABLE products OWNER TO " + opts.AppRole
+			},
+			want: []findingKey{
+				{E, policy.CodeAppRoleOwnsTable, "public.products"},
+				{E, policy.CodeTruncateGranted, "public.products"},
+				{E, policy.CodeReferencesGranted, "public.products"},
+				{W, policy.CodeTriggerGranted, "public.products"},
+			},
+		},
+		{
+			name: "member of the owner",
+			prep: func(t *testing.T, db *pgrlstest.DB, opts *policy.VerifyOptions) string {
+				opts.AppRole = newRole(t, db, "LOGIN NOINHERIT IN ROLE "+pgrlstest.OwnerRole)
+				return ""
+			},
+			want: []findingKey{
+				{E, policy.CodeAppRoleOwnsTable, "public.products"},
+				{E, policy.CodeAppRoleOwnsTable, "public.purchases"},
+				{E, policy.CodeAppRoleOwnsTable, "public.stores"},
+			},
+		},
+		{
+			name: "app role missing",
+			prep: func(t *testing.T, db *pgrlstest.DB, opts *policy.VerifyOptions) string {
+				opts.AppRole = "pgrls_verify_no_such_role"
+				return ""
+			},
+			want: []findingKey{{E, policy.CodeAppRoleMissing, "pgrls_verify_no_such_role"}},
+		},
+		{
+			name: "no app role",
+			prep: func(t *testing.T, db *pgrlstest.DB, opts *policy.VerifyOptions) string {
+				opts.Model.AppRole = ""
+				return ""
+			},
+			want: []findingKey{{W, policy.CodeNoAppRole, ""}},
+		},
+		{
+			name: "rls disabled",
+			sql:  "ALTER TABLE products DISABLE ROW LEVEL SECURITY",
+			want: []findingKey{{E, policy.CodeRLSDisabled, "public.products"}},
+		},
+		{
+			name: "rls not forced",
+			sql:  "ALTER TABLE purchases NO FORCE ROW LEVEL SECURITY",
+			want: []findingKey{{E, policy.CodeRLSNotForced, "public.purchases"}},
+		},
+		{
+			name: "policy missing",
+			sql:  "DROP POLICY pgrls_tenant_isolation ON products",
+			want: []findingKey{{E, policy.CodePolicyMissing, policy.IsolationPolicy}},
+		},
+		{
+			name: "guard missing",
+			sql:  "DROP POLICY pgrls_tenant_guard ON products",
+			want: []findingKey{{W, policy.CodeGuardMissing, policy.GuardPolicy}},
+		},
+		{
+			name: "policy expression drifted",
+			sql:  "ALTER POLICY pgrls_tenant_isolation ON products USING (true)",
+			want: []findingKey{{E, policy.CodePolicyDrift, policy.IsolationPolicy}},
+		},
+		{
+			name: "policy roles drifted",
+			sql:  "ALTER POLICY pgrls_tenant_guard ON purchases TO " + app,
+			want: []findingKey{{E, policy.CodePolicyDrift, policy.GuardPolicy}},
+		},
+		{
+			name: "policy reads another setting",
+			sql: `DROP POLICY pgrls_tenant_isolation ON stores;
+CREATE POLICY pgrls_tenant_isolation ON stores USING (id = NULLIF(current_setting('app.other', true), '')::bigint)`,
+			want: []findingKey{{E, policy.CodePolicyDrift, policy.IsolationPolicy}},
+		},
+		{
+			name: "policy made restrictive",
+			sql: `DROP POLICY pgrls_tenant_isolation ON stores;
+CREATE POLICY pgrls_tenant_isolation ON stores AS RESTRICTIVE
+    USING (id = NULLIF(current_setting('app.current_tenant', true), '')::bigint)`,
+			want: []findingKey{{E, policy.CodePolicyDrift, policy.IsolationPolicy}},
+		},
+		{
+			name: "policy for SELECT only",
+			sql: `DROP POLICY pgrls_tenant_isolation ON stores;
+CREATE POLICY pgrls_tenant_isolation ON stores FOR SELECT
+    USING (id = NULLIF(current_setting('app.current_tenant', true), '')::bigint)`,
+			want: []findingKey{{E, policy.CodePolicyDrift, policy.IsolationPolicy}},
+		},
+		{
+			name: "extra permissive policy under the guard",
+			sql:  "CREATE POLICY open ON products USING (true)",
+			want: []findingKey{{W, policy.CodePermissivePolicy, "open"}},
+		},
+		{
+			name: "extra permissive policy without the guard",
+			sql:  "CREATE POLICY open ON products FOR SELECT TO " + app + " USING (true); DROP POLICY pgrls_tenant_guard ON products",
+			want: []findingKey{{E, policy.CodePermissivePolicy, "open"}, {W, policy.CodeGuardMissing, policy.GuardPolicy}},
+		},
+		{
+			name: "tenant table not in the model",
+			sql:  "CREATE TABLE coupons (store_id bigint NOT NULL, code text PRIMARY KEY)",
+			want: []findingKey{{E, policy.CodeTableNotInModel, "public.coupons"}},
+		},
+		{
+			name: "table not in the model with its own rls",
+			sql:  "CREATE TABLE coupons (store_id bigint NOT NULL); ALTER TABLE coupons ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY",
+			want: []findingKey{{W, policy.CodeTableNotInModel, "public.coupons"}},
+		},
+		{
+			name: "foreign key without the tenant column",
+			sql:  "ALTER TABLE purchases DROP CONSTRAINT purchases_store_id_product_id_pgrls_fkey",
+			want: []findingKey{{E, policy.CodeFKWithoutTenant, "purchases_product_id_fkey"}},
+		},
+		{
+			name: "unique index without the tenant column",
+			sql:  "CREATE UNIQUE INDEX products_name_idx ON products (name)",
+			want: []findingKey{{W, policy.CodeKeyWithoutTenant, "products_name_idx"}},
+		},
+		{
+			name: "privileges rls does not cover",
+			sql: "GRANT TRUNCATE ON products TO PUBLIC; GRANT REFERENCES (id) ON purchases TO " + app +
+				"; GRANT TRIGGER ON stores TO " + app,
+			want: []findingKey{
+				{E, policy.CodeTruncateGranted, "public.products"},
+				{E, policy.CodeReferencesGranted, "public.purchases"},
+				{W, policy.CodeTriggerGranted, "public.stores"},
+			},
+		},
+		{
+			name: "views",
+			sql: `
+CREATE VIEW product_list AS SELECT * FROM products;
+GRANT SELECT ON product_list TO ` + app + `;
+CREATE VIEW safe_list WITH (security_invoker) AS SELECT * FROM products;
+GRANT SELECT ON safe_list TO ` + app + `;
+CREATE VIEW inner_v AS SELECT * FROM purchases;
+CREATE VIEW outer_v WITH (security_invoker = on) AS SELECT * FROM inner_v;
+GRANT SELECT ON outer_v TO ` + app + `;
+CREATE VIEW inner_i WITH (security_invoker = true) AS SELECT * FROM stores;
+CREATE VIEW outer_d AS SELECT * FROM inner_i;
+GRANT SELECT ON outer_d TO ` + app + `;
+CREATE VIEW currency_list AS SELECT * FROM currencies;
+GRANT SELECT ON currency_list TO ` + app,
+			want: []findingKey{
+				{E, policy.CodeViewNotInvoker, "public.product_list"},
+				{W, policy.CodeViewNotInvoker, "public.inner_v"},
+				{E, policy.CodeViewNotInvoker, "public.outer_d"},
+			},
+		},
+		{
+			name: "materialized views",
+			sql: `
+CREATE MATERIALIZED VIEW sales AS SELECT store_id, count(*) FROM purchases GROUP BY 1;
+GRANT SELECT ON sales TO ` + app + `;
+CREATE MATERIALIZED VIEW private_sales AS SELECT store_id, count(*) FROM purchases GROUP BY 1`,
+			want: []findingKey{{E, policy.CodeMatviewReadable, "public.sales"}},
+		},
+		{
+			name: "security definer functions",
+			sql: `
+CREATE FUNCTION count_products() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS $$SELECT count(*) FROM public.products$$;
+CREATE FUNCTION count_purchases() RETURNS bigint LANGUAGE sql SECURITY DEFINER BEGIN ATOMIC SELECT count(*) FROM purchases; END;
+CREATE FUNCTION utc_now() RETURNS timestamptz LANGUAGE sql SECURITY DEFINER AS $$SELECT now()$$;
+CREATE FUNCTION hidden() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS $$SELECT count(*) FROM stores$$;
+REVOKE EXECUTE ON FUNCTION hidden() FROM PUBLIC;
+CREATE FUNCTION invoker() RETURNS bigint LANGUAGE sql AS $$SELECT count(*) FROM stores$$`,
+			want: []findingKey{
+				{E, policy.CodeSecurityDefiner, "count_products()"},
+				{E, policy.CodeSecurityDefiner, "count_purchases()"},
+				{W, policy.CodeSecurityDefiner, "utc_now()"},
+			},
+		},
+		{
+			name: "library missing",
+			sql:  "DROP FUNCTION pgrls.set_tenant(text)",
+			want: []findingKey{{W, policy.CodeLibraryMissing, "pgrls.set_tenant(text)"}},
+		},
+		{
+			name: "library altered",
+			sql: `CREATE OR REPLACE FUNCTION pgrls.set_tenant(tenant text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_catalog.set_config('app.current_tenant', '1', true);
+END$$`,
+			want: []findingKey{{E, policy.CodeLibraryAltered, "pgrls.set_tenant(text)"}},
+		},
+		{
+			name: "library made security definer",
+			sql:  "ALTER FUNCTION pgrls.set_tenant(text) SECURITY DEFINER",
+			want: []findingKey{
+				{E, policy.CodeLibraryAltered, "pgrls.set_tenant(text)"},
+				{W, policy.CodeSecurityDefiner, "pgrls.set_tenant(text)"},
+			},
+		},
+		{
+			name: "library not executable",
+			sql:  "REVOKE EXECUTE ON FUNCTION pgrls.set_tenant(text) FROM PUBLIC",
+			want: []findingKey{{W, policy.CodeLibraryNotExec, "pgrls.set_tenant(text)"}},
+		},
+		{
+			name: "partition reachable directly",
+			prep: func(t *testing.T, db *pgrlstest.DB, opts *policy.VerifyOptions) string {
+				opts.Model.Tables = append(opts.Model.Tables, policy.Table{Name: "events", TenantColumn: "store_id"})
+				expr := policy.PolicyExpr("store_id", rls.BigInt, policy.DefaultSetting)
+				return `
+CREATE TABLE events (store_id bigint NOT NULL, at timestamptz) PARTITION BY HASH (store_id);
+CREATE INDEX ON events (store_id);
+CREATE TABLE events_0 PARTITION OF events FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+CREATE TABLE events_1 PARTITION OF events FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+ALTER TABLE events ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY pgrls_tenant_isolation ON events USING (` + expr + `) WITH CHECK (` + expr + `);
+CREATE POLICY pgrls_tenant_guard ON events AS RESTRICTIVE USING (` + expr + `) WITH CHECK (` + expr + `);
+GRANT SELECT ON events TO ` + app + `;
+GRANT SELECT ON events_1 TO ` + app
+			},
+			want: []findingKey{{E, policy.CodePartitionExposed, "public.events_1"}},
+		},
+		{
+			name: "model tables missing or mistyped",
+			prep: func(t *testing.T, db *pgrlstest.DB, opts *policy.VerifyOptions) string {
+				opts.Model.Tables = append(opts.Model.Tables,
+					policy.Table{Name: "ghosts", TenantColumn: "store_id"},
+					policy.Table{Name: "notes", TenantColumn: "store_id"},
+					policy.Table{Name: "tags", TenantColumn: "store_id"})
+				return "CREATE TABLE notes (shop bigint); CREATE TABLE tags (store_id integer)"
+			},
+			want: []findingKey{
+				{E, policy.CodeTableMissing, "public.ghosts"},
+				{E, policy.CodeTenantColumn, "public.notes.store_id"},
+				{E, policy.CodeTenantColumnType, "public.tags.store_id"},
+			},
+			partial: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			db := pgrlstest.NewDB(t, isolatedStore)
+			opts := storeOpts()
+			sql := tt.sql
+			if tt.prep != nil {
+				sql = tt.prep(t, db, &opts)
+			}
+			if sql != "" {
+				mustExec(t, db.AdminConn(t), sql)
+			}
+			r := mustVerify(t, db.OwnerConn(t), opts)
+			got := findingKeys(r)
+			for i := range got {
+				if got[i].code == policy.CodeAppRoleSuperuser || got[i].code == policy.CodeAppRoleBypassRLS {
+					got[i].object = "" // a random role name
+				}
+			}
+			if tt.partial {
+				for _, w := range tt.want {
+					assert.Contains(t, got, w)
+				}
+			} else {
+				assert.ElementsMatch(t, append(slices.Clone(storeWarnings), tt.want...), got, "%v", r.Findings)
+			}
+			for _, f := range r.Findings {
+				assert.NotEmpty(t, f.Message)
+				assert.NotEmpty(t, f.Kind)
+			}
+			assert.Equal(t, slices.ContainsFunc(tt.want, func(k findingKey) bool { return k.sev == E }), r.HasErrors())
+		})
+	}
+}
+
+// TestVerifyLibraryMatchesMigrations keeps Verify's idea of pgrls.set_tenant
+// in step with what the migrations package installs, for the default
+// setting and another one.
+func TestVerifyLibraryMatchesMigrations(t *testing.T) {
+	t.Parallel()
+	for _, setting := range []string{"", "tenancy.shop"} {
+		lib, err := migrations.LibrarySQL(migrations.Options{Setting: setting})
+		require.NoError(t, err)
+		want := "AS $pgrls$" + policy.SetTenantBody(cmp.Or(setting, policy.DefaultSetting)) + "$pgrls$;"
+		assert.Contains(t, lib.Up, want, "migrations/library/001_set_tenant.sql changed: update setTenantBody in policy/verify_checks.go")
+	}
+
+	db := pgrlstest.NewDB(t, nil)
+	owner := db.OwnerConn(t)
+	require.NoError(t, migrations.Install(t.Context(), owner, migrations.Options{Setting: "tenancy.shop"}))
+	opts := policy.VerifyOptions{AppRole: pgrlstest.AppRole, Setting: "tenancy.shop"}
+	r := mustVerify(t, owner, opts)
+	assert.Empty(t, r.Findings, "an empty database with the library installed")
+
+	opts.Setting = ""
+	r = mustVerify(t, owner, opts)
+	assert.Equal(t, []findingKey{{policy.SeverityError, policy.CodeLibraryAltered, "pgrls.set_tenant(text)"}}, findingKeys(r),
+		"the function sets another setting than the policies read")
+	assert.Contains(t, r.Findings[0].Fix, "SET LOCAL app.current_tenant = %L")
+
+	// The fix it proposes is the function the migrations install.
+	mustExec(t, db.AdminConn(t), r.Findings[0].Fix)
+	assert.Empty(t, mustVerify(t, owner, opts).Findings)
+}
+
+func TestVerifyReportErr(t *testing.T) {
+	t.Parallel()
+	db := pgrlstest.NewDB(t, isolatedStore)
+	mustExec(t, db.AdminConn(t), "ALTER TABLE products NO FORCE ROW LEVEL SECURITY; ALTER TABLE stores DISABLE ROW LEVEL SECURITY")
+	r := mustVerify(t, db.AppConn(t), storeOpts())
+	require.True(t, r.HasErrors())
+	err := r.Err()
+	require.ErrorIs(t, err, policy.ErrVerifyFailed)
+	var verr *policy.VerifyError
+	require.ErrorAs(t, err, &verr)
+	require.Len(t, verr.Findings, 2)
+	assert.Equal(t, r.Errors(), verr.Findings)
+	assert.Equal(t, policy.CodeRLSNotForced, verr.Findings[0].Code)
+	assert.Equal(t, "public.products", verr.Findings[0].Table)
+	assert.Equal(t, policy.CodeRLSDisabled, verr.Findings[1].Code)
+	assert.Contains(t, err.Error(), "rls_not_forced public.products")
+	// Errors come first, in table order.
+	assert.Equal(t, verr.Findings, r.Findings[:2])
+
+	// Each fix, applied, clears its finding.
+	admin := db.AdminConn(t)
+	for _, f := range verr.Findings {
+		mustExec(t, admin, f.Fix)
+	}
+	assert.NoError(t, mustVerify(t, db.AppConn(t), storeOpts()).Err())
+}
+
+func TestVerifyBadOptions(t *testing.T) {
+	t.Parallel()
+	db := pgrlstest.NewDB(t, nil)
+	conn := db.OwnerConn(t)
+	for _, opts := range []policy.VerifyOptions{
+		{Model: &policy.Model{}},
+		{TenantColumn: strings.Repeat("x", 64)},
+		{AppRole: "pg_monitor"},
+		{Setting: "Bad Setting"},
+		{Schemas: []string{""}},
+	} {
+		_, err := policy.Verify(t.Context(), conn, opts)
+		assert.ErrorIs(t, err, policy.ErrInvalidModel, "%+v", opts)
+	}
+}
+
+// TestVerifyFixesClearFindings applies the Fix of every finding of a badly
+// broken store and checks that Verify then finds no error.
+func TestVerifyFixesClearFindings(t *testing.T) {
+	t.Parallel()
+	db := pgrlstest.NewDB(t, isolatedStore)
+	admin := db.AdminConn(t)
+	mustExec(t, admin, `
+ALTER TABLE products DISABLE ROW LEVEL SECURITY, NO FORCE ROW LEVEL SECURITY;
+DROP POLICY pgrls_tenant_isolation ON purchases;
+ALTER POLICY pgrls_tenant_guard ON stores USING (true);
+CREATE POLICY open ON stores USING (true);
+ALTER TABLE purchases DROP CONSTRAINT purchases_store_id_product_id_pgrls_fkey;
+GRANT TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA public TO PUBLIC;
+CREATE VIEW product_list AS SELECT * FROM products;
+GRANT SELECT ON product_list TO `+pgrlstest.AppRole+`;
+CREATE MATERIALIZED VIEW sales AS SELECT store_id, count(*) FROM purchases GROUP BY 1;
+GRANT SELECT ON sales TO `+pgrlstest.AppRole+`;
+CREATE FUNCTION count_products() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS $$SELECT count(*) FROM products$$;
+`)
+	r := mustVerify(t, db.AppConn(t), storeOpts())
+	require.True(t, r.HasErrors())
+	for _, f := range r.Findings {
+		if f.Severity == policy.SeverityError {
+			require.NotEmpty(t, f.Fix, "%v", f)
+			mustExec(t, admin, f.Fix)
+		}
+	}
+	r = mustVerify(t, db.AppConn(t), storeOpts())
+	assert.NoError(t, r.Err())
+}
