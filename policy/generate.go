@@ -45,13 +45,6 @@ func PolicyExpr(column string, key rls.KeyType, setting string) string {
 	return sqlquote.Ident(column) + " = NULLIF(current_setting(" + sqlquote.Literal(setting) + ", true), '')::" + key.String()
 }
 
-type pair struct{ up, down string }
-
-type section struct {
-	up, down string // comment lines
-	pairs    []pair
-}
-
 // Generate returns the SQL that turns on tenant isolation for the model. It
 // validates the model first ([Model.Validate]) and returns no SQL at all if
 // it is invalid. The output depends on the model only: the same model, with
@@ -83,22 +76,29 @@ func Generate(m *Model) (*Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	names := p.constraintNames()
+	return p.render(p.steps()), nil
+}
 
-	keys := section{
-		up:   "Unique keys that the composite foreign keys reference.",
-		down: "Unique keys that the composite foreign keys referenced.",
-	}
-	fks := section{
-		up:   "Composite foreign keys, the tenant column first on both sides.",
-		down: "Composite foreign keys.",
-	}
+// pgrlsPolicies are the two policies on every tenant table, in the order
+// Generate creates them.
+var pgrlsPolicies = [...]struct {
+	name       string
+	permissive bool
+}{{IsolationPolicy, true}, {GuardPolicy, false}}
+
+// steps returns every step of Generate's SQL, section by section and, in
+// each, table by table in name order.
+func (p *plan) steps() []step {
+	names := p.constraintNames()
+	var steps []step
 	for _, t := range p.tables {
+		tbl := t.q.sql()
 		for _, k := range p.keysFor(t) {
 			name := sqlquote.Ident(names[keyID(t, k)])
-			keys.pairs = append(keys.pairs, pair{
-				up:   fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE (%s);", t.q.sql(), name, identList(k)),
-				down: fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s;", t.q.sql(), name),
+			steps = append(steps, step{
+				kind: stepKey, table: t.q,
+				up:   fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE (%s);", tbl, name, identList(k)),
+				down: fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s;", tbl, name),
 			})
 		}
 		for _, fk := range t.fks {
@@ -107,7 +107,7 @@ func Generate(m *Model) (*Migration, error) {
 			}
 			name := sqlquote.Ident(names[fkID(t, fk)])
 			up := fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s FOREIGN KEY (%s) REFERENCES %s (%s)",
-				t.q.sql(), name, identList(prepend(t.column, fk.cols)),
+				tbl, name, identList(prepend(t.column, fk.cols)),
 				fk.ref.q.sql(), identList(prepend(fk.ref.column, fk.refCols)))
 			switch fk.onDelete {
 			case "", "NO ACTION":
@@ -116,96 +116,64 @@ func Generate(m *Model) (*Migration, error) {
 			default:
 				up += " ON DELETE " + fk.onDelete
 			}
-			fks.pairs = append(fks.pairs, pair{
+			steps = append(steps, step{
+				kind: stepFK, table: t.q,
 				up:   up + ";",
-				down: fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s;", t.q.sql(), name),
+				down: fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s;", tbl, name),
 			})
 		}
 	}
 
-	rlsOn := section{
-		up:   "Row level security, enforced for the table owner too.",
-		down: "Row level security.",
-	}
-	policies := section{
-		up:   "Tenant isolation: the permissive policy admits the current tenant's rows; the restrictive one keeps any other policy from admitting more.",
-		down: "Tenant isolation policies.",
-	}
+	var tables []string
 	for _, t := range p.tables {
 		tbl := t.q.sql()
-		rlsOn.pairs = append(rlsOn.pairs,
-			pair{"ALTER TABLE " + tbl + " ENABLE ROW LEVEL SECURITY;", "ALTER TABLE " + tbl + " DISABLE ROW LEVEL SECURITY;"},
-			pair{"ALTER TABLE " + tbl + " FORCE ROW LEVEL SECURITY;", "ALTER TABLE " + tbl + " NO FORCE ROW LEVEL SECURITY;"},
+		tables = append(tables, tbl)
+		steps = append(steps,
+			step{kind: stepEnable, table: t.q, up: "ALTER TABLE " + tbl + " ENABLE ROW LEVEL SECURITY;", down: "ALTER TABLE " + tbl + " DISABLE ROW LEVEL SECURITY;"},
+			step{kind: stepForce, table: t.q, up: "ALTER TABLE " + tbl + " FORCE ROW LEVEL SECURITY;", down: "ALTER TABLE " + tbl + " NO FORCE ROW LEVEL SECURITY;"},
 		)
 		expr := PolicyExpr(t.column, p.key, p.setting)
-		for _, pol := range []struct{ name, kind string }{{IsolationPolicy, "PERMISSIVE"}, {GuardPolicy, "RESTRICTIVE"}} {
-			policies.pairs = append(policies.pairs, pair{
+		for _, pol := range pgrlsPolicies {
+			kind := "RESTRICTIVE"
+			if pol.permissive {
+				kind = "PERMISSIVE"
+			}
+			steps = append(steps, step{
+				kind: stepPolicy, table: t.q, policy: pol.name,
 				up: fmt.Sprintf("CREATE POLICY %s ON %s AS %s FOR ALL TO PUBLIC\n    USING (%s)\n    WITH CHECK (%s);",
-					sqlquote.Ident(pol.name), tbl, pol.kind, expr, expr),
+					sqlquote.Ident(pol.name), tbl, kind, expr, expr),
 				down: fmt.Sprintf("DROP POLICY %s ON %s;", sqlquote.Ident(pol.name), tbl),
 			})
 		}
 	}
 
-	grants := section{
-		up:   "Privileges of the application role.",
-		down: "Privileges of the application role (what Up revoked is not granted back).",
+	if p.appRole == "" {
+		return steps
 	}
-	if p.appRole != "" {
-		role := sqlquote.Ident(p.appRole)
-		var tables []string
-		for _, t := range p.tables {
-			tbl := t.q.sql()
-			tables = append(tables, tbl)
-			grants.pairs = append(grants.pairs,
-				pair{
-					up:   fmt.Sprintf("GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %s;", tbl, role),
-					down: fmt.Sprintf("REVOKE SELECT, INSERT, UPDATE, DELETE ON TABLE %s FROM %s;", tbl, role),
-				},
-				pair{up: fmt.Sprintf("REVOKE TRUNCATE, REFERENCES, TRIGGER ON TABLE %s FROM %s, PUBLIC;", tbl, role)},
-			)
-		}
-		for _, g := range p.global {
-			grants.pairs = append(grants.pairs, pair{
-				up:   fmt.Sprintf("GRANT SELECT ON TABLE %s TO %s;", g.sql(), role),
-				down: fmt.Sprintf("REVOKE SELECT ON TABLE %s FROM %s;", g.sql(), role),
-			})
-		}
-		grants.pairs = append(grants.pairs, pair{
-			up:   sequenceGrants(tables, "GRANT USAGE, SELECT ON SEQUENCE %s TO %I", p.appRole),
-			down: sequenceGrants(tables, "REVOKE USAGE, SELECT ON SEQUENCE %s FROM %I", p.appRole),
+	role := sqlquote.Ident(p.appRole)
+	for _, t := range p.tables {
+		tbl := t.q.sql()
+		steps = append(steps,
+			step{
+				kind: stepGrant, table: t.q,
+				up:   fmt.Sprintf("GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %s;", tbl, role),
+				down: fmt.Sprintf("REVOKE SELECT, INSERT, UPDATE, DELETE ON TABLE %s FROM %s;", tbl, role),
+			},
+			step{kind: stepRevoke, table: t.q, up: fmt.Sprintf("REVOKE TRUNCATE, REFERENCES, TRIGGER ON TABLE %s FROM %s, PUBLIC;", tbl, role)},
+		)
+	}
+	for _, g := range p.global {
+		steps = append(steps, step{
+			kind: stepSelect, table: g,
+			up:   fmt.Sprintf("GRANT SELECT ON TABLE %s TO %s;", g.sql(), role),
+			down: fmt.Sprintf("REVOKE SELECT ON TABLE %s FROM %s;", g.sql(), role),
 		})
 	}
-
-	sections := []section{keys, fks, rlsOn, policies, grants}
-	header := fmt.Sprintf("-- Generated by pgrls. Tenant key: %s; setting: %s.\n", p.key, p.setting)
-	var up, down strings.Builder
-	up.WriteString(header)
-	for _, s := range sections {
-		if len(s.pairs) == 0 {
-			continue
-		}
-		fmt.Fprintf(&up, "\n-- %s\n", s.up)
-		for _, pr := range s.pairs {
-			up.WriteString(pr.up)
-			up.WriteByte('\n')
-		}
-	}
-	down.WriteString(header)
-	for i := len(sections) - 1; i >= 0; i-- {
-		s := sections[i]
-		if len(s.pairs) == 0 {
-			continue
-		}
-		fmt.Fprintf(&down, "\n-- %s\n", s.down)
-		for j := len(s.pairs) - 1; j >= 0; j-- {
-			if d := s.pairs[j].down; d != "" {
-				down.WriteString(d)
-				down.WriteByte('\n')
-			}
-		}
-	}
-	return &Migration{Up: up.String(), Down: down.String()}, nil
+	return append(steps, step{
+		kind: stepSequences,
+		up:   sequenceGrants(tables, "GRANT USAGE, SELECT ON SEQUENCE %s TO %I", p.appRole),
+		down: sequenceGrants(tables, "REVOKE USAGE, SELECT ON SEQUENCE %s FROM %I", p.appRole),
+	})
 }
 
 // keysFor returns the unique keys (tenant column first) that foreign keys to

@@ -74,159 +74,69 @@ func Plan(ctx context.Context, conn TxQuerier, m *Model) (*Migration, error) {
 		}
 		seqMissing = n > 0
 	}
-	return p.render(s, seqMissing)
-}
-
-// render writes the plan as Generate writes its SQL, with only the
-// statements whose effect is not in place.
-func (p *plan) render(s *snapshot, seqMissing bool) (*Migration, error) {
-	names := p.constraintNames()
-	keys := section{
-		up:   "Unique keys that the composite foreign keys reference.",
-		down: "Unique keys that the composite foreign keys referenced.",
+	steps, err := p.pending(p.steps(), s, seqMissing)
+	if err != nil {
+		return nil, err
 	}
-	fks := section{
-		up:   "Composite foreign keys, the tenant column first on both sides.",
-		down: "Composite foreign keys.",
-	}
-	for _, t := range p.tables {
-		for _, k := range p.keysFor(t) {
-			name := sqlquote.Ident(names[keyID(t, k)])
-			keys.pairs = append(keys.pairs, pair{
-				up:   fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE (%s);", t.q.sql(), name, identList(k)),
-				down: fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s;", t.q.sql(), name),
-			})
-		}
-		for _, fk := range t.fks {
-			if fk.exists {
-				continue
-			}
-			name := sqlquote.Ident(names[fkID(t, fk)])
-			up := fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s FOREIGN KEY (%s) REFERENCES %s (%s)",
-				t.q.sql(), name, identList(prepend(t.column, fk.cols)),
-				fk.ref.q.sql(), identList(prepend(fk.ref.column, fk.refCols)))
-			switch fk.onDelete {
-			case "", "NO ACTION":
-			case "SET NULL", "SET DEFAULT":
-				up += fmt.Sprintf(" ON DELETE %s (%s)", fk.onDelete, identList(fk.cols))
-			default:
-				up += " ON DELETE " + fk.onDelete
-			}
-			fks.pairs = append(fks.pairs, pair{
-				up:   up + ";",
-				down: fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s;", t.q.sql(), name),
-			})
-		}
-	}
-
-	rlsOn := section{
-		up:   "Row level security, enforced for the table owner too.",
-		down: "Row level security.",
-	}
-	policies := section{
-		up:   "Tenant isolation: the permissive policy admits the current tenant's rows; the restrictive one keeps any other policy from admitting more.",
-		down: "Tenant isolation policies.",
-	}
-	grants := section{
-		up:   "Privileges of the application role.",
-		down: "Privileges of the application role (what Up revoked is not granted back).",
-	}
-	anyTableGrant := false
-	var tables []string
-	for _, pt := range p.tables {
-		t := s.byName[pt.q]
-		if t == nil {
-			return nil, fmt.Errorf("policy: plan: table %s vanished while planning", pt.q)
-		}
-		tbl := pt.q.sql()
-		tables = append(tables, tbl)
-		if !t.rls {
-			rlsOn.pairs = append(rlsOn.pairs, pair{"ALTER TABLE " + tbl + " ENABLE ROW LEVEL SECURITY;", "ALTER TABLE " + tbl + " DISABLE ROW LEVEL SECURITY;"})
-		}
-		if !t.force {
-			rlsOn.pairs = append(rlsOn.pairs, pair{"ALTER TABLE " + tbl + " FORCE ROW LEVEL SECURITY;", "ALTER TABLE " + tbl + " NO FORCE ROW LEVEL SECURITY;"})
-		}
-		for _, pol := range []struct {
-			name       string
-			permissive bool
-		}{{IsolationPolicy, true}, {GuardPolicy, false}} {
-			create := policySQL(t, s, pol.name, pol.permissive)
-			drop := fmt.Sprintf("DROP POLICY %s ON %s;", sqlquote.Ident(pol.name), tbl)
-			switch old := findPolicy(t, pol.name); {
-			case old == nil:
-				policies.pairs = append(policies.pairs, pair{create, drop})
-			case t.expected == "" || len(policyDiff(old, pol.permissive, t.expected)) > 0:
-				policies.pairs = append(policies.pairs, pair{drop + "\n" + create, drop + "\n" + oldPolicySQL(old, tbl)})
-			}
-		}
-		if p.appRole == "" {
-			continue
-		}
-		role := sqlquote.Ident(p.appRole)
-		lacks := slices.ContainsFunc([]string{"SELECT", "INSERT", "UPDATE", "DELETE"}, func(priv string) bool { return !t.has(priv) })
-		extra := slices.ContainsFunc([]string{"TRUNCATE", "REFERENCES", "TRIGGER"}, t.has)
-		if lacks || extra {
-			anyTableGrant = true
-			grants.pairs = append(grants.pairs,
-				pair{
-					up:   fmt.Sprintf("GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %s;", tbl, role),
-					down: fmt.Sprintf("REVOKE SELECT, INSERT, UPDATE, DELETE ON TABLE %s FROM %s;", tbl, role),
-				},
-				pair{up: fmt.Sprintf("REVOKE TRUNCATE, REFERENCES, TRIGGER ON TABLE %s FROM %s, PUBLIC;", tbl, role)},
-			)
-		}
-	}
-	if p.appRole != "" {
-		role := sqlquote.Ident(p.appRole)
-		for _, g := range p.global {
-			if t := s.byName[g]; t != nil && t.has("SELECT") {
-				continue
-			}
-			grants.pairs = append(grants.pairs, pair{
-				up:   fmt.Sprintf("GRANT SELECT ON TABLE %s TO %s;", g.sql(), role),
-				down: fmt.Sprintf("REVOKE SELECT ON TABLE %s FROM %s;", g.sql(), role),
-			})
-		}
-		if seqMissing || anyTableGrant {
-			grants.pairs = append(grants.pairs, pair{
-				up:   sequenceGrants(tables, "GRANT USAGE, SELECT ON SEQUENCE %s TO %I", p.appRole),
-				down: sequenceGrants(tables, "REVOKE USAGE, SELECT ON SEQUENCE %s FROM %I", p.appRole),
-			})
-		}
-	}
-
-	sections := []section{keys, fks, rlsOn, policies, grants}
-	if !slices.ContainsFunc(sections, func(s section) bool { return len(s.pairs) > 0 }) {
+	if len(steps) == 0 {
 		return &Migration{}, nil
 	}
-	header := fmt.Sprintf("-- Generated by pgrls. Tenant key: %s; setting: %s.\n", p.key, p.setting)
-	var up, down strings.Builder
-	up.WriteString(header)
-	for _, s := range sections {
-		if len(s.pairs) == 0 {
-			continue
-		}
-		fmt.Fprintf(&up, "\n-- %s\n", s.up)
-		for _, pr := range s.pairs {
-			up.WriteString(pr.up)
-			up.WriteByte('\n')
+	return p.render(steps), nil
+}
+
+// pending returns the steps of Generate whose effect is not in place, with
+// a policy that differs dropped before it is created again.
+func (p *plan) pending(steps []step, s *snapshot, seqMissing bool) ([]step, error) {
+	for _, pt := range p.tables {
+		if s.byName[pt.q] == nil {
+			return nil, fmt.Errorf("policy: plan: table %s vanished while planning", pt.q)
 		}
 	}
-	down.WriteString(header)
-	for i := len(sections) - 1; i >= 0; i-- {
-		s := sections[i]
-		if len(s.pairs) == 0 {
-			continue
-		}
-		fmt.Fprintf(&down, "\n-- %s\n", s.down)
-		for j := len(s.pairs) - 1; j >= 0; j-- {
-			if d := s.pairs[j].down; d != "" {
-				down.WriteString(d)
-				down.WriteByte('\n')
+	anyTableGrant := slices.ContainsFunc(p.tables, func(pt *ptable) bool { return lacksTablePrivileges(s.byName[pt.q]) })
+	var out []step
+	for _, st := range steps {
+		t := s.byName[st.table]
+		switch st.kind {
+		case stepEnable:
+			if t.rls {
+				continue
+			}
+		case stepForce:
+			if t.force {
+				continue
+			}
+		case stepPolicy:
+			switch old := findPolicy(t, st.policy); {
+			case old == nil:
+			case t.expected == "" || len(policyDiff(old, st.policy == IsolationPolicy, t.expected)) > 0:
+				st.up, st.down = st.down+"\n"+st.up, st.down+"\n"+oldPolicySQL(old, st.table.sql())
+			default:
+				continue
+			}
+		case stepGrant, stepRevoke:
+			if !lacksTablePrivileges(t) {
+				continue
+			}
+		case stepSelect:
+			if t != nil && t.has("SELECT") {
+				continue
+			}
+		case stepSequences:
+			if !seqMissing && !anyTableGrant {
+				continue
 			}
 		}
+		out = append(out, st)
 	}
-	return &Migration{Up: up.String(), Down: down.String()}, nil
+	return out, nil
+}
+
+// lacksTablePrivileges reports whether the app role lacks one of SELECT,
+// INSERT, UPDATE, DELETE on a tenant table or holds one of TRUNCATE,
+// REFERENCES, TRIGGER.
+func lacksTablePrivileges(t *vtable) bool {
+	return slices.ContainsFunc([]string{"SELECT", "INSERT", "UPDATE", "DELETE"}, func(priv string) bool { return !t.has(priv) }) ||
+		slices.ContainsFunc([]string{"TRUNCATE", "REFERENCES", "TRIGGER"}, t.has)
 }
 
 // oldPolicySQL recreates a policy from its catalog definition.
