@@ -3,7 +3,7 @@ GO ?= go
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: help test test-short lint fuzz tools
+.PHONY: help test test-short lint fuzz tools demo run-example sqlc bench-pool
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,6 +20,19 @@ lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+
+demo: ## Scripted tour of examples/storefront on a throwaway Postgres (or DATABASE_URL)
+	$(GO) build -o bin/pgrls ./cmd/pgrls
+	$(GO) run ./examples/storefront -demo -pgrls bin/pgrls
+
+run-example: ## Serve examples/storefront on 127.0.0.1:8080 and print curl lines to try
+	$(GO) run ./examples/storefront
+
+sqlc: ## Regenerate examples/storefront's sqlc code (needs sqlc v1.31.1 on PATH)
+	cd examples/storefront && sqlc generate
+
+bench-pool: ## Pool throughput against raw pgxpool (prints RATIO lines; about 90 s)
+	$(GO) test -run '^$$' -bench '^BenchmarkPool$$' -benchtime 1x ./pool/
 
 tools: ## Install staticcheck
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
