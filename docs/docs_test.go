@@ -25,14 +25,14 @@ func TestMain(m *testing.M) { pgrlstest.Main(m) }
 // ranElsewhere are commands the docs show that this test does not run,
 // with where they are run instead.
 var ranElsewhere = map[string]string{
-	"make test":                    ".ci/run runs it",
-	"make demo":                    ".ci/run runs it",
-	"make run-example":             "the storefront test serves the same program",
+	"make test":                     ".ci/run runs it",
+	"make demo":                     ".ci/run runs it",
+	"make run-example":              "the storefront test serves the same program",
 	"go get github.com/pgrls/pgrls": "adds the module to a user's project; nothing to run here",
 	"go install github.com/pgrls/pgrls/cmd/pgrls@latest": "this test builds the same command from the checkout",
 	"go install github.com/jackc/tern/v2@latest":         "this test installs tern v2.3.4 (the version go.mod uses)",
-	"apt-get install postgresql":   ".ci/run runs it on machines without the server",
-	"apt-get install pgbouncer":    ".ci/run runs it on machines without pgbouncer",
+	"apt-get install postgresql":                         ".ci/run runs it on machines without the server",
+	"apt-get install pgbouncer":                          ".ci/run runs it on machines without pgbouncer",
 }
 
 // storeApp is the store application before pgrls: what a reader starts from.

@@ -40,7 +40,9 @@ func newHandler(p *pool.Pool, log *slog.Logger) (http.Handler, error) {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
 	mux.HandleFunc("GET /products", s.listProducts)
 	mux.HandleFunc("GET /products/{id}", s.getProduct)
 	mux.HandleFunc("POST /products", s.createProduct)
