@@ -11,9 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/pgrls/pgrls/internal/testschema"
 	"github.com/pgrls/pgrls/middleware"
-	"github.com/pgrls/pgrls/migrations"
 	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/policy"
 	"github.com/pgrls/pgrls/pool"
 	"github.com/pgrls/pgrls/rls"
 	"github.com/stretchr/testify/assert"
@@ -25,18 +23,7 @@ func TestMain(m *testing.M) { pgrlstest.Main(m) }
 var storeTemplate = &pgrlstest.Template{
 	Name: "middleware_store",
 	Setup: func(ctx context.Context, conn *pgx.Conn) error {
-		if _, err := conn.Exec(ctx, testschema.DDL(rls.BigInt)+testschema.Seed(rls.BigInt)); err != nil {
-			return err
-		}
-		if err := migrations.Install(ctx, conn, migrations.Options{}); err != nil {
-			return err
-		}
-		gen, err := policy.Generate(testschema.Model(rls.BigInt, pgrlstest.AppRole))
-		if err != nil {
-			return err
-		}
-		_, err = conn.Exec(ctx, gen.Up)
-		return err
+		return testschema.Isolated(ctx, conn, rls.BigInt, pgrlstest.AppRole)
 	},
 }
 

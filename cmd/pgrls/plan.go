@@ -25,7 +25,7 @@ Examples:
 func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("plan", stderr, planSynopsis)
 	var f generateFlags
-	addModelFlags(fs, &f)
+	addModelFlags(fs, &f, "database to inspect (default $DATABASE_URL)")
 	down := fs.Bool("down", false, "print the down SQL (which undoes the plan) instead of the up SQL")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code

@@ -34,9 +34,10 @@ Examples:
   pgrls verify --app-role app --tenant-column store_id --root stores --format json`
 
 // addModelFlags registers the flags that say where the schema model comes
-// from, shared by verify and plan.
-func addModelFlags(fs *flag.FlagSet, f *generateFlags) {
-	fs.StringVar(&f.url, "database-url", "", "database to inspect (default $DATABASE_URL)")
+// from, shared by generate, verify and plan; dbUsage describes
+// --database-url for the command.
+func addModelFlags(fs *flag.FlagSet, f *generateFlags, dbUsage string) {
+	fs.StringVar(&f.url, "database-url", "", dbUsage)
 	fs.StringVar(&f.modelFile, "model", "", "JSON file holding a policy.Model")
 	fs.StringVar(&f.key, "key", "", "tenant key type: bigint, uuid or text (inferred when discovering)")
 	fs.StringVar(&f.tenantColumn, "tenant-column", "", "tenant column of the tenant tables, such as store_id")
@@ -49,7 +50,7 @@ func addModelFlags(fs *flag.FlagSet, f *generateFlags) {
 	fs.Var(&f.exclude, "exclude", "leave these tables out of discovery (repeatable, comma-separated)")
 	fs.StringVar(&f.schema, "schema", "", "schema of unqualified names (default public)")
 	fs.StringVar(&f.setting, "setting", "", "setting that holds the tenant (default app.current_tenant)")
-	fs.StringVar(&f.appRole, "app-role", "", "role the application connects as")
+	fs.StringVar(&f.appRole, "app-role", "", "role the application connects as (generate grants it table privileges)")
 }
 
 // connectFor connects to the flag's database or DATABASE_URL.
@@ -94,7 +95,7 @@ func liveModel(ctx context.Context, conn *pgx.Conn, f *generateFlags) (*policy.M
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("verify", stderr, verifySynopsis)
 	var f generateFlags
-	addModelFlags(fs, &f)
+	addModelFlags(fs, &f, "database to inspect (default $DATABASE_URL)")
 	format := fs.String("format", "text", "output format: text (for people) or json (stable, for CI)")
 	data := fs.Bool("data", false, "also look for rows whose foreign keys already cross tenants (needs a model, and a role that bypasses row level security)")
 	if code, ok := parseFlags(fs, args); !ok {

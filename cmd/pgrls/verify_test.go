@@ -12,7 +12,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgrls/pgrls/internal/testschema"
-	"github.com/pgrls/pgrls/migrations"
 	"github.com/pgrls/pgrls/pgrlstest"
 	"github.com/pgrls/pgrls/policy"
 	"github.com/pgrls/pgrls/rls"
@@ -25,20 +24,7 @@ import (
 var isolatedStoreSchema = &pgrlstest.Template{
 	Name: "cli_isolated_store",
 	Setup: func(ctx context.Context, conn *pgx.Conn) error {
-		if _, err := conn.Exec(ctx, testschema.DDL(rls.BigInt)+testschema.Seed(rls.BigInt)); err != nil {
-			return err
-		}
-		if err := migrations.Install(ctx, conn, migrations.Options{}); err != nil {
-			return err
-		}
-		gen, err := policy.Generate(testschema.Model(rls.BigInt, pgrlstest.AppRole))
-		if err != nil {
-			return err
-		}
-		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, gen.Up)
-			return err
-		})
+		return testschema.Isolated(ctx, conn, rls.BigInt, pgrlstest.AppRole)
 	},
 }
 

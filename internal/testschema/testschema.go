@@ -4,7 +4,11 @@
 package testschema
 
 import (
+	"context"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgrls/pgrls/migrations"
 
 	"github.com/pgrls/pgrls/policy"
 	"github.com/pgrls/pgrls/rls"
@@ -118,4 +122,25 @@ func escape(s string) string {
 		out = append(out, s[i])
 	}
 	return string(out)
+}
+
+// Isolated sets the store up on conn, a connection of the role that will own
+// the tables: the schema, the seed data, the library's objects, and the
+// tenant isolation that pgrls generates for Model(key, appRole), in one
+// transaction.
+func Isolated(ctx context.Context, conn *pgx.Conn, key rls.KeyType, appRole string) error {
+	gen, err := policy.Generate(Model(key, appRole))
+	if err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, DDL(key)+Seed(key)); err != nil {
+		return fmt.Errorf("testschema: %w", err)
+	}
+	if err := migrations.Install(ctx, conn, migrations.Options{}); err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, gen.Up); err != nil {
+		return fmt.Errorf("testschema: generated isolation: %w", err)
+	}
+	return nil
 }
