@@ -306,6 +306,12 @@ func TestInstallCustomSetting(t *testing.T) {
 
 	err = migrations.Install(ctx, owner, migrations.Options{Setting: "bad; drop"})
 	assert.Error(t, err)
+
+	// Installed for myapp.tenant: installing for another setting is refused, not skipped.
+	err = migrations.Install(ctx, owner, migrations.Options{})
+	assert.ErrorIs(t, err, migrations.ErrSettingMismatch)
+	assert.ErrorContains(t, err, `sets "myapp.tenant", want "app.current_tenant"`)
+	require.NoError(t, migrations.Install(ctx, owner, migrations.Options{Setting: "myapp.tenant"}))
 }
 
 func TestLibrarySQL(t *testing.T) {
@@ -349,6 +355,8 @@ func TestWriteTernFile(t *testing.T) {
 
 	_, err = migrations.WriteTernFile(dir, "Bad Name", m)
 	assert.ErrorIs(t, err, migrations.ErrBadMigrationName)
+	_, err = migrations.WriteTernFile(dir, "empty", &policy.Migration{Up: " \n"})
+	assert.ErrorIs(t, err, migrations.ErrEmptyMigration)
 	_, err = migrations.WriteTernFile(filepath.Join(dir, "missing"), "x", m)
 	assert.Error(t, err)
 	entries, _ := os.ReadDir(dir)

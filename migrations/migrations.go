@@ -75,6 +75,31 @@ func Install(ctx context.Context, conn *pgx.Conn, opts Options) error {
 	if err := m.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrations: install library objects: %w", err)
 	}
+	return checkInstalledSetting(ctx, conn, data["setting"].(string))
+}
+
+// ErrSettingMismatch is returned by [Install] when the library's objects are
+// already installed for another setting: tern skips installed steps, so the
+// function would go on setting the old one.
+var ErrSettingMismatch = errors.New("migrations: pgrls is installed for another setting")
+
+var installedSetting = regexp.MustCompile(`SET LOCAL ([a-z0-9_.]+) = %L`)
+
+// checkInstalledSetting compares the setting pgrls.set_tenant sets with want.
+func checkInstalledSetting(ctx context.Context, conn *pgx.Conn, want string) error {
+	var body string
+	err := conn.QueryRow(ctx, "SELECT prosrc FROM pg_catalog.pg_proc WHERE oid = 'pgrls.set_tenant(text)'::regprocedure").Scan(&body)
+	if err != nil {
+		return fmt.Errorf("migrations: read pgrls.set_tenant: %w", err)
+	}
+	m := installedSetting.FindStringSubmatch(body)
+	if m == nil || m[1] != want {
+		got := "an altered body"
+		if m != nil {
+			got = strconv.Quote(m[1])
+		}
+		return fmt.Errorf("%w: pgrls.set_tenant sets %s, want %q (reinstall: drop schema pgrls, then install)", ErrSettingMismatch, got, want)
+	}
 	return nil
 }
 
@@ -126,6 +151,10 @@ func render(name, text string, data map[string]any) (string, error) {
 // lower-case letters, digits and underscores.
 var ErrBadMigrationName = errors.New("migrations: migration name must match [a-z0-9_]+")
 
+// ErrEmptyMigration is returned by [WriteTernFile] for a migration without
+// up SQL.
+var ErrEmptyMigration = errors.New("migrations: empty migration")
+
 var (
 	ternFile = regexp.MustCompile(`^(\d+)_.+\.sql$`)
 	goodName = regexp.MustCompile(`^[a-z0-9_]+$`)
@@ -141,7 +170,7 @@ func WriteTernFile(dir, name string, m *policy.Migration) (string, error) {
 		return "", fmt.Errorf("%w: %q", ErrBadMigrationName, name)
 	}
 	if m == nil || strings.TrimSpace(m.Up) == "" {
-		return "", errors.New("migrations: empty migration")
+		return "", ErrEmptyMigration
 	}
 	content := []byte(escapeTemplate(strings.TrimRight(m.Up, "\n")) + "\n\n" + separator + "\n\n" +
 		escapeTemplate(strings.TrimRight(m.Down, "\n")) + "\n")

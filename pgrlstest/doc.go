@@ -28,9 +28,10 @@
 //
 // # The server
 //
-// When DATABASE_URL is set (a postgres:// URL), tests use that server; its
-// role must be allowed to CREATE DATABASE and CREATE ROLE (a superuser is
-// simplest). The roles get a fixed test password, which the URLs in [DB]
+// When PGRLS_TEST_DATABASE_URL is set (a postgres:// URL), tests use that
+// server; its role must be allowed to CREATE DATABASE and CREATE ROLE (a
+// superuser is simplest). The variable is not DATABASE_URL on purpose: an
+// application's own database must never be used by accident. The roles get a fixed test password, which the URLs in [DB]
 // carry, so the server must accept password (or trust) authentication for
 // them. Use a server dedicated to tests.
 //

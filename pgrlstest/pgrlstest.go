@@ -41,7 +41,7 @@ const AppRole = "pgrls_test_app"
 const rolePassword = "pgrls_test_password"
 
 // envDatabaseURL names the environment variable of an existing server.
-const envDatabaseURL = "DATABASE_URL"
+const envDatabaseURL = "PGRLS_TEST_DATABASE_URL"
 
 // Template describes a template database that [NewDB] clones. Declare
 // templates as package-level variables; each is built at most once per test
@@ -76,7 +76,7 @@ var templateName = regexp.MustCompile(`^[a-z0-9_]{1,40}$`)
 // server is the process's PostgreSQL server, set up once.
 type server struct {
 	adminURL string             // admin role, database "postgres"
-	cluster  *pgcluster.Cluster // nil with DATABASE_URL
+	cluster  *pgcluster.Cluster // nil with PGRLS_TEST_DATABASE_URL
 	admin    *pgxpool.Pool      // admin role, database "postgres"
 	skip     string             // non-empty: no server available, skip
 	err      error              // setup failed
@@ -153,7 +153,7 @@ func ServerURL(tb testing.TB) string {
 }
 
 // Cluster returns the throwaway cluster that this process started, starting
-// it if needed; it is nil when DATABASE_URL names the server. Tests use it to
+// it if needed; it is nil when PGRLS_TEST_DATABASE_URL names the server. Tests use it to
 // restart the server; a restart ends the connections of every test in the
 // process, so do it from a test that does not call t.Parallel.
 func Cluster(tb testing.TB) *pgcluster.Cluster {

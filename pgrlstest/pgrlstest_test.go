@@ -340,7 +340,7 @@ func TestTemplateErrors(t *testing.T) {
 func TestClusterRestart(t *testing.T) {
 	c := pgrlstest.Cluster(t)
 	if c == nil {
-		t.Skip("DATABASE_URL names the server: no local cluster to restart")
+		t.Skip("PGRLS_TEST_DATABASE_URL names the server: no local cluster to restart")
 	}
 	ctx := t.Context()
 	db := pgrlstest.NewDB(t, nil)

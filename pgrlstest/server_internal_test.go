@@ -31,7 +31,7 @@ func (r *recordTB) check(s *server) {
 
 // TestNoServer is not parallel: it sets CI.
 func TestNoServer(t *testing.T) {
-	noServer := &server{skip: "no PostgreSQL: DATABASE_URL is not set and no binaries"}
+	noServer := &server{skip: "no PostgreSQL: PGRLS_TEST_DATABASE_URL is not set and no binaries"}
 
 	t.Setenv("CI", "")
 	r := &recordTB{TB: t}

@@ -49,8 +49,11 @@ func ParseKeyType(s string) (KeyType, error) {
 	case "text":
 		return Text, nil
 	}
-	return 0, fmt.Errorf("rls: unknown key type %q (want bigint, uuid or text)", s)
+	return 0, fmt.Errorf("%w %q (want bigint, uuid or text)", ErrUnknownKeyType, s)
 }
+
+// ErrUnknownKeyType is returned by [ParseKeyType] for a name it does not know.
+var ErrUnknownKeyType = errors.New("rls: unknown key type")
 
 // Tenant is a validated tenant identifier in canonical text form. The zero
 // Tenant means "no tenant".
@@ -116,7 +119,10 @@ func invalid(key KeyType, s, reason string) error {
 //
 //   - BigInt: a decimal int64 without sign '+', leading zeros or spaces.
 //   - UUID: 36 characters, 8-4-4-4-12 hex digits, either case; stored lower-case.
-//   - Text: 1 to [MaxTextLen] bytes of valid UTF-8 without control characters.
+//   - Text: 1 to [MaxTextLen] bytes of valid UTF-8 without control or format
+//     characters (zero-width and bidi marks), private-use characters, or
+//     white space other than the ASCII space, so that two tenants cannot
+//     look alike.
 func Parse(key KeyType, s string) (Tenant, error) {
 	switch key {
 	case BigInt:
@@ -188,8 +194,11 @@ func parseText(s string) (Tenant, error) {
 		return Tenant{}, invalid(Text, s, "not valid UTF-8")
 	}
 	for _, r := range s {
-		if unicode.IsControl(r) || r == utf8.RuneError {
+		switch {
+		case unicode.IsControl(r) || r == utf8.RuneError:
 			return Tenant{}, invalid(Text, s, "contains a control character")
+		case unicode.In(r, unicode.Cf, unicode.Co, unicode.Zl, unicode.Zp) || (unicode.IsSpace(r) && r != ' '):
+			return Tenant{}, invalid(Text, s, "contains an invisible or look-alike character")
 		}
 	}
 	return Tenant{key: Text, id: s}, nil

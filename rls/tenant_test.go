@@ -50,6 +50,13 @@ func TestParse(t *testing.T) {
 		{rls.Text, "a\nb", "", "control character"},
 		{rls.Text, "a\u0085b", "", "control character"},
 		{rls.Text, "\xff\xfe", "", "not valid UTF-8"},
+		{rls.Text, "acme\u200b", "", "invisible"}, // zero-width space
+		{rls.Text, "\u202eemca", "", "invisible"}, // right-to-left override
+		{rls.Text, "\ufeffacme", "", "invisible"}, // byte order mark
+		{rls.Text, "acme\u00a0", "", "invisible"}, // no-break space
+		{rls.Text, "ac\ue000me", "", "invisible"}, // private use
+		{rls.Text, "acme corp", "acme corp", ""},  // an ASCII space is fine
+		{rls.Text, "straße-東京", "straße-東京", ""},
 		{rls.Text, strings.Repeat("x", rls.MaxTextLen), strings.Repeat("x", rls.MaxTextLen), ""},
 		{rls.Text, strings.Repeat("x", rls.MaxTextLen+1), "", "longer than"},
 		{rls.KeyType(0), "1", "", "unknown key type"},
@@ -90,7 +97,7 @@ func TestKeyType(t *testing.T) {
 		assert.True(t, k.Valid())
 	}
 	_, err := rls.ParseKeyType("integer")
-	assert.Error(t, err)
+	assert.ErrorIs(t, err, rls.ErrUnknownKeyType)
 	assert.Equal(t, "bigint", rls.BigInt.String())
 	assert.Equal(t, "uuid", rls.UUID.String())
 	assert.Equal(t, "text", rls.Text.String())

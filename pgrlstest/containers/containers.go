@@ -7,7 +7,7 @@
 //
 //	func TestMain(m *testing.M) { containers.Main(m) }
 //
-// Tests then use pgrlstest as usual. When DATABASE_URL is already set, Main
+// Tests then use pgrlstest as usual. When PGRLS_TEST_DATABASE_URL is already set, Main
 // uses that server and starts no container.
 package containers
 
@@ -33,10 +33,10 @@ const Image = "postgres:15"
 // Docker engine can be reached.
 var ErrNoEngine = errors.New("containers: no Docker engine reachable")
 
-// Main starts a PostgreSQL container, points DATABASE_URL at it, runs the
+// Main starts a PostgreSQL container, points PGRLS_TEST_DATABASE_URL at it, runs the
 // tests with pgrlstest, stops the container and exits. Call it from TestMain.
 //
-// When DATABASE_URL is already set, no container is started. When no Docker
+// When PGRLS_TEST_DATABASE_URL is already set, no container is started. When no Docker
 // engine is reachable, Main says so on stderr and runs the tests anyway:
 // pgrlstest then uses local server binaries if there are any, and otherwise
 // skips (or, with CI=true, fails) the tests that need a database.
@@ -45,7 +45,7 @@ func Main(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	if os.Getenv("DATABASE_URL") != "" {
+	if os.Getenv("PGRLS_TEST_DATABASE_URL") != "" {
 		return pgrlstest.Run(m)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -61,7 +61,7 @@ func run(m *testing.M) int {
 	}
 	defer stop()
 	startedURL = url
-	if err := os.Setenv("DATABASE_URL", url); err != nil {
+	if err := os.Setenv("PGRLS_TEST_DATABASE_URL", url); err != nil {
 		fmt.Fprintf(os.Stderr, "pgrlstest/containers: %v\n", err)
 		return 1
 	}

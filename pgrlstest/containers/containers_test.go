@@ -55,10 +55,10 @@ func TestStart(t *testing.T) {
 func TestHarnessUsesContainer(t *testing.T) {
 	t.Parallel()
 	if startedURL == "" {
-		t.Skip("Main started no container (no Docker engine, or DATABASE_URL was set)")
+		t.Skip("Main started no container (no Docker engine, or PGRLS_TEST_DATABASE_URL was set)")
 	}
-	if os.Getenv("DATABASE_URL") != startedURL {
-		t.Fatalf("DATABASE_URL = %q, want the container's %q", os.Getenv("DATABASE_URL"), startedURL)
+	if os.Getenv("PGRLS_TEST_DATABASE_URL") != startedURL {
+		t.Fatalf("PGRLS_TEST_DATABASE_URL = %q, want the container's %q", os.Getenv("PGRLS_TEST_DATABASE_URL"), startedURL)
 	}
 	if pgrlstest.Cluster(t) != nil {
 		t.Fatal("pgrlstest started a local cluster although the container runs")
