@@ -273,7 +273,7 @@ func TestIsolationQuotedNames(t *testing.T) {
 }
 
 func storeOptions() policy.DiscoverOptions {
-	return policy.DiscoverOptions{TenantColumn: "store_id", Root: "stores", AppRole: pgrlstest.AppRole}
+	return policy.DiscoverOptions{TenantColumn: "store_id", Root: "stores", Global: []string{"currencies"}, AppRole: pgrlstest.AppRole}
 }
 
 func TestDiscoverMatchesDeclared(t *testing.T) {
@@ -316,7 +316,7 @@ func TestDiscoverQuotedNames(t *testing.T) {
 	conn := db.OwnerConn(t)
 	opts := policy.DiscoverOptions{
 		TenantColumn: "Shop ID", Root: "Shops", RootColumn: "Shop ID", Schemas: []string{"public", "Sales Data"},
-		Setting: "tenancy.shop", AppRole: pgrlstest.AppRole,
+		Global: []string{"Sales Data.Tax Rates"}, Setting: "tenancy.shop", AppRole: pgrlstest.AppRole,
 	}
 	got, err := policy.Discover(t.Context(), conn, opts)
 	require.NoError(t, err)
@@ -562,7 +562,7 @@ func TestDiscoverSimpleProtocolAndPool(t *testing.T) {
 	db := pgrlstest.NewDB(t, quotingTemplate)
 	opts := policy.DiscoverOptions{
 		TenantColumn: "Shop ID", Root: "Shops", RootColumn: "Shop ID", Schemas: []string{"public", "Sales Data"},
-		Setting: "tenancy.shop", AppRole: pgrlstest.AppRole,
+		Global: []string{"Sales Data.Tax Rates"}, Setting: "tenancy.shop", AppRole: pgrlstest.AppRole,
 	}
 	want, err := policy.Discover(t.Context(), db.OwnerConn(t), opts)
 	require.NoError(t, err)

@@ -38,6 +38,12 @@ type DiscoverOptions struct {
 	Include []string
 	// Exclude leaves these tables out of the model, as if they did not exist.
 	Exclude []string
+	// Global lists the tables without the tenant column that all tenants
+	// share (such as currencies): the model grants the application role
+	// SELECT on them. Other tables without the tenant column are left out of
+	// the model, and one that references a tenant table is an error, since
+	// no policy would protect its rows.
+	Global []string
 	// KeyType is the tenant key type. When 0 it is inferred from the type of
 	// the root key column: bigint, uuid, or text (text or varchar). Every
 	// tenant column must have it.
@@ -51,8 +57,10 @@ type DiscoverOptions struct {
 //
 //   - The root table is opts.Root; its tenant column is its key column.
 //   - Every other ordinary or partitioned table (not a partition) in
-//     opts.Schemas that has opts.TenantColumn is a tenant table; every
-//     remaining one is a global table.
+//     opts.Schemas that has opts.TenantColumn is a tenant table. Of the
+//     remaining ones, those in opts.Global are global tables; the others
+//     are left out of the model, unless they reference a tenant table,
+//     which is an error (their rows would be readable by every tenant).
 //   - A foreign key between tenant tables becomes a [ForeignKey] without the
 //     tenant column: T(product_id) -> U(id) gives {Columns: [product_id],
 //     RefTable: U, RefColumns: [id]}. One already in composite form, the
@@ -102,6 +110,12 @@ func Discover(ctx context.Context, conn Querier, opts DiscoverOptions) (*Model, 
 			excluded[t] = true
 		}
 	}
+	global := map[*ctable]bool{}
+	for _, n := range opts.Global {
+		if t := lookup("global", n); t != nil {
+			global[t] = true
+		}
+	}
 	var included map[*ctable]bool
 	if len(opts.Include) > 0 {
 		included = map[*ctable]bool{}
@@ -137,7 +151,7 @@ func Discover(ctx context.Context, conn Querier, opts DiscoverOptions) (*Model, 
 
 	m := &Model{KeyType: key, Schema: def, Setting: opts.Setting, AppRole: opts.AppRole}
 	tenant := map[*ctable]string{} // tenant table -> its tenant column
-	var order []*ctable
+	var order, others []*ctable
 	for _, t := range cat.order {
 		if !inSchemas(t.q) || excluded[t] || (included != nil && !included[t] && t != root) {
 			continue
@@ -149,11 +163,23 @@ func Discover(ctx context.Context, conn Querier, opts DiscoverOptions) (*Model, 
 		case t.cols[opts.TenantColumn] != nil:
 			tenant[t] = opts.TenantColumn
 		default:
-			m.Global = append(m.Global, display(t.q))
+			others = append(others, t)
 			continue
 		}
 		if c := t.cols[tenant[t]]; keyTypeOf(c.typ) != key {
 			bad(display(t.q), c.name, "tenant column has type %s; the tenant key type is %s", c.typ, key)
+		}
+	}
+	// A table without the tenant column is shared only when opts.Global says
+	// so. One that references a tenant table holds tenant data that no
+	// policy would protect: refuse it rather than guess.
+	for _, t := range others {
+		if f := referencesTenant(cat, t, tenant); f != nil {
+			bad(display(t.q), strings.Join(f.cols, ", "), "foreign key %s references tenant table %q, but the table has no tenant column %q: no policy would protect its rows; add the column, or list the table in Exclude", f.name, display(f.ref), opts.TenantColumn)
+			continue
+		}
+		if global[t] {
+			m.Global = append(m.Global, display(t.q))
 		}
 	}
 
@@ -309,9 +335,31 @@ func check(ctx context.Context, conn Querier, m *Model) (*plan, *catalog, error)
 		errs = append(errs, &SchemaError{Table: table, Column: column, Reason: fmt.Sprintf(format, args...)})
 	}
 	def := cmp.Or(m.Schema, "public")
+	tenant := map[*ctable]string{}
+	tenantCols := map[string]bool{}
+	for _, t := range m.Tables {
+		if ct := cat.tables[splitName(def, t.Name)]; ct != nil {
+			tenant[ct] = t.TenantColumn
+			if !t.Root {
+				tenantCols[t.TenantColumn] = true
+			}
+		}
+	}
+	// A global table is granted to the application role without a policy:
+	// it must not hold tenant data.
 	for _, g := range m.Global {
-		if cat.tables[splitName(def, g)] == nil {
+		ct := cat.tables[splitName(def, g)]
+		if ct == nil {
 			bad(g, "", "global table does not exist")
+			continue
+		}
+		for col := range tenantCols {
+			if ct.cols[col] != nil {
+				bad(g, col, "global table has the tenant column: its rows would be readable by every tenant; make it a tenant table")
+			}
+		}
+		if f := referencesTenant(cat, ct, tenant); f != nil {
+			bad(g, strings.Join(f.cols, ", "), "global table references tenant table %q (foreign key %s): its rows would be readable by every tenant", f.ref.String(), f.name)
 		}
 	}
 	for _, t := range m.Tables {
@@ -536,4 +584,14 @@ func refColumns(fk ForeignKey) []string {
 		return []string{"id"}
 	}
 	return fk.RefColumns
+}
+
+// referencesTenant returns a foreign key of t to a tenant table, or nil.
+func referencesTenant(cat *catalog, t *ctable, tenant map[*ctable]string) *cfk {
+	for i := range t.fks {
+		if _, ok := tenant[cat.tables[t.fks[i].ref]]; ok {
+			return &t.fks[i]
+		}
+	}
+	return nil
 }

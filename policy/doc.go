@@ -68,7 +68,8 @@
 // The generated SQL quotes and schema-qualifies every name, so any name
 // PostgreSQL accepts works and search_path does not matter. Names pgrls
 // creates are <table>_<columns>_pgrls_key and <table>_<columns>_pgrls_fkey,
-// cut to 63 bytes with a short hash when longer.//
+// cut to 63 bytes with a short hash when longer.
+//
 // # Verification
 //
 // [Verify] audits a live database for every hole that makes row level

@@ -64,7 +64,8 @@ func PolicyExpr(column string, key rls.KeyType, setting string) string {
 //     [PolicyExpr];
 //   - when [Model.AppRole] is set: SELECT, INSERT, UPDATE, DELETE on tenant
 //     tables; TRUNCATE, REFERENCES and TRIGGER revoked from it and from
-//     PUBLIC; SELECT on global tables; USAGE and SELECT on the sequences
+//     PUBLIC; SELECT on global tables; USAGE (not SELECT, which would reveal
+//     every tenant's row count) on the sequences
 //     that tenant table columns own (serial and identity columns).
 //
 // Down drops and revokes what Up created and granted, in reverse order. It
@@ -171,8 +172,8 @@ func (p *plan) steps() []step {
 	}
 	return append(steps, step{
 		kind: stepSequences,
-		up:   sequenceGrants(tables, "GRANT USAGE, SELECT ON SEQUENCE %s TO %I", p.appRole),
-		down: sequenceGrants(tables, "REVOKE USAGE, SELECT ON SEQUENCE %s FROM %I", p.appRole),
+		up:   sequenceGrants(tables, "GRANT USAGE ON SEQUENCE %s TO %I", p.appRole),
+		down: sequenceGrants(tables, "REVOKE USAGE ON SEQUENCE %s FROM %I", p.appRole),
 	})
 }
 

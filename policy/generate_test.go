@@ -346,7 +346,7 @@ func TestValidateAccepts(t *testing.T) {
 		`"Sales Data"."Order Items"`,
 		`FOREIGN KEY ("Shop ID", "order""ref") REFERENCES "public"."Orders" ("Shop ID", "Order No") ON DELETE SET NULL ("order""ref");`,
 		`TO "App ""Role"" with spaces";`,
-		`EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO %I', seq, 'App "Role" with spaces');`,
+		`EXECUTE format('GRANT USAGE ON SEQUENCE %s TO %I', seq, 'App "Role" with spaces');`,
 		`'"public"."ledger$pgrls$entries_with_a_rather_long_name_for_a_table"'`,
 		`current_setting('tenancy.shop', true)`,
 		"DO $pgrls1$\n",

@@ -17,8 +17,9 @@ WHERE d.classid = 'pg_catalog.pg_class'::regclass
   AND d.refclassid = 'pg_catalog.pg_class'::regclass
   AND d.deptype IN ('a', 'i')
   AND d.refobjid = ANY ($1::regclass[])
-  AND NOT (pg_catalog.has_sequence_privilege($2::text, s.oid, 'USAGE')
-           AND pg_catalog.has_sequence_privilege($2::text, s.oid, 'SELECT'))`
+  -- CASE: the planner may run the check on pg_class rows before the join
+  -- keeps only sequences, and it fails on other relations.
+  AND CASE WHEN s.relkind = 'S' THEN NOT pg_catalog.has_sequence_privilege($2::text, s.oid, 'USAGE') END`
 
 // Plan returns the SQL that would bring the database to the model, without
 // applying it: what [Generate] returns for the model completed by

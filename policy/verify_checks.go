@@ -381,7 +381,7 @@ func (c *checker) checkUnlisted() {
 				"the table has the tenant column %q but is not in the model; it has row level security of its own, which pgrls does not check: add it to the model", col)
 		} else {
 			c.add(SeverityError, CodeTableNotInModel, "table", name, name, "",
-				"the table has the tenant column %q but is not in the model, and nothing isolates its rows: add it to the model's tables (or Global), then generate", col)
+				"the table has the tenant column %q but is not in the model, and nothing isolates its rows: add it to the model's tables, then generate", col)
 		}
 	}
 }

@@ -96,18 +96,7 @@ func buildModel(ctx context.Context, f *generateFlags) (*policy.Model, error) {
 	if declared {
 		return policy.Resolve(ctx, conn, model)
 	}
-	opts := policy.DiscoverOptions{
-		TenantColumn: f.tenantColumn,
-		Root:         f.root,
-		RootColumn:   f.rootColumn,
-		Include:      f.include,
-		Exclude:      f.exclude,
-		Setting:      f.setting,
-		AppRole:      f.appRole,
-	}
-	if f.schema != "" {
-		opts.Schemas = []string{f.schema}
-	}
+	opts := f.discoverOptions()
 	if f.key != "" {
 		if opts.KeyType, err = rls.ParseKeyType(f.key); err != nil {
 			return nil, err
@@ -193,4 +182,22 @@ func addFK(m *policy.Model, spec string) error {
 		}
 	}
 	return fmt.Errorf("--fk %q: table %q is not a declared tenant table (add --table %s)", spec, table, table)
+}
+
+// discoverOptions are the discovery options the flags give.
+func (f *generateFlags) discoverOptions() policy.DiscoverOptions {
+	opts := policy.DiscoverOptions{
+		TenantColumn: f.tenantColumn,
+		Root:         f.root,
+		RootColumn:   f.rootColumn,
+		Include:      f.include,
+		Exclude:      f.exclude,
+		Global:       f.globals,
+		Setting:      f.setting,
+		AppRole:      f.appRole,
+	}
+	if f.schema != "" {
+		opts.Schemas = []string{f.schema}
+	}
+	return opts
 }

@@ -54,12 +54,12 @@ func TestGenerateDeclaredDiscoveredAndLibraryAgree(t *testing.T) {
 	assert.Equal(t, want.Up, checked, "declared model checked against the database")
 
 	code, discovered, stderr := pgrls(t, "generate", "--database-url", db.OwnerURL, "--tenant-column", "store_id",
-		"--root", "stores", "--app-role", pgrlstest.AppRole)
+		"--root", "stores", "--global", "currencies", "--app-role", pgrlstest.AppRole)
 	require.Equal(t, 0, code, stderr)
 	assert.Equal(t, want.Up, discovered, "discovery gives the same SQL as the declaration")
 
 	code, down, stderr := pgrls(t, "generate", "--database-url", db.OwnerURL, "--tenant-column", "store_id",
-		"--root", "stores", "--app-role", pgrlstest.AppRole, "--down")
+		"--root", "stores", "--global", "currencies", "--app-role", pgrlstest.AppRole, "--down")
 	require.Equal(t, 0, code, stderr)
 	assert.Equal(t, want.Down, down)
 }
@@ -71,7 +71,7 @@ func TestGenerateOutWritesTernFilesAndApplies(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "001_schema.sql"), []byte("SELECT 1;\n"), 0o644))
 
 	code, stdout, stderr := pgrls(t, "generate", "--database-url", db.OwnerURL, "--tenant-column", "store_id",
-		"--root", "stores", "--app-role", pgrlstest.AppRole, "--out", dir)
+		"--root", "stores", "--global", "currencies", "--app-role", pgrlstest.AppRole, "--out", dir)
 	require.Equal(t, 0, code, stderr)
 	assert.Equal(t, filepath.Join(dir, "002_tenant_isolation.sql")+"\n", stdout)
 	body, err := os.ReadFile(filepath.Join(dir, "002_tenant_isolation.sql"))

@@ -71,18 +71,7 @@ func liveModel(ctx context.Context, conn *pgx.Conn, f *generateFlags) (*policy.M
 	if f.root == "" {
 		return nil, nil
 	}
-	opts := policy.DiscoverOptions{
-		TenantColumn: f.tenantColumn,
-		Root:         f.root,
-		RootColumn:   f.rootColumn,
-		Include:      f.include,
-		Exclude:      f.exclude,
-		Setting:      f.setting,
-		AppRole:      f.appRole,
-	}
-	if f.schema != "" {
-		opts.Schemas = []string{f.schema}
-	}
+	opts := f.discoverOptions()
 	if f.key != "" {
 		var err error
 		if opts.KeyType, err = rls.ParseKeyType(f.key); err != nil {

@@ -35,7 +35,7 @@ func call(t *testing.T, fn func(context.Context, []string, io.Writer, io.Writer)
 	return code, out.String(), errOut.String()
 }
 
-var discoverFlags = []string{"--tenant-column", "store_id", "--root", "stores", "--app-role", pgrlstest.AppRole}
+var discoverFlags = []string{"--tenant-column", "store_id", "--root", "stores", "--global", "currencies", "--app-role", pgrlstest.AppRole}
 
 func TestVerifyCommandClean(t *testing.T) {
 	t.Parallel()

@@ -43,7 +43,7 @@ func (s *syncBuffer) String() string {
 // TestTour runs the scripted tour of make demo, verify steps included.
 // The steps check their own expectations and fail the tour on a surprise.
 func TestTour(t *testing.T) {
-	t.Setenv("DATABASE_URL", pgrlstest.ServerURL(t))
+	t.Setenv("DATABASE_URL", pgrlstest.ServerURL(t)) // the storefront reads DATABASE_URL
 	bin := filepath.Join(t.TempDir(), "pgrls")
 	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/pgrls").CombinedOutput()
 	require.NoError(t, err, "%s", out)
@@ -70,7 +70,7 @@ func TestTour(t *testing.T) {
 // TestServe runs the server as make run-example does, asks it for products,
 // and stops it.
 func TestServe(t *testing.T) {
-	t.Setenv("DATABASE_URL", pgrlstest.ServerURL(t))
+	t.Setenv("DATABASE_URL", pgrlstest.ServerURL(t)) // the storefront reads DATABASE_URL
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var buf syncBuffer
@@ -123,7 +123,7 @@ func TestCommittedMigrationIsGenerated(t *testing.T) {
 	_, err = owner.Exec(ctx, up)
 	require.NoError(t, err)
 
-	model, err := policy.Discover(ctx, owner, policy.DiscoverOptions{TenantColumn: "store_id", Root: "stores", AppRole: appRole})
+	model, err := policy.Discover(ctx, owner, policy.DiscoverOptions{TenantColumn: "store_id", Root: "stores", Global: []string{"currencies", "users"}, AppRole: appRole})
 	require.NoError(t, err)
 	gen, err := policy.Generate(model)
 	require.NoError(t, err)

@@ -68,7 +68,7 @@ BEGIN
           AND d.refobjid = ANY (ARRAY['"public"."memberships"', '"public"."products"', '"public"."purchases"', '"public"."stores"']::regclass[])
         ORDER BY 1
     LOOP
-        EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO %I', seq, 'storefront_app');
+        EXECUTE format('GRANT USAGE ON SEQUENCE %s TO %I', seq, 'storefront_app');
     END LOOP;
 END
 $pgrls$;
@@ -93,7 +93,7 @@ BEGIN
           AND d.refobjid = ANY (ARRAY['"public"."memberships"', '"public"."products"', '"public"."purchases"', '"public"."stores"']::regclass[])
         ORDER BY 1
     LOOP
-        EXECUTE format('REVOKE USAGE, SELECT ON SEQUENCE %s FROM %I', seq, 'storefront_app');
+        EXECUTE format('REVOKE USAGE ON SEQUENCE %s FROM %I', seq, 'storefront_app');
     END LOOP;
 END
 $pgrls$;
