@@ -34,5 +34,15 @@ sqlc: ## Regenerate examples/storefront's sqlc code (needs sqlc v1.31.1 on PATH)
 bench-pool: ## Pool throughput against raw pgxpool (prints RATIO lines; about 90 s)
 	$(GO) test -run '^$$' -bench '^BenchmarkPool$$' -benchtime 1x ./pool/
 
+FUZZTIME ?= 10s
+FUZZ_TARGETS := ./rls:FuzzParse ./internal/sqlquote:FuzzIdent ./internal/sqlquote:FuzzLiteral \
+	./policy:FuzzGenerate ./middleware:FuzzHeader ./middleware:FuzzSubdomain ./middleware:FuzzJWT
+
+fuzz: ## Run every fuzz target for FUZZTIME each (default 10s; e.g. make fuzz FUZZTIME=5m)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "== $${t##*:} ($${t%%:*})"; \
+		$(GO) test -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME) $${t%%:*}; \
+	done
+
 tools: ## Install staticcheck
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
