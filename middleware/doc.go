@@ -7,7 +7,7 @@
 //		Resolver:  middleware.Header(""), // X-Tenant-ID
 //		Authorize: isMember,               // see Authorization
 //	})
-//	if err != nil { ... }
+//	if err != nil { ... } // a bad Config: errors.Is(err, middleware.ErrConfig)
 //	http.ListenAndServe(addr, mw(app))
 //
 // A handler then reads the tenant with [rls.FromContext] (or [rls.Require]).
@@ -27,10 +27,13 @@
 //     list of algorithms, with a required expiry; [VerifiedClaim] for a
 //     token the application verifies itself. Both read the bearer token of
 //     the Authorization header; no claim of an unverified token is ever used.
+//     No token is [ErrNotFound]; a verified token without the claim is
+//     [ErrMissingTenant], since its holder is granted no tenant.
 //   - [Func]: anything else.
 //
 // [FirstOf] takes the first resolver that finds a value; an error (a forged
-// token, say) stops it rather than falling through to a weaker source.
+// token, or a verified one without the claim) stops it rather than falling
+// through to a weaker source.
 // [Agree] demands that all resolvers that find a value agree, else
 // [ErrConflict] (403); [Required] makes a source mandatory:
 //
@@ -54,9 +57,13 @@
 // # Authorization
 //
 // A header, a path or a subdomain is chosen by the caller. [Config.Authorize]
-// decides whether the authenticated caller may act for the resolved tenant;
-// it is required ([AllowAny] states that the resolver is itself a
-// credential, as with JWTClaim). The usual check looks up a membership
+// decides whether the authenticated caller may act for the resolved tenant,
+// and is required. [AllowAny] states that the resolver is itself a
+// credential, and [New] accepts it only when every value the resolver can
+// yield comes from one: JWTClaim or VerifiedClaim, FirstOf of credentials
+// only, or Agree with a Required credential. FirstOf(JWTClaim(...),
+// Header("")) with AllowAny is refused, since a request without a token
+// would name its own tenant. The usual check looks up a membership
 // table through a separate pool whose role may read all memberships, since
 // the tenant pool sees only the current tenant's rows:
 //
@@ -82,7 +89,7 @@
 //
 // # Failures
 //
-//	ErrMissingTenant    400 (Config.MissingStatus, e.g. 401)
+//	ErrMissingTenant    400  no tenant, or a verified token without the claim (Config.MissingStatus, e.g. 401)
 //	ErrMalformedTenant  400  invalid for the key type, over MaxValueLen bytes, control characters
 //	ErrUnauthenticated  401  a token that fails verification
 //	ErrForbidden        403  denied by Authorize
@@ -95,6 +102,11 @@
 // echoes the value. [Config.ExemptPaths], [Config.ExemptPrefixes] and
 // [Config.Exempt] let health checks and static files through without a
 // tenant.
+//
+// [New] reports a bad [Config] with an error matching [ErrConfig]: a
+// missing Authorize or Resolver, an invalid key type, a resolver built
+// with bad arguments (such as [JWTOptions] without Methods), AllowAny
+// with a resolver that is not a credential.
 //
 // # Outside HTTP
 //

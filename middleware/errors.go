@@ -12,12 +12,21 @@ import (
 // to the next resolver; the middleware answers [ErrMissingTenant].
 var ErrNotFound = errors.New("middleware: no tenant in this source")
 
+// ErrConfig is matched, with errors.Is, by every error [New] returns for a
+// bad [Config]: a missing Authorize or Resolver, an invalid key type, a
+// resolver built with bad arguments (JWT options among them), or
+// [AllowAny] with a resolver that is not a credential. The message says
+// which.
+var ErrConfig = errors.New("middleware: invalid config")
+
 // The kinds of failure. Every error the middleware hands to
 // [Config.ErrorHandler] is an [*Error] whose Kind is one of these, so
 // errors.Is(err, ErrForbidden) and friends work on it.
 var (
-	// ErrMissingTenant: no resolver yielded a tenant. Default status 400,
-	// see [Config.MissingStatus].
+	// ErrMissingTenant: no resolver yielded a tenant, or a verified token
+	// ([JWTClaim], [VerifiedClaim]) carries no tenant claim; the latter
+	// stops [FirstOf] and [Agree]. Default status 400, see
+	// [Config.MissingStatus].
 	ErrMissingTenant = errors.New("middleware: missing tenant")
 
 	// ErrMalformedTenant: a value was found but is not a valid tenant of the

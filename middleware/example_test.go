@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +22,22 @@ func show(h http.Handler, r *http.Request) {
 	h.ServeHTTP(rec, r)
 	fmt.Printf("%d %s\n", rec.Code, strings.TrimSpace(rec.Body.String()))
 }
+
+// isMember stands in for an application's membership check (the package
+// doc shows one through an admin pool): the caller, named here by basic
+// auth, may act only for its own tenants.
+func isMember(r *http.Request, t rls.Tenant) error {
+	user, _, ok := r.BasicAuth() // stands in for real authentication
+	if !ok {
+		return middleware.ErrUnauthenticated
+	}
+	if !slices.Contains(memberships[user], t.String()) {
+		return middleware.ErrForbidden
+	}
+	return nil
+}
+
+var memberships = map[string][]string{"alice": {"42", "0b7c9a6e-3f1d-4c2b-9a8e-5d4c3b2a1f00"}}
 
 // The tenant comes from the X-Tenant-ID header, and Authorize checks that
 // the caller is a member of it (here from a map; in an application, a
@@ -81,12 +98,13 @@ func Example() {
 }
 
 // With net/http's ServeMux, wrap the handler of a pattern holding the
-// wildcard, not the mux.
+// wildcard, not the mux. The path is the caller's choice, so Authorize
+// checks membership.
 func ExamplePathValue() {
 	mw, err := middleware.New(middleware.Config{
 		Key:       rls.UUID,
 		Resolver:  middleware.PathValue("tenant"),
-		Authorize: middleware.AllowAny, // for brevity: check membership in real code
+		Authorize: isMember,
 	})
 	if err != nil {
 		panic(err)
@@ -96,10 +114,17 @@ func ExamplePathValue() {
 		t, _ := rls.FromContext(r.Context())
 		fmt.Fprintln(w, "orders of", t)
 	})))
-	show(mux, httptest.NewRequest(http.MethodGet, "/t/0B7C9A6E-3F1D-4C2B-9A8E-5D4C3B2A1F00/orders", nil))
-	show(mux, httptest.NewRequest(http.MethodGet, "/t/42/orders", nil))
+	asAlice := func(path string) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, path, nil)
+		r.SetBasicAuth("alice", "secret")
+		return r
+	}
+	show(mux, asAlice("/t/0B7C9A6E-3F1D-4C2B-9A8E-5D4C3B2A1F00/orders"))
+	show(mux, asAlice("/t/5e0c1f7a-9d2b-4e8c-b1a3-7f6d5c4b3a29/orders")) // not alice's
+	show(mux, asAlice("/t/42/orders"))
 	// Output:
 	// 200 orders of 0b7c9a6e-3f1d-4c2b-9a8e-5d4c3b2a1f00
+	// 403 forbidden
 	// 400 malformed tenant
 }
 
@@ -121,7 +146,8 @@ func ExampleSubdomain() {
 }
 
 // JWTClaim reads the tenant from a claim of a verified token. The signed
-// claim is the credential, so AllowAny is enough here.
+// claim is the credential, so AllowAny is enough here. A verified token
+// without the claim grants no tenant: 400 (Config.MissingStatus).
 func ExampleJWTClaim() {
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	mw, err := middleware.New(middleware.Config{
@@ -153,11 +179,37 @@ func ExampleJWTClaim() {
 	show(app, token([]byte("a forged key, 32 bytes long....."), jwt.MapClaims{"tenant_id": "42", "iss": iss, "exp": exp}))
 	show(app, token(secret, jwt.MapClaims{"tenant_id": "42", "iss": iss, "exp": time.Now().Add(-time.Hour).Unix()}))
 	show(app, token(secret, jwt.MapClaims{"tenant_id": 42, "iss": iss, "exp": exp}))
+	show(app, token(secret, jwt.MapClaims{"sub": "alice", "iss": iss, "exp": exp}))
 	// Output:
 	// 200 tenant 42
 	// 401 unauthenticated
 	// 401 unauthenticated
 	// 400 malformed tenant
+	// 400 missing tenant
+}
+
+// AllowAny states that the resolver is a credential. New refuses it when a
+// request could name its own tenant, as through a header that FirstOf
+// falls back to when there is no token; Agree with a Required claim is a
+// credential, since the header must then match the claim.
+func ExampleAllowAny() {
+	claim := middleware.JWTClaim(middleware.JWTOptions{
+		Claim:   "tenant_id",
+		Keyfunc: func(*jwt.Token) (any, error) { return []byte("0123456789abcdef0123456789abcdef"), nil },
+		Methods: []string{"HS256"},
+	})
+	for _, res := range []middleware.Resolver{
+		claim,
+		middleware.Agree(middleware.Required(claim), middleware.Header("")),
+		middleware.FirstOf(claim, middleware.Header("")),
+	} {
+		_, err := middleware.New(middleware.Config{Key: rls.BigInt, Resolver: res, Authorize: middleware.AllowAny})
+		fmt.Println(errors.Is(err, middleware.ErrConfig), err)
+	}
+	// Output:
+	// false <nil>
+	// false <nil>
+	// true middleware: invalid config: Authorize is AllowAny but the resolver can yield a tenant the caller chooses (FirstOf member 2: Header("X-Tenant-Id")): set an Authorize that checks the caller
 }
 
 // Agree binds a tenant the caller picks (the subdomain) to the one its
@@ -201,7 +253,7 @@ func Example_background() {
 	queue := make(chan job, 1)
 	var wg sync.WaitGroup
 
-	mw, err := middleware.New(middleware.Config{Key: rls.BigInt, Resolver: middleware.Header(""), Authorize: middleware.AllowAny})
+	mw, err := middleware.New(middleware.Config{Key: rls.BigInt, Resolver: middleware.Header(""), Authorize: isMember})
 	if err != nil {
 		panic(err)
 	}
@@ -222,6 +274,7 @@ func Example_background() {
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	r := httptest.NewRequest(http.MethodPost, "/invoices/send", nil)
+	r.SetBasicAuth("alice", "secret")
 	r.Header.Set("X-Tenant-ID", "42")
 	app.ServeHTTP(httptest.NewRecorder(), r)
 
@@ -245,7 +298,7 @@ func ExampleConfig_errorHandler() {
 	mw, err := middleware.New(middleware.Config{
 		Key:       rls.BigInt,
 		Resolver:  middleware.Header(""),
-		Authorize: middleware.AllowAny,
+		Authorize: isMember,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			var e *middleware.Error
 			errors.As(err, &e)

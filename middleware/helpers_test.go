@@ -22,13 +22,27 @@ type outcome struct {
 	err       error // error handed to the error handler
 }
 
+// requireUser is the Authorize of [serve] when the config sets none. It
+// stands in for an application's check: the caller is named by the X-User
+// header, which [get] sets to "alice"; no caller is 401, and "mallory"
+// belongs to no tenant (403).
+func requireUser(r *http.Request, _ rls.Tenant) error {
+	switch r.Header.Get("X-User") {
+	case "":
+		return middleware.ErrUnauthenticated
+	case "mallory":
+		return middleware.ErrForbidden
+	}
+	return nil
+}
+
 // serve runs r through New(cfg) in front of a handler that records the
-// tenant of its context.
+// tenant of its context. A nil cfg.Authorize means [requireUser].
 func serve(t *testing.T, cfg middleware.Config, r *http.Request) outcome {
 	t.Helper()
 	var o outcome
 	if cfg.Authorize == nil {
-		cfg.Authorize = middleware.AllowAny
+		cfg.Authorize = requireUser
 	}
 	inner := cfg.ErrorHandler
 	if inner == nil {
@@ -110,7 +124,12 @@ func checkBody(t *testing.T, body string, status int) {
 	}
 }
 
-func get(target string) *http.Request { return httptest.NewRequest(http.MethodGet, target, nil) }
+// get builds a request from the authenticated caller alice (see [requireUser]).
+func get(target string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, target, nil)
+	r.Header.Set("X-User", "alice")
+	return r
+}
 
 func withHeader(name string, values ...string) *http.Request {
 	r := get("/")

@@ -70,9 +70,13 @@ type JWTOptions struct {
 // opts.Keyfunc for one of opts.Methods, with an expiry that has not passed.
 // No claim is read from a token that does not verify.
 //
-//   - No token, or a verified token without the claim: [ErrNotFound].
+//   - No token: [ErrNotFound], so [FirstOf] tries its next resolver.
+//   - A verified token without the claim (absent, null or ""):
+//     [ErrMissingTenant], status [Config.MissingStatus] (400 by default).
+//     It stops FirstOf and [Agree]: the caller proved an identity that
+//     grants no tenant, and must not pick one from a weaker source.
 //   - A token that fails verification: [ErrUnauthenticated] (401), which
-//     also stops [FirstOf].
+//     also stops FirstOf.
 //   - A claim that is not a JSON string: [ErrMalformedTenant].
 //
 // A bad opts is reported by [New] (and by Resolve, when used without it).
@@ -93,13 +97,13 @@ type jwtClaim struct {
 func (j *jwtClaim) init(opts JWTOptions) error {
 	switch {
 	case opts.Claim == "":
-		return errors.New("middleware: JWTClaim without a Claim")
+		return fmt.Errorf("%w: JWTClaim without a Claim", ErrConfig)
 	case opts.Keyfunc == nil:
-		return errors.New("middleware: JWTClaim without a Keyfunc")
+		return fmt.Errorf("%w: JWTClaim without a Keyfunc", ErrConfig)
 	case len(opts.Methods) == 0:
-		return errors.New("middleware: JWTClaim without Methods: list the accepted algorithms")
+		return fmt.Errorf("%w: JWTClaim without Methods: list the accepted algorithms", ErrConfig)
 	case slices.ContainsFunc(opts.Methods, func(m string) bool { return strings.EqualFold(m, "none") || m == "" }):
-		return errors.New(`middleware: JWTClaim Methods hold "none" or ""`)
+		return fmt.Errorf(`%w: JWTClaim Methods hold "none" or ""`, ErrConfig)
 	}
 	// Ours come last so that the caller's options cannot replace them.
 	base := append(slices.Clip(opts.Parser), jwt.WithExpirationRequired())
@@ -117,16 +121,18 @@ func checkExpiryEnforced(opts []jwt.ParserOption) error {
 	})
 	s, err := expired.SignedString(key)
 	if err != nil {
-		return fmt.Errorf("middleware: JWTClaim self-check: %w", err)
+		return fmt.Errorf("%w: JWTClaim self-check: %w", ErrConfig, err)
 	}
 	p := jwt.NewParser(append(opts, jwt.WithValidMethods([]string{"HS256"}))...)
 	if _, err := p.Parse(s, func(*jwt.Token) (any, error) { return key, nil }); err == nil {
-		return errors.New("middleware: JWTClaim Parser options accept an expired token: drop jwt.WithoutClaimsValidation and large leeways")
+		return fmt.Errorf("%w: JWTClaim Parser options accept an expired token: drop jwt.WithoutClaimsValidation and large leeways", ErrConfig)
 	}
 	return nil
 }
 
 func (j *jwtClaim) check() error { return j.err }
+
+func (*jwtClaim) weakness() string { return "" }
 
 func (j *jwtClaim) Resolve(r *http.Request) (string, error) {
 	if j.err != nil {
@@ -158,17 +164,21 @@ func (j *jwtClaim) Resolve(r *http.Request) (string, error) {
 	return claimString(claims, j.claim)
 }
 
+// claimString reads the tenant claim of a verified token. A token without
+// it (absent, null or "") is ErrMissingTenant, not ErrNotFound: the caller
+// proved an identity that grants no tenant, and FirstOf must not go on to
+// a source the caller chooses.
 func claimString(claims map[string]any, name string) (string, error) {
 	v, ok := claims[name]
 	if !ok || v == nil {
-		return "", ErrNotFound
+		return "", newErr(ErrMissingTenant, fmt.Errorf("verified token has no claim %q", name))
 	}
 	s, ok := v.(string)
 	if !ok {
 		return "", newErr(ErrMalformedTenant, fmt.Errorf("claim %q is a %T, not a string", name, v))
 	}
 	if s == "" {
-		return "", ErrNotFound
+		return "", newErr(ErrMissingTenant, fmt.Errorf("verified token has an empty claim %q", name))
 	}
 	return s, nil
 }
@@ -180,8 +190,9 @@ func claimString(claims map[string]any, name string) (string, error) {
 type Verifier func(ctx context.Context, token string) (claims map[string]any, err error)
 
 // VerifiedClaim resolves the tenant from a claim of a bearer token that
-// verify accepts. The claim must be a string. No token, or no claim:
-// [ErrNotFound]; a token verify rejects: [ErrUnauthenticated].
+// verify accepts. The claim must be a string. No token: [ErrNotFound]; a
+// verified token without the claim: [ErrMissingTenant], which stops
+// [FirstOf], as for [JWTClaim]; a token verify rejects: [ErrUnauthenticated].
 func VerifiedClaim(claim string, verify Verifier) Resolver {
 	return &verifiedClaim{claim: claim, verify: verify}
 }
@@ -191,12 +202,14 @@ type verifiedClaim struct {
 	verify Verifier
 }
 
+func (*verifiedClaim) weakness() string { return "" }
+
 func (v *verifiedClaim) check() error {
 	switch {
 	case v.claim == "":
-		return errors.New("middleware: VerifiedClaim without a claim name")
+		return fmt.Errorf("%w: VerifiedClaim without a claim name", ErrConfig)
 	case v.verify == nil:
-		return errors.New("middleware: VerifiedClaim with a nil Verifier")
+		return fmt.Errorf("%w: VerifiedClaim with a nil Verifier", ErrConfig)
 	}
 	return nil
 }

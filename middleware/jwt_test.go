@@ -177,11 +177,11 @@ func TestJWTOptions(t *testing.T) {
 		"methods overridden": {Claim: "tid", Keyfunc: kf, Methods: []string{"HS256"}, Parser: []jwt.ParserOption{jwt.WithoutClaimsValidation(), jwt.WithValidMethods([]string{"none"})}},
 	}
 	for name, opts := range bad {
-		if _, err := middleware.New(middleware.Config{Key: rls.Text, Resolver: middleware.JWTClaim(opts), Authorize: middleware.AllowAny}); err == nil {
-			t.Errorf("%s: New accepted it", name)
+		if _, err := middleware.New(middleware.Config{Key: rls.Text, Resolver: middleware.JWTClaim(opts), Authorize: middleware.AllowAny}); !errors.Is(err, middleware.ErrConfig) {
+			t.Errorf("%s: New: got %v, want ErrConfig", name, err)
 		}
-		if _, err := middleware.JWTClaim(opts).Resolve(get("/")); err == nil {
-			t.Errorf("%s: Resolve without New did not fail", name)
+		if _, err := middleware.JWTClaim(opts).Resolve(get("/")); !errors.Is(err, middleware.ErrConfig) {
+			t.Errorf("%s: Resolve without New: got %v, want ErrConfig", name, err)
 		}
 	}
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,7 +30,7 @@ type Config struct {
 	// Authorize decides whether the caller may act for the resolved tenant,
 	// so that nobody reaches another tenant by editing a header. Required:
 	// when the resolver is itself a credential ([JWTClaim], [VerifiedClaim])
-	// say so with [AllowAny].
+	// say so with [AllowAny], which New refuses for any other resolver.
 	//
 	//   - nil error: allowed; the tenant goes into the request context.
 	//   - an error matching [ErrUnauthenticated]: 401 (no authenticated caller).
@@ -62,10 +63,29 @@ type Config struct {
 	Exempt func(r *http.Request) bool
 }
 
-// AllowAny is an Authorize hook that allows every resolved tenant. Use it
-// only when the resolver is itself a credential, such as [JWTClaim], whose
-// signed claim already states which tenant the caller may act for.
+// AllowAny is an Authorize hook that allows every resolved tenant, for a
+// resolver that is itself a credential: its signed claim already states
+// which tenant the caller may act for. [New] accepts it only when every
+// value the resolver can yield comes from a credential, and returns an
+// error matching [ErrConfig] otherwise:
+//
+//   - [JWTClaim] and [VerifiedClaim] are credentials.
+//   - [Required](x) is a credential if x is.
+//   - [FirstOf](...) is a credential if all its resolvers are, since any of
+//     them may supply the value.
+//   - [Agree](...) is a credential if one of its resolvers is Required(x)
+//     with x a credential: every value it yields equals that one.
+//   - [Header], [Cookie], [PathValue], [PathFunc], [Subdomain], [Func] and
+//     resolvers of other packages are not.
 func AllowAny(*http.Request, rls.Tenant) error { return nil }
+
+// allowAnyPC is the code pointer of AllowAny, which isAllowAny compares
+// with: func values are not comparable with ==.
+var allowAnyPC = reflect.ValueOf(AllowAny).Pointer()
+
+func isAllowAny(f func(*http.Request, rls.Tenant) error) bool {
+	return reflect.ValueOf(f).Pointer() == allowAnyPC
+}
 
 // New checks cfg and returns the middleware. For each request that is not
 // exempt it runs the resolver, checks and parses the value, calls
@@ -74,27 +94,32 @@ func AllowAny(*http.Request, rls.Tenant) error { return nil }
 // error handler and not next.
 func New(cfg Config) (func(next http.Handler) http.Handler, error) {
 	if !cfg.Key.Valid() {
-		return nil, fmt.Errorf("middleware: invalid key type %v", cfg.Key)
+		return nil, fmt.Errorf("%w: invalid key type %v", ErrConfig, cfg.Key)
 	}
 	res, err := prepare(cfg.Resolver, cfg.Key)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Authorize == nil {
-		return nil, errors.New("middleware: Authorize is nil: set a membership check, or AllowAny when the resolver is a credential")
+		return nil, fmt.Errorf("%w: Authorize is nil: set a membership check, or AllowAny when the resolver is a credential", ErrConfig)
+	}
+	if isAllowAny(cfg.Authorize) {
+		if w := weakness(res); w != "" {
+			return nil, fmt.Errorf("%w: Authorize is AllowAny but the resolver can yield a tenant the caller chooses (%s): set an Authorize that checks the caller", ErrConfig, w)
+		}
 	}
 	if cfg.MissingStatus == 0 {
 		cfg.MissingStatus = http.StatusBadRequest
 	}
 	if cfg.MissingStatus < 400 || cfg.MissingStatus > 499 {
-		return nil, fmt.Errorf("middleware: MissingStatus %d is not a 4xx status", cfg.MissingStatus)
+		return nil, fmt.Errorf("%w: MissingStatus %d is not a 4xx status", ErrConfig, cfg.MissingStatus)
 	}
 	if cfg.ErrorHandler == nil {
 		cfg.ErrorHandler = DefaultErrorHandler
 	}
 	for _, p := range append(append([]string(nil), cfg.ExemptPaths...), cfg.ExemptPrefixes...) {
 		if !strings.HasPrefix(p, "/") {
-			return nil, fmt.Errorf("middleware: exempt path %q does not start with /", p)
+			return nil, fmt.Errorf("%w: exempt path %q does not start with /", ErrConfig, p)
 		}
 	}
 	m := &mw{

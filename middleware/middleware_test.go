@@ -127,7 +127,13 @@ func TestSubdomain(t *testing.T) {
 
 func TestServeMuxPathValue(t *testing.T) {
 	t.Parallel()
-	mw, err := middleware.New(middleware.Config{Key: rls.BigInt, Resolver: middleware.PathValue("tenant"), Authorize: middleware.AllowAny})
+	onlyTenant42 := func(r *http.Request, tn rls.Tenant) error {
+		if tn != rls.Int64(42) {
+			return middleware.ErrForbidden
+		}
+		return nil
+	}
+	mw, err := middleware.New(middleware.Config{Key: rls.BigInt, Resolver: middleware.PathValue("tenant"), Authorize: onlyTenant42})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,6 +155,7 @@ func TestServeMuxPathValue(t *testing.T) {
 		body   string
 	}{
 		{"/t/42/items", 200, "42"},
+		{"/t/43/items", 403, "forbidden\n"},
 		{"/t/abc/items", 400, "malformed tenant\n"},
 		{"/t/042/items", 400, "malformed tenant\n"},
 		{"/t/%00/items", 400, "malformed tenant\n"},
@@ -331,6 +338,7 @@ func TestAuthorize(t *testing.T) {
 		t.Run(tc.user+"->"+tc.tenant, func(t *testing.T) {
 			t.Parallel()
 			r := withHeader("X-Tenant-ID", tc.tenant)
+			r.Header.Del("X-User")
 			if tc.user != "" {
 				r.Header.Set("X-User", tc.user)
 			}
@@ -388,7 +396,7 @@ func TestAuthorizeRunsEveryRequest(t *testing.T) {
 // and checks each request sees its own tenant.
 func TestManyTenants(t *testing.T) {
 	t.Parallel()
-	mw, err := middleware.New(middleware.Config{Key: rls.BigInt, Resolver: middleware.Header(""), Authorize: middleware.AllowAny})
+	mw, err := middleware.New(middleware.Config{Key: rls.BigInt, Resolver: middleware.Header(""), Authorize: requireUser})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +493,7 @@ func TestDefaultErrorHandlerHeaders(t *testing.T) {
 func TestNewRejectsBadConfig(t *testing.T) {
 	t.Parallel()
 	h := middleware.Header("")
-	ok := middleware.Config{Key: rls.BigInt, Resolver: h, Authorize: middleware.AllowAny}
+	ok := middleware.Config{Key: rls.BigInt, Resolver: h, Authorize: requireUser}
 	with := func(f func(*middleware.Config)) middleware.Config { c := ok; f(&c); return c }
 	for name, cfg := range map[string]middleware.Config{
 		"no key":              with(func(c *middleware.Config) { c.Key = 0 }),
@@ -511,9 +519,27 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"verified nil func": with(func(c *middleware.Config) { c.Resolver = middleware.VerifiedClaim("tid", nil) }),
 		"exempt no slash":   with(func(c *middleware.Config) { c.ExemptPaths = []string{"healthz"} }),
 		"prefix no slash":   with(func(c *middleware.Config) { c.ExemptPrefixes = []string{"static"} }),
+		"allow any header":  with(func(c *middleware.Config) { c.Authorize = middleware.AllowAny }),
+		"bad jwt options": with(func(c *middleware.Config) {
+			c.Resolver = middleware.JWTClaim(middleware.JWTOptions{Claim: "tid", Methods: []string{"HS256"}})
+		}),
 	} {
-		if _, err := middleware.New(cfg); err == nil {
+		mw, err := middleware.New(cfg)
+		if err == nil {
 			t.Errorf("%s: New accepted a bad config", name)
+			continue
+		}
+		if !errors.Is(err, middleware.ErrConfig) {
+			t.Errorf("%s: error %v does not match ErrConfig", name, err)
+		}
+		if mw != nil {
+			t.Errorf("%s: New returned a middleware with its error", name)
+		}
+		for _, kind := range []error{middleware.ErrMissingTenant, middleware.ErrMalformedTenant, middleware.ErrUnauthenticated,
+			middleware.ErrForbidden, middleware.ErrConflict, middleware.ErrInternal, middleware.ErrNotFound} {
+			if errors.Is(err, kind) {
+				t.Errorf("%s: config error %v matches the request failure %v", name, err, kind)
+			}
 		}
 	}
 	if _, err := middleware.New(ok); err != nil {
@@ -535,7 +561,7 @@ func TestOutsideHTTP(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	queue := make(chan job, 1)
-	mw, err := middleware.New(middleware.Config{Key: rls.UUID, Resolver: middleware.Header(""), Authorize: middleware.AllowAny})
+	mw, err := middleware.New(middleware.Config{Key: rls.UUID, Resolver: middleware.Header(""), Authorize: requireUser})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -553,6 +579,7 @@ func TestOutsideHTTP(t *testing.T) {
 	defer srv.Close()
 	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
 	req.Header.Set("X-Tenant-ID", "0B7C9A6E-3F1D-4C2B-9A8E-5D4C3B2A1F00")
+	req.Header.Set("X-User", "alice")
 	resp, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)

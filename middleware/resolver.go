@@ -25,6 +25,8 @@ type Func func(r *http.Request) (string, error)
 // Resolve calls f(r).
 func (f Func) Resolve(r *http.Request) (string, error) { return f(r) }
 
+func (Func) weakness() string { return "Func" }
+
 // DefaultHeader is the header [Header] reads when given an empty name.
 const DefaultHeader = "X-Tenant-ID"
 
@@ -39,6 +41,8 @@ func Header(name string) Resolver {
 }
 
 type header string
+
+func (h header) weakness() string { return fmt.Sprintf("Header(%q)", string(h)) }
 
 func (h header) Resolve(r *http.Request) (string, error) {
 	switch vs := r.Header[string(h)]; {
@@ -58,9 +62,11 @@ func Cookie(name string) Resolver { return cookie(name) }
 
 type cookie string
 
+func (c cookie) weakness() string { return fmt.Sprintf("Cookie(%q)", string(c)) }
+
 func (c cookie) Resolve(r *http.Request) (string, error) {
-	if c == "" {
-		return "", errors.New("middleware: Cookie resolver with an empty name")
+	if err := c.check(); err != nil {
+		return "", err
 	}
 	cs := r.CookiesNamed(string(c))
 	switch {
@@ -74,7 +80,7 @@ func (c cookie) Resolve(r *http.Request) (string, error) {
 
 func (c cookie) check() error {
 	if c == "" {
-		return errors.New("middleware: Cookie resolver with an empty name")
+		return fmt.Errorf("%w: Cookie resolver with an empty name", ErrConfig)
 	}
 	return nil
 }
@@ -87,6 +93,8 @@ func PathValue(name string) Resolver { return pathValue(name) }
 
 type pathValue string
 
+func (p pathValue) weakness() string { return fmt.Sprintf("PathValue(%q)", string(p)) }
+
 func (p pathValue) Resolve(r *http.Request) (string, error) {
 	if v := r.PathValue(string(p)); v != "" {
 		return v, nil
@@ -96,7 +104,7 @@ func (p pathValue) Resolve(r *http.Request) (string, error) {
 
 func (p pathValue) check() error {
 	if p == "" {
-		return errors.New("middleware: PathValue resolver with an empty name")
+		return fmt.Errorf("%w: PathValue resolver with an empty name", ErrConfig)
 	}
 	return nil
 }
@@ -109,9 +117,11 @@ func PathFunc(get func(r *http.Request) string) Resolver { return pathFunc(get) 
 
 type pathFunc func(*http.Request) string
 
+func (pathFunc) weakness() string { return "PathFunc" }
+
 func (f pathFunc) Resolve(r *http.Request) (string, error) {
-	if f == nil {
-		return "", errors.New("middleware: PathFunc resolver with a nil func")
+	if err := f.check(); err != nil {
+		return "", err
 	}
 	if v := f(r); v != "" {
 		return v, nil
@@ -121,7 +131,7 @@ func (f pathFunc) Resolve(r *http.Request) (string, error) {
 
 func (f pathFunc) check() error {
 	if f == nil {
-		return errors.New("middleware: PathFunc resolver with a nil func")
+		return fmt.Errorf("%w: PathFunc resolver with a nil func", ErrConfig)
 	}
 	return nil
 }
@@ -133,6 +143,17 @@ func (f pathFunc) check() error {
 func FirstOf(resolvers ...Resolver) Resolver { return firstOf(resolvers) }
 
 type firstOf []Resolver
+
+// weakness: FirstOf yields a credential only if every member does, since
+// any member may be the one that finds the value.
+func (f firstOf) weakness() string {
+	for i, res := range f {
+		if w := weakness(res); w != "" {
+			return fmt.Sprintf("FirstOf member %d: %s", i+1, w)
+		}
+	}
+	return ""
+}
 
 func (f firstOf) Resolve(r *http.Request) (string, error) {
 	for _, res := range f {
@@ -158,6 +179,17 @@ func Agree(resolvers ...Resolver) Resolver { return &agree{rs: resolvers} }
 type agree struct {
 	rs  []Resolver
 	key rls.KeyType // 0: compare raw values
+}
+
+// weakness: Agree yields a credential when one member is Required and a
+// credential, since every value it yields then equals that member's.
+func (a *agree) weakness() string {
+	for _, res := range a.rs {
+		if q, ok := res.(required); ok && weakness(q) == "" {
+			return ""
+		}
+	}
+	return "Agree without a Required credential member"
 }
 
 func (a *agree) Resolve(r *http.Request) (string, error) {
@@ -200,6 +232,13 @@ func Required(res Resolver) Resolver { return required{res} }
 
 type required struct{ r Resolver }
 
+func (q required) weakness() string {
+	if w := weakness(q.r); w != "" {
+		return "Required(" + w + ")"
+	}
+	return ""
+}
+
 func (q required) Resolve(r *http.Request) (string, error) {
 	v, err := q.r.Resolve(r)
 	if err == nil && v == "" || errors.Is(err, ErrNotFound) {
@@ -208,11 +247,29 @@ func (q required) Resolve(r *http.Request) (string, error) {
 	return v, err
 }
 
+// credentialer is implemented by the resolvers of this package. weakness
+// returns "" when every value the resolver can yield comes from a verified
+// credential ([JWTClaim], [VerifiedClaim], and compositions of them), and
+// otherwise names a source the caller controls.
+type credentialer interface {
+	weakness() string
+}
+
+// weakness returns "" when res yields only credential-derived values, else
+// the source that does not. A Resolver of another package is never a
+// credential.
+func weakness(res Resolver) string {
+	if c, ok := res.(credentialer); ok {
+		return c.weakness()
+	}
+	return fmt.Sprintf("a %T", res)
+}
+
 // prepare checks a resolver tree and binds the key type into every Agree.
 func prepare(res Resolver, key rls.KeyType) (Resolver, error) {
 	switch v := res.(type) {
 	case nil:
-		return nil, errors.New("middleware: nil Resolver")
+		return nil, fmt.Errorf("%w: nil Resolver", ErrConfig)
 	case firstOf:
 		rs, err := prepareAll("FirstOf", v, key)
 		return firstOf(rs), err
@@ -232,7 +289,7 @@ func prepare(res Resolver, key rls.KeyType) (Resolver, error) {
 
 func prepareAll(name string, rs []Resolver, key rls.KeyType) ([]Resolver, error) {
 	if len(rs) == 0 {
-		return nil, fmt.Errorf("middleware: %s without resolvers", name)
+		return nil, fmt.Errorf("%w: %s without resolvers", ErrConfig, name)
 	}
 	out := make([]Resolver, len(rs))
 	for i, r := range rs {
@@ -274,17 +331,19 @@ type subdomain struct {
 
 func checkBase(orig, b string) error {
 	if b == "" {
-		return errors.New("middleware: Subdomain with an empty base domain")
+		return fmt.Errorf("%w: Subdomain with an empty base domain", ErrConfig)
 	}
 	for _, l := range strings.Split(b, ".") {
 		if !validLabel(l) {
-			return fmt.Errorf("middleware: Subdomain base %q is not a host name of ASCII labels (give IDNs in punycode, no port)", orig)
+			return fmt.Errorf("%w: Subdomain base %q is not a host name of ASCII labels (give IDNs in punycode, no port)", ErrConfig, orig)
 		}
 	}
 	return nil
 }
 
 func (s *subdomain) check() error { return s.err }
+
+func (s *subdomain) weakness() string { return fmt.Sprintf("Subdomain(%q)", s.base) }
 
 func (s *subdomain) Resolve(r *http.Request) (string, error) {
 	if s.err != nil {
