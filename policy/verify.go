@@ -75,6 +75,9 @@ const (
 	// CodeFKWithoutTenant: a foreign key between tenant tables does not
 	// pair their tenant columns.
 	CodeFKWithoutTenant Code = "fk_without_tenant"
+	// CodeFKBesideComposite: a plain foreign key left beside the composite
+	// one; its violation reveals whether an id exists in another tenant.
+	CodeFKBesideComposite Code = "fk_beside_composite"
 	// CodeKeyWithoutTenant: a unique key of a tenant table does not include
 	// the tenant column.
 	CodeKeyWithoutTenant Code = "key_without_tenant"

@@ -294,7 +294,13 @@ func (c *checker) checkKeys(t *vtable) {
 		if ref == nil || !ref.tenant || ref.column == "" || ref.colType == "" {
 			continue
 		}
-		if fkCovered(t, ref, fk) {
+		if safe, beside := fkCovered(t, ref, fk); safe {
+			if beside {
+				c.add(SeverityWarning, CodeFKBesideComposite, "constraint", fk.name, name,
+					fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s;", t.q.sql(), sqlquote.Ident(fk.name)),
+					"foreign key (%s) -> %s (%s) is redundant beside the composite key that pairs the tenant columns, and PostgreSQL checks it first: its violation tells a writer whether the id exists in another tenant",
+					strings.Join(fk.cols, ", "), ref.q, strings.Join(fk.refCols, ", "))
+			}
 			continue
 		}
 		fix := ""
@@ -318,10 +324,10 @@ func (c *checker) checkKeys(t *vtable) {
 }
 
 // fkCovered reports whether a foreign key from t to ref cannot cross
-// tenants: it pairs the tenant columns itself, or another foreign key
-// between the same tables pairs them along with all of its column pairs (a
-// plain key left next to the composite one that pgrls added).
-func fkCovered(t, ref *vtable, fk vfk) bool {
+// tenants: it pairs the tenant columns itself, or (beside) another foreign
+// key between the same tables pairs them along with all of its column pairs
+// (a plain key left next to the composite one that pgrls added).
+func fkCovered(t, ref *vtable, fk vfk) (safe, beside bool) {
 	pairs := func(f vfk) map[[2]string]bool {
 		m := make(map[[2]string]bool, len(f.cols))
 		for i := range f.cols {
@@ -331,7 +337,7 @@ func fkCovered(t, ref *vtable, fk vfk) bool {
 	}
 	tenantPair := [2]string{t.column, ref.column}
 	if pairs(fk)[tenantPair] {
-		return true
+		return true, false
 	}
 	for _, g := range t.fks {
 		if g.ref != fk.ref {
@@ -348,10 +354,10 @@ func fkCovered(t, ref *vtable, fk vfk) bool {
 			}
 		}
 		if covered {
-			return true
+			return true, true
 		}
 	}
-	return false
+	return false, false
 }
 
 // checkUnlisted reports tables with a tenant column that the model leaves
