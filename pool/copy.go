@@ -2,17 +2,29 @@ package pool
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/pgrls/pgrls/rls"
 )
 
-// copyTable is the temporary table that CopyFrom copies into.
-var copyTable = pgx.Identifier{"pg_temp", "pgrls_copy"}
+// Chunks of a CopyFrom: a chunk ends at copyChunkRows rows (the first at
+// copyChunkFirstRows, each next one twice as many) or once its encoded
+// values pass copyChunkBytes, whichever comes first.
+const (
+	copyChunkFirstRows = 1000
+	copyChunkRows      = 16000
+	copyChunkBytes     = 16 << 20
+)
 
 // CopyFrom copies rows into a table under row level security, where COPY
 // FROM itself is refused (SQLSTATE 0A000), so that code written for
@@ -20,14 +32,21 @@ var copyTable = pgx.Identifier{"pg_temp", "pgrls_copy"}
 // number of rows inserted, and [rls.ErrNoTenant] before any I/O when the
 // context has no tenant.
 //
-// In one transaction with the tenant set, it creates a temporary table
-// shaped like the target's columns (dropped at commit), COPYs the rows into
-// it, and moves them with INSERT INTO table (columns) SELECT columns, so
-// the policies check every row: a row of another tenant fails the whole
-// copy and nothing is inserted. Besides the COPY, that costs two round
-// trips (one more to describe the columns, unless the statement cache has
-// them). The application role needs the TEMPORARY privilege on the
-// database, which PUBLIC has by default.
+// In one transaction with the tenant set, it inserts the rows in chunks,
+// each chunk one statement INSERT INTO table (columns) SELECT unnest($1),
+// unnest($2), ... whose parameters are the chunk's columns as arrays in
+// the binary format, so the policies check every row: a row of another
+// tenant fails the whole copy and nothing is inserted. The values are
+// encoded as [pgx.Conn.CopyFrom] encodes them. The column types are read
+// from the catalog in the round trip that begins the transaction. The
+// chunks (up to 16,000 rows each) are pipelined, each sent without waiting
+// for the one before, and the commit travels with the last: two round
+// trips in all.
+//
+// Columns whose type is an array or a domain go through a temporary table
+// instead (COPY into it, then INSERT ... SELECT), which costs a round trip
+// more and writes every row twice. The application role then needs the
+// TEMPORARY privilege on the database, which PUBLIC has by default.
 func (p *Pool) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
 	t, err := rls.Require(ctx)
 	if err != nil {
@@ -40,16 +59,40 @@ func (p *Pool) CopyFrom(ctx context.Context, table pgx.Identifier, columns []str
 	if err != nil {
 		return 0, err
 	}
-	defer release(ctx, c)
+	defer release(ctx, c) // rolls back whatever is left open
 	conn := c.Conn()
 	b := &pgx.Batch{}
 	b.Queue("begin")
 	b.Queue(p.setSQL, t.String())
-	b.Queue(createCopyTable(table, columns, true))
+	var cp *copyPlan
+	queueCopyPlan(b, table, columns, &cp)
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return 0, err // release rolls back
+		return 0, err
 	}
-	return copyVia(ctx, conn, table, columns, src, true)
+	if cp == nil {
+		if _, err := conn.Exec(ctx, createCopyTable(table, columns, true)); err != nil {
+			return 0, err
+		}
+		return copyVia(ctx, conn, table, columns, src, true)
+	}
+	return cp.run(ctx, conn, src, true)
+}
+
+// copyFromTx is [Tx.CopyFrom] on conn, inside a transaction.
+func copyFromTx(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	if err := checkCopyArgs(table, columns); err != nil {
+		return 0, err
+	}
+	b := &pgx.Batch{}
+	var cp *copyPlan
+	queueCopyPlan(b, table, columns, &cp)
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return 0, err
+	}
+	if cp == nil {
+		return copyVia(ctx, conn, table, columns, src, false)
+	}
+	return cp.run(ctx, conn, src, false)
 }
 
 func checkCopyArgs(table pgx.Identifier, columns []string) error {
@@ -61,6 +104,374 @@ func checkCopyArgs(table pgx.Identifier, columns []string) error {
 	}
 	return nil
 }
+
+// copyColumnsSQL describes the columns of a table (its one parameter): the
+// type, the type of an array of it, and whether the unnest path cannot
+// carry the column (arrays flatten in unnest; domains are encoded by their
+// base type, as COPY does, which the array of the domain does not accept;
+// a type without a binary input).
+const copyColumnsSQL = `SELECT a.attname::text, a.atttypid::int8, t.typarray::int8,
+       t.typtype = 'd' OR (t.typelem <> 0 AND t.typlen = -1) OR t.typarray = 0 OR t.typreceive::oid = 0
+  FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+ WHERE a.attrelid = $1::text::pg_catalog.regclass AND a.attnum > 0 AND NOT a.attisdropped`
+
+// copyPlan is how CopyFrom inserts the rows of one call through unnest.
+type copyPlan struct {
+	insertSQL string
+	elemOIDs  []uint32 // the column types
+	arrayOIDs []uint32 // the parameter types: arrays of the column types
+	formats   []int16  // all binary
+}
+
+// queueCopyPlan queues the catalog query for the columns of table on b. When
+// b has run, *cp is the plan, or nil when the temporary table must carry the
+// copy (a column that unnest cannot carry, or a column that does not exist:
+// COPY then reports it).
+func queueCopyPlan(b *pgx.Batch, table pgx.Identifier, columns []string, cp **copyPlan) {
+	b.Queue(copyColumnsSQL, table.Sanitize()).Query(func(rows pgx.Rows) error {
+		type column struct {
+			typ, array  int64
+			unsupported bool
+		}
+		found := map[string]column{}
+		var name string
+		var col column
+		if _, err := pgx.ForEachRow(rows, []any{&name, &col.typ, &col.array, &col.unsupported}, func() error {
+			found[name] = col
+			return nil
+		}); err != nil {
+			return err
+		}
+		plan := &copyPlan{
+			elemOIDs:  make([]uint32, len(columns)),
+			arrayOIDs: make([]uint32, len(columns)),
+			formats:   make([]int16, len(columns)),
+		}
+		var sb strings.Builder
+		sb.WriteString("INSERT INTO " + table.Sanitize() + " (" + columnList(columns) + ") SELECT ")
+		for i, name := range columns {
+			col, ok := found[name]
+			if !ok || col.unsupported {
+				return nil
+			}
+			plan.elemOIDs[i], plan.arrayOIDs[i] = uint32(col.typ), uint32(col.array)
+			plan.formats[i] = pgtype.BinaryFormatCode
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString("pg_catalog.unnest($" + strconv.Itoa(i+1) + ")")
+		}
+		plan.insertSQL = sb.String()
+		*cp = plan
+		return nil
+	})
+}
+
+// copyChunk holds one chunk's columns as binary arrays being built.
+type copyChunk struct {
+	cols    [][]byte
+	hasNull []bool
+	rows    int
+	size    int
+	last    bool // the last chunk of the copy
+}
+
+// arrayHeaderLen is the length of the header of a one-dimensional array in
+// the binary format: dimensions, flags, element type, length, lower bound.
+const arrayHeaderLen = 20
+
+// reset empties ch for a chunk of up to rows rows, sized like the chunk
+// before.
+func (ch *copyChunk) reset(rows int) {
+	for i, col := range ch.cols {
+		if ch.rows > 0 && rows > ch.rows {
+			if need := arrayHeaderLen + (len(col)-arrayHeaderLen)/ch.rows*rows*9/8; need > cap(col) {
+				col = make([]byte, 0, need)
+			}
+		}
+		ch.cols[i] = append(col[:0], make([]byte, arrayHeaderLen)...)
+		ch.hasNull[i] = false
+	}
+	ch.rows, ch.size, ch.last = 0, 0, false
+}
+
+// copyEncoder encodes the values of a copy's columns, remembering per
+// column the encode plan of the last Go type seen (as pgx does for the
+// elements of an array), so that most values skip the plan lookup.
+type copyEncoder struct {
+	m     *pgtype.Map
+	oids  []uint32
+	types []reflect.Type
+	plans []pgtype.EncodePlan
+}
+
+func newCopyEncoder(m *pgtype.Map, oids []uint32) *copyEncoder {
+	return &copyEncoder{m: m, oids: oids, types: make([]reflect.Type, len(oids)), plans: make([]pgtype.EncodePlan, len(oids))}
+}
+
+// encode appends v, the value of column i, to buf as [encodeCopyValue]
+// does.
+func (e *copyEncoder) encode(i int, buf []byte, v any) ([]byte, error) {
+	if v == nil {
+		return nil, nil
+	}
+	typ := reflect.TypeOf(v)
+	switch typ.Kind() {
+	case reflect.Chan, reflect.Func, reflect.Map, reflect.Pointer, reflect.UnsafePointer, reflect.Interface, reflect.Slice:
+		// Possibly nil, possibly a driver.Valuer: as pgx decides.
+		return encodeCopyValue(e.m, buf, e.oids[i], v)
+	}
+	if typ != e.types[i] {
+		e.types[i], e.plans[i] = typ, e.m.PlanEncode(e.oids[i], pgtype.BinaryFormatCode, v)
+	}
+	if plan := e.plans[i]; plan != nil {
+		if out, err := plan.Encode(v, buf); err == nil {
+			return out, nil
+		}
+	}
+	return encodeCopyValue(e.m, buf, e.oids[i], v)
+}
+
+// add encodes one row's values.
+func (ch *copyChunk) add(e *copyEncoder, values []any) error {
+	if len(values) != len(ch.cols) {
+		return fmt.Errorf("expected %d values, got %d values", len(ch.cols), len(values))
+	}
+	for i, v := range values {
+		buf := ch.cols[i]
+		before := len(buf)
+		sp := len(buf)
+		buf = binary.BigEndian.AppendUint32(buf, 0xFFFFFFFF) // NULL until encoded
+		out, err := e.encode(i, buf, v)
+		if err != nil {
+			return err
+		}
+		if out == nil {
+			ch.hasNull[i] = true
+		} else {
+			buf = out
+			binary.BigEndian.PutUint32(buf[sp:], uint32(len(buf)-sp-4))
+		}
+		ch.cols[i] = buf
+		ch.size += len(buf) - before
+	}
+	ch.rows++
+	return nil
+}
+
+// params finishes the arrays' headers and returns them.
+func (ch *copyChunk) params(oids []uint32) [][]byte {
+	for i, buf := range ch.cols {
+		binary.BigEndian.PutUint32(buf[0:], 1) // dimensions
+		flags := uint32(0)
+		if ch.hasNull[i] {
+			flags = 1
+		}
+		binary.BigEndian.PutUint32(buf[4:], flags)
+		binary.BigEndian.PutUint32(buf[8:], oids[i])
+		binary.BigEndian.PutUint32(buf[12:], uint32(ch.rows))
+		binary.BigEndian.PutUint32(buf[16:], 1) // lower bound
+	}
+	return ch.cols
+}
+
+// encodeCopyValue appends v as type oid in the binary format to buf, as
+// pgx's CopyFrom does: a value that has no binary encoding for the type
+// (for example a string for a numeric column) is parsed as the type's text
+// form first. It returns nil for NULL.
+func encodeCopyValue(m *pgtype.Map, buf []byte, oid uint32, v any) ([]byte, error) {
+	out, err := m.Encode(oid, pgtype.BinaryFormatCode, v, buf)
+	if err == nil {
+		return out, nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		text, err2 := m.Encode(oid, pgtype.TextFormatCode, v, nil)
+		if err2 != nil {
+			return nil, err
+		}
+		s = string(text)
+	}
+	if typ, ok := m.TypeForOID(oid); ok {
+		if _, ok := typ.Codec.(*pgtype.ArrayCodec); ok {
+			var arr pgtype.Array[any]
+			if m.Scan(oid, pgtype.TextFormatCode, []byte(s), &arr) == nil {
+				return m.Encode(oid, pgtype.BinaryFormatCode, arr, buf)
+			}
+		}
+	}
+	var parsed any
+	if err := m.Scan(oid, pgtype.TextFormatCode, []byte(s), &parsed); err != nil {
+		return nil, err
+	}
+	return m.Encode(oid, pgtype.BinaryFormatCode, parsed, buf)
+}
+
+// copySavepoint guards a multi-chunk copy inside the caller's transaction,
+// so that a failure on the client side (the source's error, a value that
+// cannot be encoded) after some chunks went in leaves none of them.
+const copySavepoint = "pgrls_copy"
+
+// run inserts src's rows in chunks on conn, inside a transaction. own
+// reports that the transaction belongs to the copy: the last chunk then
+// commits it. Otherwise a copy of more than one chunk runs under a
+// savepoint, rolled back when the copy fails on the client side; a failure
+// on the server aborts the caller's transaction, as a failed COPY does.
+//
+// Like pgx's CopyFrom, it reads and encodes src in a goroutine, so the
+// next chunk is encoded while the server inserts the previous one. run
+// returns only after that goroutine has ended.
+func (cp *copyPlan) run(ctx context.Context, conn *pgx.Conn, src pgx.CopyFromSource, own bool) (n int64, err error) {
+	pc := conn.PgConn()
+	full := make(chan *copyChunk, 1)
+	free := make(chan *copyChunk, 2)
+	free <- cp.newChunk()
+	free <- cp.newChunk()
+	done := make(chan struct{})
+	var encErr error // written by the encoder before it closes full
+	go cp.encode(conn.TypeMap(), src, full, free, done, &encErr)
+	defer func() {
+		close(done)
+		for range full { // wait for the encoder
+		}
+	}()
+
+	// One pipeline for the whole copy: the chunks go out without waiting for
+	// the results of the previous ones, which are read at the end.
+	pl := pc.StartPipeline(ctx)
+	guarded, synced := false, false
+	defer func() {
+		if !synced {
+			_ = pl.Sync() // Close needs the requests synced
+		}
+		if closeErr := pl.Close(); err == nil && closeErr != nil {
+			n, err = 0, closeErr
+		}
+		if err != nil && guarded && !pc.IsClosed() && !pc.IsBusy() && pc.TxStatus() == 'T' {
+			// A failure on the client side: take back the chunks sent.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_, _ = pc.Exec(rctx, "rollback to savepoint "+copySavepoint+"; release savepoint "+copySavepoint).ReadAll()
+			cancel()
+		}
+	}()
+	first := true
+	for ch := range full {
+		if !own && first && !ch.last {
+			pl.SendQueryParams("savepoint "+copySavepoint, nil, nil, nil, nil)
+			guarded = true
+		}
+		first = false
+		if ch.rows > 0 {
+			pl.SendQueryParams(cp.insertSQL, ch.params(cp.elemOIDs), cp.arrayOIDs, cp.formats, nil)
+		}
+		last := ch.last
+		free <- ch // the pipeline holds a copy of the parameters
+		if !last {
+			if err := pl.Flush(); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		switch {
+		case own:
+			pl.SendQueryParams("commit", nil, nil, nil, nil)
+		case guarded:
+			pl.SendQueryParams("release savepoint "+copySavepoint, nil, nil, nil, nil)
+		}
+		synced = true
+		if err := pl.Sync(); err != nil {
+			return 0, err
+		}
+		for {
+			res, err := pl.GetResults()
+			if err != nil {
+				return 0, err
+			}
+			switch res := res.(type) {
+			case *pgconn.ResultReader:
+				tag, err := res.Close()
+				if err != nil {
+					return 0, err
+				}
+				if tag.Insert() {
+					n += tag.RowsAffected()
+				}
+			case *pgconn.PipelineSync:
+				if own && pc.TxStatus() != 'I' {
+					return 0, errors.New("pool: CopyFrom: the transaction did not commit")
+				}
+				return n, nil
+			default:
+				return 0, fmt.Errorf("pool: CopyFrom: unexpected pipeline result %T", res)
+			}
+		}
+	}
+	// The encoder stopped before the last chunk.
+	if encErr == nil {
+		encErr = errors.New("pool: CopyFrom: the rows ended early")
+	}
+	return 0, encErr
+}
+
+func (cp *copyPlan) newChunk() *copyChunk {
+	return &copyChunk{cols: make([][]byte, len(cp.elemOIDs)), hasNull: make([]bool, len(cp.elemOIDs))}
+}
+
+// encode reads src into chunks taken from free and sends them on full, the
+// last one marked, until src ends, fails (*errp), or done is closed. It
+// closes full when it returns.
+func (cp *copyPlan) encode(m *pgtype.Map, src pgx.CopyFromSource, full, free chan *copyChunk, done chan struct{}, errp *error) {
+	defer close(full)
+	enc := newCopyEncoder(m, cp.elemOIDs)
+	var ch *copyChunk
+	// The first chunks are small, so that the server starts early.
+	limit := copyChunkFirstRows
+	next := func() bool {
+		select {
+		case ch = <-free:
+			ch.reset(limit)
+			return true
+		case <-done:
+			return false
+		}
+	}
+	if !next() {
+		return
+	}
+	for src.Next() {
+		values, err := src.Values()
+		if err == nil {
+			err = ch.add(enc, values)
+		}
+		if err != nil {
+			*errp = err
+			return
+		}
+		if ch.rows >= limit || ch.size >= copyChunkBytes {
+			select {
+			case full <- ch:
+			case <-done:
+				return
+			}
+			limit = min(2*limit, copyChunkRows)
+			if !next() {
+				return
+			}
+		}
+	}
+	if err := src.Err(); err != nil {
+		*errp = err
+		return
+	}
+	ch.last = true
+	select {
+	case full <- ch:
+	case <-done:
+	}
+}
+
+// copyTable is the temporary table that CopyFrom copies into.
+var copyTable = pgx.Identifier{"pg_temp", "pgrls_copy"}
 
 func columnList(columns []string) string {
 	var sb strings.Builder

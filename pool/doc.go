@@ -39,9 +39,10 @@
 // # Bulk loads
 //
 // COPY FROM is refused on tables under row level security. [Pool.CopyFrom]
-// and [Tx.CopyFrom] copy into a temporary table and move the rows with
-// INSERT ... SELECT in the same transaction, so the policies check every
-// row and a row of another tenant fails the whole copy.
+// and [Tx.CopyFrom] insert the rows instead, in chunks of INSERT ... SELECT
+// unnest($1), unnest($2), ... with the columns sent as binary arrays, in
+// one transaction, so the policies check every row and a row of another
+// tenant fails the whole copy.
 //
 // # Query exec modes and PgBouncer
 //

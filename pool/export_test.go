@@ -1,5 +1,35 @@
 package pool
 
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgrls/pgrls/rls"
+)
+
 // SetTenantSQL replaces the statement that sets the tenant (its one
 // parameter), so that benchmarks can compare alternatives.
 func SetTenantSQL(p *Pool, sql string) { p.setSQL = sql }
+
+// CopyFromTempTable copies src as CopyFrom does for the columns it cannot
+// send as arrays: through a temporary table.
+func CopyFromTempTable(ctx context.Context, p *Pool, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	t, err := rls.Require(ctx)
+	if err != nil {
+		return 0, err
+	}
+	c, err := p.p.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer release(ctx, c)
+	b := &pgx.Batch{}
+	b.Queue("begin")
+	b.Queue(p.setSQL, t.String())
+	b.Queue(createCopyTable(table, columns, true))
+	if err := c.Conn().SendBatch(ctx, b).Close(); err != nil {
+		return 0, err
+	}
+	return copyVia(ctx, c.Conn(), table, columns, src, true)
+}

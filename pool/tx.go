@@ -54,10 +54,14 @@ func (tx *Tx) release(ctx context.Context) {
 }
 
 // CopyFrom copies rows into a table under row level security (where COPY
-// itself is refused) through a temporary table, as [Pool.CopyFrom] does,
-// inside this transaction. A row of another tenant fails the whole copy.
+// itself is refused) as [Pool.CopyFrom] does, inside this transaction. A
+// row of another tenant fails the whole copy and aborts the transaction, as
+// a failed COPY does; a failure on the client side (the source's error, a
+// value that cannot be encoded) takes back the rows already sent and leaves
+// the transaction usable, except with the columns that take the temporary
+// table (see [Pool.CopyFrom]), where it aborts the transaction too.
 func (tx *Tx) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
-	return copyVia(ctx, tx.tx.Conn(), table, columns, src, false)
+	return copyFromTx(ctx, tx.tx.Conn(), table, columns, src)
 }
 
 // SendBatch sends b in the transaction. See [pgx.Tx].
