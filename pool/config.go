@@ -21,7 +21,8 @@ type Config struct {
 	// option applies, hooks included. The query exec mode is
 	// PoolConfig.ConnConfig.DefaultQueryExecMode; behind PgBouncer in
 	// transaction pooling mode before 1.21, use [pgx.QueryExecModeExec],
-	// [pgx.QueryExecModeCacheDescribe] or [pgx.QueryExecModeSimpleProtocol].
+	// [pgx.QueryExecModeCacheDescribe], [pgx.QueryExecModeDescribeExec] or
+	// [pgx.QueryExecModeSimpleProtocol] (docs/pgbouncer.md).
 	PoolConfig *pgxpool.Config
 
 	// Setting is the name of the setting that holds the current tenant;
@@ -38,6 +39,15 @@ type Config struct {
 	// must be the one pgrls.set_tenant was installed with. It works on plain
 	// PostgreSQL too, a little slower.
 	Citus bool
+
+	// Verify, when not nil, makes [NewWithConfig] audit the database with
+	// [policy.Verify] before it returns, and refuse to start when the report
+	// has errors: it closes the pool and returns the report's
+	// [*policy.VerifyError] (errors.Is [policy.ErrVerifyFailed]). Without
+	// an AppRole (there or in the Model), the role the pool connects as is
+	// checked; without a Setting, the pool's. The audit connects like any other unit of work and needs
+	// the TEMPORARY privilege (PUBLIC has it by default).
+	Verify *policy.VerifyOptions
 }
 
 // Options configure [Wrap]: the tenant-related fields of [Config].

@@ -71,4 +71,11 @@
 // level, skipping the round trip when the connection holds that tenant
 // already. It needs direct connections: it is not safe behind PgBouncer in
 // transaction pooling mode, and does not work on Citus.
+//
+// # Refusing to start on a database with a hole
+//
+// Set [Config.Verify] and [NewWithConfig] runs [policy.Verify] before it
+// returns: a database where row level security would be inert (the app role
+// owns a table, a table is not forced, a policy drifted, ...) stops the
+// service at startup with a [*policy.VerifyError].
 package pool

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgrls/pgrls/policy"
 	"github.com/pgrls/pgrls/rls"
 )
 
@@ -48,7 +49,30 @@ func NewWithConfig(ctx context.Context, cfg *Config) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Verify != nil {
+		if err := verify(ctx, p, *cfg.Verify, cfg.Setting); err != nil {
+			p.Close()
+			return nil, err
+		}
+	}
 	return &Pool{p: p, setSQL: setSQL, citus: cfg.Citus}, nil
+}
+
+// verify audits the database p connects to; see [Config.Verify].
+func verify(ctx context.Context, p *pgxpool.Pool, opts policy.VerifyOptions, setting string) error {
+	if opts.AppRole == "" && (opts.Model == nil || opts.Model.AppRole == "") {
+		if err := p.QueryRow(ctx, "SELECT current_user").Scan(&opts.AppRole); err != nil {
+			return fmt.Errorf("pool: verify: %w", err)
+		}
+	}
+	if opts.Setting == "" {
+		opts.Setting = setting
+	}
+	report, err := policy.Verify(ctx, p, opts)
+	if err != nil {
+		return fmt.Errorf("pool: verify: %w", err)
+	}
+	return report.Err()
 }
 
 // Wrap returns a Pool that runs its work on p. The Pool takes p over: [Pool.Close]
@@ -395,7 +419,9 @@ func (p *Pool) BeginTxFunc(ctx context.Context, opts pgx.TxOptions, fn func(pgx.
 // f gets the whole pgx API of the connection (Prepare, LargeObjects,
 // PgConn, ...). It must not end the transaction nor release the
 // connection. Statements that f runs after ending the transaction itself
-// would see no tenant, and so no tenant rows.
+// would see no tenant, and so no tenant rows. If f releases the connection,
+// its work is lost with the transaction and AcquireFunc returns
+// [ErrConnReleased].
 func (p *Pool) AcquireFunc(ctx context.Context, f func(*pgxpool.Conn) error) (err error) {
 	t, err := rls.Require(ctx)
 	if err != nil {
@@ -405,20 +431,47 @@ func (p *Pool) AcquireFunc(ctx context.Context, f func(*pgxpool.Conn) error) (er
 	if err != nil {
 		return err
 	}
-	defer release(ctx, c)
+	defer func() {
+		if !released(c) {
+			release(ctx, c)
+		}
+	}()
 	tx, err := p.beginOn(ctx, c.Conn(), t, pgx.TxOptions{})
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			_ = tx.Rollback(context.WithoutCancel(ctx))
+			if !released(c) {
+				_ = tx.Rollback(context.WithoutCancel(ctx))
+			}
 			panic(r)
 		}
 	}()
-	if err := f(c); err != nil {
+	err = f(c)
+	if released(c) {
+		// pgxpool destroys a connection released inside a transaction, so
+		// the transaction ended with it.
+		return errors.Join(err, ErrConnReleased)
+	}
+	if err != nil {
 		_ = tx.Rollback(ctx)
 		return err
 	}
 	return tx.Commit(ctx)
+}
+
+// ErrConnReleased is returned by [Pool.AcquireFunc] when its callback
+// released the connection: its transaction ended with it, uncommitted.
+var ErrConnReleased = errors.New("pool: the AcquireFunc callback released its connection; its work was not committed")
+
+// released reports whether c was returned to the pool: pgxpool's Conn
+// panics on use after Release and has no other way to tell.
+func released(c *pgxpool.Conn) (yes bool) {
+	defer func() {
+		if recover() != nil {
+			yes = true
+		}
+	}()
+	return c.Conn() == nil
 }

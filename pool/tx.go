@@ -14,8 +14,20 @@ import (
 // [Tx.CopyFrom], which goes through the row level security policies, and
 // [Tx.Begin], whose savepoint transaction is a Tx too.
 type Tx struct {
-	tx pgx.Tx
-	c  *pgxpool.Conn // nil for a savepoint, or once released
+	tx     pgx.Tx
+	c      *pgxpool.Conn // nil for a savepoint, or once released
+	parent *Tx           // the enclosing transaction of a savepoint
+	closed bool          // committed or rolled back
+}
+
+// isClosed reports whether tx or a transaction enclosing it has ended.
+func (tx *Tx) isClosed() bool {
+	for t := tx; t != nil; t = t.parent {
+		if t.closed {
+			return true
+		}
+	}
+	return false
 }
 
 var _ pgx.Tx = (*Tx)(nil)
@@ -26,13 +38,14 @@ func (tx *Tx) Begin(ctx context.Context) (pgx.Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tx{tx: sp}, nil
+	return &Tx{tx: sp, parent: tx}, nil
 }
 
 // Commit commits the transaction (or releases the savepoint) and returns the
 // connection to the pool. See [pgx.Tx].
 func (tx *Tx) Commit(ctx context.Context) error {
 	err := tx.tx.Commit(ctx)
+	tx.closed = true
 	tx.release(ctx)
 	return err
 }
@@ -42,6 +55,7 @@ func (tx *Tx) Commit(ctx context.Context) error {
 // deferred. See [pgx.Tx].
 func (tx *Tx) Rollback(ctx context.Context) error {
 	err := tx.tx.Rollback(ctx)
+	tx.closed = true
 	tx.release(ctx)
 	return err
 }
@@ -60,7 +74,14 @@ func (tx *Tx) release(ctx context.Context) {
 // value that cannot be encoded) takes back the rows already sent and leaves
 // the transaction usable, except with the columns that take the temporary
 // table (see [Pool.CopyFrom]), where it aborts the transaction too.
+//
+// After Commit or Rollback (of tx or of a transaction enclosing it) it
+// returns [pgx.ErrTxClosed] without I/O: the connection may serve another
+// transaction by then.
 func (tx *Tx) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	if tx.isClosed() {
+		return 0, pgx.ErrTxClosed
+	}
 	return copyFromTx(ctx, tx.tx.Conn(), table, columns, src)
 }
 
