@@ -465,7 +465,7 @@ func TestAppRoleOwnerOrSuperuser(t *testing.T) {
 	var super bool
 	require.NoError(t, admin.QueryRow(ctx, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user").Scan(&super))
 	if !super {
-		t.Skip("the admin role of DATABASE_URL is not a superuser")
+		t.Skip("the admin role of PGRLS_TEST_DATABASE_URL is not a superuser")
 	}
 	assert.Contains(t, verify(t, db, rls.BigInt, su.User.Username()), "app_role_superuser "+su.User.Username())
 	superPool := newPool(t, db.AdminURL, 0)

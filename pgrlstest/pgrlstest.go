@@ -152,13 +152,25 @@ func ServerURL(tb testing.TB) string {
 	return getServer(tb).adminURL
 }
 
-// Cluster returns the throwaway cluster that this process started, starting
-// it if needed; it is nil when PGRLS_TEST_DATABASE_URL names the server. Tests use it to
-// restart the server; a restart ends the connections of every test in the
-// process, so do it from a test that does not call t.Parallel.
-func Cluster(tb testing.TB) *pgcluster.Cluster {
+// Server is the throwaway PostgreSQL server that this process started.
+type Server interface {
+	// Port is the server's TCP port on 127.0.0.1.
+	Port() int
+	// Restart stops the server fast and starts it again on the same port
+	// and data. It ends every connection of every test in the process, so
+	// call it from a test that does not call t.Parallel.
+	Restart(ctx context.Context) error
+}
+
+// Local returns the throwaway server that this process started, starting it
+// if needed. It is nil when PGRLS_TEST_DATABASE_URL names the server, which
+// tests do not control.
+func Local(tb testing.TB) Server {
 	tb.Helper()
-	return getServer(tb).cluster
+	if c := getServer(tb).cluster; c != nil {
+		return c
+	}
+	return nil
 }
 
 func getServer(tb testing.TB) *server {

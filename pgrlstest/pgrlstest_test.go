@@ -338,7 +338,7 @@ func TestTemplateErrors(t *testing.T) {
 // TestClusterRestart is not parallel: restarting ends every connection of
 // the process.
 func TestClusterRestart(t *testing.T) {
-	c := pgrlstest.Cluster(t)
+	c := pgrlstest.Local(t)
 	if c == nil {
 		t.Skip("PGRLS_TEST_DATABASE_URL names the server: no local cluster to restart")
 	}

@@ -38,7 +38,7 @@ const opTimeout = 30 * time.Second
 // refused, and raw probes of pooled connections) and checks every row it
 // sees. Meanwhile backends of the app role are killed, contexts are
 // cancelled mid-query, statements time out, transaction callbacks panic,
-// and the server restarts once (not with DATABASE_URL).
+// and the server restarts once (not with PGRLS_TEST_DATABASE_URL).
 //
 // Afterwards, with an admin connection: no row seen by the wrong tenant, no
 // row written into the wrong tenant, no cross-tenant write accepted, no
@@ -78,8 +78,8 @@ func TestStress(t *testing.T) {
 
 	// The restart, 40% into the run.
 	restarted := make(chan time.Time, 1)
-	if c := pgrlstest.Cluster(t); c == nil {
-		t.Log("no server restart: DATABASE_URL names a server this test does not control")
+	if c := pgrlstest.Local(t); c == nil {
+		t.Log("no server restart: PGRLS_TEST_DATABASE_URL names a server this test does not control")
 		close(restarted)
 	} else {
 		faults.Add(1)

@@ -60,7 +60,7 @@ func TestHarnessUsesContainer(t *testing.T) {
 	if os.Getenv("PGRLS_TEST_DATABASE_URL") != startedURL {
 		t.Fatalf("PGRLS_TEST_DATABASE_URL = %q, want the container's %q", os.Getenv("PGRLS_TEST_DATABASE_URL"), startedURL)
 	}
-	if pgrlstest.Cluster(t) != nil {
+	if pgrlstest.Local(t) != nil {
 		t.Fatal("pgrlstest started a local cluster although the container runs")
 	}
 	db := pgrlstest.NewDB(t, nil)
