@@ -190,7 +190,7 @@ func TestHostileTenantValues(t *testing.T) {
 		t.Parallel()
 		for _, key := range []rls.KeyType{rls.BigInt, rls.UUID, rls.Text} {
 			called := 0
-			mw, err := middleware.New(middleware.Config{Key: key, Resolver: middleware.Header(""), Authorize: testCallerMayUseAny})
+			mw, err := middleware.New(middleware.Config{KeyType: key, Resolver: middleware.Header(""), Authorize: testCallerMayUseAny})
 			require.NoError(t, err)
 			h := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { called++ }))
 			for _, v := range append(slices.Clone(hostile), "a\x00b", huge, "a\r\nX-Evil: 1") {
@@ -257,7 +257,7 @@ func TestHostileTenantValues(t *testing.T) {
 		// End to end: an HTTP request whose header carries SQL.
 		p := newPool(t, db.AppURL, 0)
 		mw, err := middleware.New(middleware.Config{
-			Key: rls.Text, Resolver: middleware.Header(""), Authorize: testCallerMayUseAny,
+			KeyType: rls.Text, Resolver: middleware.Header(""), Authorize: testCallerMayUseAny,
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 				status := http.StatusInternalServerError
 				var e *middleware.Error
@@ -357,7 +357,7 @@ func TestForgedJWT(t *testing.T) {
 	p := newPool(t, db.AppURL, 0)
 	key := []byte("the application's HS256 key, 32+ bytes long")
 	mw, err := middleware.New(middleware.Config{
-		Key: rls.BigInt,
+		KeyType: rls.BigInt,
 		Resolver: middleware.JWTClaim(middleware.JWTOptions{
 			Claim:   "tenant",
 			Keyfunc: func(*jwt.Token) (any, error) { return key, nil },

@@ -13,7 +13,7 @@ import (
 // context value and the request copy, nothing else, with an Authorize that
 // reads a header as a real check would. (Counted, not timed.)
 func TestHeaderAllocs(t *testing.T) {
-	mw, err := middleware.New(middleware.Config{Key: rls.BigInt, Resolver: middleware.Header(""), Authorize: requireUser})
+	mw, err := middleware.New(middleware.Config{KeyType: rls.BigInt, Resolver: middleware.Header(""), Authorize: requireUser})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func runBench(b *testing.B, h http.Handler, r *http.Request, want rls.Tenant) {
 }
 
 func benchMiddleware(b *testing.B, key rls.KeyType, res middleware.Resolver) func(http.Handler) http.Handler {
-	mw, err := middleware.New(middleware.Config{Key: key, Resolver: res, Authorize: requireUser})
+	mw, err := middleware.New(middleware.Config{KeyType: key, Resolver: res, Authorize: requireUser})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -81,17 +81,17 @@ func TestAllowAnyNeedsCredential(t *testing.T) {
 		"Agree(Agree(Required(JWT), Header))":       middleware.Agree(middleware.Agree(req(jwtR), h)),
 	}
 	for name, res := range credentials {
-		if _, err := middleware.New(middleware.Config{Key: rls.BigInt, Resolver: res, Authorize: middleware.AllowAny}); err != nil {
+		if _, err := middleware.New(middleware.Config{KeyType: rls.BigInt, Resolver: res, Authorize: middleware.AllowAny}); err != nil {
 			t.Errorf("%s: New refused AllowAny with a credential: %v", name, err)
 		}
 	}
 	for name, res := range callerChosen {
-		mw, err := middleware.New(middleware.Config{Key: rls.BigInt, Resolver: res, Authorize: middleware.AllowAny})
+		mw, err := middleware.New(middleware.Config{KeyType: rls.BigInt, Resolver: res, Authorize: middleware.AllowAny})
 		if !errors.Is(err, middleware.ErrConfig) || mw != nil {
 			t.Errorf("%s: New with AllowAny: got %v, want ErrConfig and no middleware", name, err)
 		}
 		// With a real check the same resolver is fine.
-		if _, err := middleware.New(middleware.Config{Key: rls.BigInt, Resolver: res, Authorize: requireUser}); err != nil {
+		if _, err := middleware.New(middleware.Config{KeyType: rls.BigInt, Resolver: res, Authorize: requireUser}); err != nil {
 			t.Errorf("%s: New refused it with an Authorize check: %v", name, err)
 		}
 	}
@@ -103,7 +103,7 @@ func TestAllowAnyNeedsCredential(t *testing.T) {
 func TestAllowAnyHeaderFallback(t *testing.T) {
 	t.Parallel()
 	_, err := middleware.New(middleware.Config{
-		Key:       rls.BigInt,
+		KeyType:   rls.BigInt,
 		Resolver:  middleware.FirstOf(hsResolver(), middleware.Header("")),
 		Authorize: middleware.AllowAny,
 	})
@@ -115,7 +115,7 @@ func TestAllowAnyHeaderFallback(t *testing.T) {
 	// mallory, with no token, names tenant 43 in the header and is refused.
 	r := withHeader("X-Tenant-ID", "43")
 	r.Header.Set("X-User", "mallory")
-	o := serve(t, middleware.Config{Key: rls.BigInt, Resolver: middleware.FirstOf(hsResolver(), middleware.Header(""))}, r)
+	o := serve(t, middleware.Config{KeyType: rls.BigInt, Resolver: middleware.FirstOf(hsResolver(), middleware.Header(""))}, r)
 	o.want(t, middleware.ErrForbidden, 403, "", 0)
 }
 
@@ -164,7 +164,7 @@ func TestVerifiedTokenWithoutClaim(t *testing.T) {
 				{"agree: no token, header alone", agree, 0, hdr("", "43"), nil, 0, "43"},
 				{"alone: no claim", src.res, 0, bearerReq(src.noClaim), middleware.ErrMissingTenant, 400, ""},
 			} {
-				o := serve(t, middleware.Config{Key: rls.BigInt, Resolver: tc.res, MissingStatus: tc.missing}, tc.req)
+				o := serve(t, middleware.Config{KeyType: rls.BigInt, Resolver: tc.res, MissingStatus: tc.missing}, tc.req)
 				o.want(t, tc.kind, tc.status, tc.tenant, rls.BigInt)
 			}
 

@@ -12,7 +12,7 @@
 //
 // A handler then reads the tenant with [rls.FromContext] (or [rls.Require]).
 // The tenant never enters the context before it has been parsed with
-// [rls.Parse] for [Config.Key] and allowed by [Config.Authorize]; on any
+// [rls.Parse] for [Config.KeyType] and allowed by [Config.Authorize]; on any
 // failure the next handler is not called.
 //
 // # Resolvers

@@ -41,7 +41,7 @@ func TestEndToEnd(t *testing.T) {
 	// Callers and the stores they belong to; a real app looks this up.
 	members := map[string]string{"alice": "1", "bob": "2"}
 	mw, err := middleware.New(middleware.Config{
-		Key:      rls.BigInt,
+		KeyType:  rls.BigInt,
 		Resolver: middleware.Header(""),
 		Authorize: func(r *http.Request, t rls.Tenant) error {
 			if members[r.Header.Get("X-User")] != t.String() {

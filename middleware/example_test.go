@@ -45,7 +45,7 @@ var memberships = map[string][]string{"alice": {"42", "0b7c9a6e-3f1d-4c2b-9a8e-5
 func Example() {
 	members := map[string][]string{"alice": {"1"}, "bob": {"2"}}
 	mw, err := middleware.New(middleware.Config{
-		Key:      rls.BigInt,
+		KeyType:  rls.BigInt,
 		Resolver: middleware.Header(""),
 		Authorize: func(r *http.Request, t rls.Tenant) error {
 			user, _, ok := r.BasicAuth() // stands in for real authentication
@@ -102,7 +102,7 @@ func Example() {
 // checks membership.
 func ExamplePathValue() {
 	mw, err := middleware.New(middleware.Config{
-		Key:       rls.UUID,
+		KeyType:   rls.UUID,
 		Resolver:  middleware.PathValue("tenant"),
 		Authorize: isMember,
 	})
@@ -151,7 +151,7 @@ func ExampleSubdomain() {
 func ExampleJWTClaim() {
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	mw, err := middleware.New(middleware.Config{
-		Key: rls.BigInt,
+		KeyType: rls.BigInt,
 		Resolver: middleware.JWTClaim(middleware.JWTOptions{
 			Claim:   "tenant_id",
 			Keyfunc: func(*jwt.Token) (any, error) { return secret, nil },
@@ -203,7 +203,7 @@ func ExampleAllowAny() {
 		middleware.Agree(middleware.Required(claim), middleware.Header("")),
 		middleware.FirstOf(claim, middleware.Header("")),
 	} {
-		_, err := middleware.New(middleware.Config{Key: rls.BigInt, Resolver: res, Authorize: middleware.AllowAny})
+		_, err := middleware.New(middleware.Config{KeyType: rls.BigInt, Resolver: res, Authorize: middleware.AllowAny})
 		fmt.Println(errors.Is(err, middleware.ErrConfig), err)
 	}
 	// Output:
@@ -222,7 +222,7 @@ func ExampleAgree() {
 		return nil, errors.New("unknown token")
 	}
 	mw, err := middleware.New(middleware.Config{
-		Key:       rls.BigInt,
+		KeyType:   rls.BigInt,
 		Resolver:  middleware.Agree(middleware.Required(middleware.VerifiedClaim("tid", verify)), middleware.Subdomain("example.com")),
 		Authorize: middleware.AllowAny,
 	})
@@ -253,7 +253,7 @@ func Example_background() {
 	queue := make(chan job, 1)
 	var wg sync.WaitGroup
 
-	mw, err := middleware.New(middleware.Config{Key: rls.BigInt, Resolver: middleware.Header(""), Authorize: isMember})
+	mw, err := middleware.New(middleware.Config{KeyType: rls.BigInt, Resolver: middleware.Header(""), Authorize: isMember})
 	if err != nil {
 		panic(err)
 	}
@@ -296,7 +296,7 @@ func Example_background() {
 // stays on the server.
 func ExampleConfig_errorHandler() {
 	mw, err := middleware.New(middleware.Config{
-		Key:       rls.BigInt,
+		KeyType:   rls.BigInt,
 		Resolver:  middleware.Header(""),
 		Authorize: isMember,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

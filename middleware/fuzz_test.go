@@ -72,7 +72,7 @@ func FuzzHeader(f *testing.F) {
 		key := keyOf(k)
 		r := get("/")
 		r.Header["X-Tenant-Id"] = []string{value} // raw, bypassing net/http's checks
-		o := serve(t, middleware.Config{Key: key, Resolver: middleware.Header("")}, r)
+		o := serve(t, middleware.Config{KeyType: key, Resolver: middleware.Header("")}, r)
 		_, ok := acceptable(key, value)
 		checkOutcome(t, o, key, value, ok)
 	})
@@ -101,7 +101,7 @@ func FuzzSubdomain(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, k uint8, host string) {
 		key := keyOf(k)
-		o := serve(t, middleware.Config{Key: key, Resolver: middleware.Subdomain("example.com")}, withHost(host))
+		o := serve(t, middleware.Config{KeyType: key, Resolver: middleware.Subdomain("example.com")}, withHost(host))
 		m := subdomainRE.FindStringSubmatch(asciiLower(host))
 		label := ""
 		if m != nil {
@@ -128,7 +128,7 @@ func FuzzJWT(f *testing.F) {
 	})
 	f.Fuzz(func(t *testing.T, k uint8, tenant, token string) {
 		key := keyOf(k)
-		cfg := middleware.Config{Key: key, Resolver: res}
+		cfg := middleware.Config{KeyType: key, Resolver: res}
 
 		// A genuine token carrying the fuzzed claim. JSON turns invalid
 		// UTF-8 into U+FFFD, so the oracle uses the decoded claim.

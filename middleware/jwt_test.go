@@ -138,7 +138,7 @@ func TestJWTClaim(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			o := serve(t, middleware.Config{Key: rls.BigInt, Resolver: rsaResolver()}, tc.req)
+			o := serve(t, middleware.Config{KeyType: rls.BigInt, Resolver: rsaResolver()}, tc.req)
 			o.want(t, tc.kind, tc.status, tc.tenant, rls.BigInt)
 			if tc.status == 401 && o.header.Get("WWW-Authenticate") == "" {
 				t.Fatalf("401 without WWW-Authenticate")
@@ -152,13 +152,13 @@ func TestJWTForgedTokenDoesNotFallThrough(t *testing.T) {
 	keys(t)
 	r := bearerReq(sign(t, jwt.SigningMethodRS256, rsaOther, claims("42")))
 	r.Header.Set("X-Tenant-ID", "42")
-	o := serve(t, middleware.Config{Key: rls.BigInt, Resolver: middleware.FirstOf(rsaResolver(), middleware.Header(""))}, r)
+	o := serve(t, middleware.Config{KeyType: rls.BigInt, Resolver: middleware.FirstOf(rsaResolver(), middleware.Header(""))}, r)
 	o.want(t, middleware.ErrUnauthenticated, 401, "", 0)
 
 	// Agree binds the header to the claim.
 	r = bearerReq(sign(t, jwt.SigningMethodRS256, rsaKey, claims("42")))
 	r.Header.Set("X-Tenant-ID", "43")
-	o = serve(t, middleware.Config{Key: rls.BigInt, Resolver: middleware.Agree(middleware.Required(rsaResolver()), middleware.Header(""))}, r)
+	o = serve(t, middleware.Config{KeyType: rls.BigInt, Resolver: middleware.Agree(middleware.Required(rsaResolver()), middleware.Header(""))}, r)
 	o.want(t, middleware.ErrConflict, 403, "", 0)
 }
 
@@ -177,7 +177,7 @@ func TestJWTOptions(t *testing.T) {
 		"methods overridden": {Claim: "tid", Keyfunc: kf, Methods: []string{"HS256"}, Parser: []jwt.ParserOption{jwt.WithoutClaimsValidation(), jwt.WithValidMethods([]string{"none"})}},
 	}
 	for name, opts := range bad {
-		if _, err := middleware.New(middleware.Config{Key: rls.Text, Resolver: middleware.JWTClaim(opts), Authorize: middleware.AllowAny}); !errors.Is(err, middleware.ErrConfig) {
+		if _, err := middleware.New(middleware.Config{KeyType: rls.Text, Resolver: middleware.JWTClaim(opts), Authorize: middleware.AllowAny}); !errors.Is(err, middleware.ErrConfig) {
 			t.Errorf("%s: New: got %v, want ErrConfig", name, err)
 		}
 		if _, err := middleware.JWTClaim(opts).Resolve(get("/")); !errors.Is(err, middleware.ErrConfig) {
@@ -194,11 +194,11 @@ func TestJWTOptions(t *testing.T) {
 	good["iss"], good["aud"] = "https://id.example.com", "api"
 	wrongIss := claims("acme")
 	wrongIss["iss"], wrongIss["aud"] = "https://evil.example.com", "api"
-	o := serve(t, middleware.Config{Key: rls.Text, Resolver: res}, bearerReq(sign(t, jwt.SigningMethodHS256, hmacKey, good)))
+	o := serve(t, middleware.Config{KeyType: rls.Text, Resolver: res}, bearerReq(sign(t, jwt.SigningMethodHS256, hmacKey, good)))
 	o.want(t, nil, 0, "acme", rls.Text)
-	o = serve(t, middleware.Config{Key: rls.Text, Resolver: res}, bearerReq(sign(t, jwt.SigningMethodHS256, hmacKey, wrongIss)))
+	o = serve(t, middleware.Config{KeyType: rls.Text, Resolver: res}, bearerReq(sign(t, jwt.SigningMethodHS256, hmacKey, wrongIss)))
 	o.want(t, middleware.ErrUnauthenticated, 401, "", 0)
-	o = serve(t, middleware.Config{Key: rls.Text, Resolver: res}, bearerReq(sign(t, jwt.SigningMethodHS256, []byte("another key of 32 bytes........."), good)))
+	o = serve(t, middleware.Config{KeyType: rls.Text, Resolver: res}, bearerReq(sign(t, jwt.SigningMethodHS256, []byte("another key of 32 bytes........."), good)))
 	o.want(t, middleware.ErrUnauthenticated, 401, "", 0)
 
 	// A token from a cookie.
@@ -214,7 +214,7 @@ func TestJWTOptions(t *testing.T) {
 	})
 	r := get("/")
 	r.AddCookie(&http.Cookie{Name: "session", Value: sign(t, jwt.SigningMethodEdDSA, edKey, claims("acme"))})
-	o = serve(t, middleware.Config{Key: rls.Text, Resolver: res}, r)
+	o = serve(t, middleware.Config{KeyType: rls.Text, Resolver: res}, r)
 	o.want(t, nil, 0, "acme", rls.Text)
 }
 
@@ -247,7 +247,7 @@ func TestVerifiedClaim(t *testing.T) {
 		{"forged", middleware.ErrUnauthenticated, 401, ""},
 		{"down", middleware.ErrInternal, 500, ""},
 	} {
-		o := serve(t, middleware.Config{Key: rls.UUID, Resolver: res}, bearerReq(tc.tok))
+		o := serve(t, middleware.Config{KeyType: rls.UUID, Resolver: res}, bearerReq(tc.tok))
 		o.want(t, tc.kind, tc.status, tc.tenant, rls.UUID)
 	}
 }
@@ -296,10 +296,10 @@ func TestJWTMethodsEnforced(t *testing.T) {
 		},
 		Methods: []string{"RS256"},
 	})
-	o := serve(t, middleware.Config{Key: rls.BigInt, Resolver: res}, bearerReq(sign(t, jwt.SigningMethodRS256, rsaKey, claims("1"))))
+	o := serve(t, middleware.Config{KeyType: rls.BigInt, Resolver: res}, bearerReq(sign(t, jwt.SigningMethodRS256, rsaKey, claims("1"))))
 	o.want(t, nil, 0, "1", rls.BigInt)
-	o = serve(t, middleware.Config{Key: rls.BigInt, Resolver: res}, bearerReq(sign(t, jwt.SigningMethodHS256, hmacKey, claims("1"))))
+	o = serve(t, middleware.Config{KeyType: rls.BigInt, Resolver: res}, bearerReq(sign(t, jwt.SigningMethodHS256, hmacKey, claims("1"))))
 	o.want(t, middleware.ErrUnauthenticated, 401, "", 0)
-	o = serve(t, middleware.Config{Key: rls.BigInt, Resolver: res}, bearerReq(sign(t, jwt.SigningMethodRS512, rsaKey, claims("1"))))
+	o = serve(t, middleware.Config{KeyType: rls.BigInt, Resolver: res}, bearerReq(sign(t, jwt.SigningMethodRS512, rsaKey, claims("1"))))
 	o.want(t, middleware.ErrUnauthenticated, 401, "", 0)
 }

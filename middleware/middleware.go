@@ -19,9 +19,9 @@ const MaxValueLen = 256
 
 // Config configures the middleware built by [New].
 type Config struct {
-	// Key is the tenant key type; every resolved value is parsed with
-	// rls.Parse(Key, value). Required.
-	Key rls.KeyType
+	// KeyType is the tenant key type; every resolved value is parsed with
+	// rls.Parse(KeyType, value). Required.
+	KeyType rls.KeyType
 
 	// Resolver finds the raw tenant value in a request. Required. Compose
 	// several with [FirstOf] and [Agree].
@@ -93,10 +93,10 @@ func isAllowAny(f func(*http.Request, rls.Tenant) error) bool {
 // context (read it with [rls.FromContext]). On any failure it calls the
 // error handler and not next.
 func New(cfg Config) (func(next http.Handler) http.Handler, error) {
-	if !cfg.Key.Valid() {
-		return nil, fmt.Errorf("%w: invalid key type %v", ErrConfig, cfg.Key)
+	if !cfg.KeyType.Valid() {
+		return nil, fmt.Errorf("%w: invalid key type %v", ErrConfig, cfg.KeyType)
 	}
-	res, err := prepare(cfg.Resolver, cfg.Key)
+	res, err := prepare(cfg.Resolver, cfg.KeyType)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +123,7 @@ func New(cfg Config) (func(next http.Handler) http.Handler, error) {
 		}
 	}
 	m := &mw{
-		key:       cfg.Key,
+		key:       cfg.KeyType,
 		res:       res,
 		authorize: cfg.Authorize,
 		onError:   cfg.ErrorHandler,

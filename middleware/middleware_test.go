@@ -52,7 +52,7 @@ func TestHeader(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			o := serve(t, middleware.Config{Key: tc.key, Resolver: middleware.Header(tc.hdr)}, withHeader(tc.send, tc.values...))
+			o := serve(t, middleware.Config{KeyType: tc.key, Resolver: middleware.Header(tc.hdr)}, withHeader(tc.send, tc.values...))
 			o.want(t, tc.kind, tc.status, tc.tenant, tc.key)
 		})
 	}
@@ -61,7 +61,7 @@ func TestHeader(t *testing.T) {
 func TestMalformedWrapsRlsError(t *testing.T) {
 	t.Parallel()
 	for _, v := range []string{"abc", long, "4\x002"} {
-		o := serve(t, middleware.Config{Key: rls.BigInt, Resolver: middleware.Header("")}, withHeader("X-Tenant-ID", v))
+		o := serve(t, middleware.Config{KeyType: rls.BigInt, Resolver: middleware.Header("")}, withHeader("X-Tenant-ID", v))
 		var inv *rls.InvalidTenantError
 		if !errors.Is(o.err, rls.ErrInvalidTenant) || !errors.As(o.err, &inv) || inv.Key != rls.BigInt {
 			t.Fatalf("%q: error %v does not wrap an *rls.InvalidTenantError for bigint", v, o.err)
@@ -74,7 +74,7 @@ func TestMalformedWrapsRlsError(t *testing.T) {
 
 func TestMissingStatus(t *testing.T) {
 	t.Parallel()
-	o := serve(t, middleware.Config{Key: rls.BigInt, Resolver: middleware.Header(""), MissingStatus: 401}, get("/"))
+	o := serve(t, middleware.Config{KeyType: rls.BigInt, Resolver: middleware.Header(""), MissingStatus: 401}, get("/"))
 	o.want(t, middleware.ErrMissingTenant, 401, "", 0)
 }
 
@@ -119,7 +119,7 @@ func TestSubdomain(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			o := serve(t, middleware.Config{Key: tc.key, Resolver: middleware.Subdomain("Example.com.")}, withHost(tc.host))
+			o := serve(t, middleware.Config{KeyType: tc.key, Resolver: middleware.Subdomain("Example.com.")}, withHost(tc.host))
 			o.want(t, tc.kind, tc.status, tc.tenant, tc.key)
 		})
 	}
@@ -133,7 +133,7 @@ func TestServeMuxPathValue(t *testing.T) {
 		}
 		return nil
 	}
-	mw, err := middleware.New(middleware.Config{Key: rls.BigInt, Resolver: middleware.PathValue("tenant"), Authorize: onlyTenant42})
+	mw, err := middleware.New(middleware.Config{KeyType: rls.BigInt, Resolver: middleware.PathValue("tenant"), Authorize: onlyTenant42})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestServeMuxPathValue(t *testing.T) {
 	}
 
 	// Wrapping the whole mux runs before routing: no path value yet.
-	o := serve(t, middleware.Config{Key: rls.BigInt, Resolver: middleware.PathValue("tenant")}, get("/t/42/items"))
+	o := serve(t, middleware.Config{KeyType: rls.BigInt, Resolver: middleware.PathValue("tenant")}, get("/t/42/items"))
 	o.want(t, middleware.ErrMissingTenant, 400, "", 0)
 }
 
@@ -240,7 +240,7 @@ func TestPathFuncCookieFunc(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			o := serve(t, middleware.Config{Key: rls.BigInt, Resolver: tc.res}, tc.req)
+			o := serve(t, middleware.Config{KeyType: rls.BigInt, Resolver: tc.res}, tc.req)
 			o.want(t, tc.kind, tc.status, tc.tenant, rls.BigInt)
 			if tc.status == 500 && !errors.Is(o.err, boom) {
 				t.Fatalf("error %v lost its cause", o.err)
@@ -288,7 +288,7 @@ func TestFirstOfAgreeRequired(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			o := serve(t, middleware.Config{Key: tc.key, Resolver: tc.res}, tc.req)
+			o := serve(t, middleware.Config{KeyType: tc.key, Resolver: tc.res}, tc.req)
 			o.want(t, tc.kind, tc.status, tc.tenant, tc.key)
 		})
 	}
@@ -333,7 +333,7 @@ func TestAuthorize(t *testing.T) {
 		{"", "1", middleware.ErrUnauthenticated, 401},
 		{"broken", "1", middleware.ErrInternal, 500},
 	}
-	mwCfg := middleware.Config{Key: rls.BigInt, Resolver: middleware.Header(""), Authorize: authorize}
+	mwCfg := middleware.Config{KeyType: rls.BigInt, Resolver: middleware.Header(""), Authorize: authorize}
 	for _, tc := range tests {
 		t.Run(tc.user+"->"+tc.tenant, func(t *testing.T) {
 			t.Parallel()
@@ -355,7 +355,7 @@ func TestAuthorizeRunsEveryRequest(t *testing.T) {
 	calls := 0
 	var got []rls.Tenant
 	mw, err := middleware.New(middleware.Config{
-		Key:      rls.BigInt,
+		KeyType:  rls.BigInt,
 		Resolver: middleware.Header(""),
 		Authorize: func(r *http.Request, tn rls.Tenant) error {
 			calls++
@@ -396,7 +396,7 @@ func TestAuthorizeRunsEveryRequest(t *testing.T) {
 // and checks each request sees its own tenant.
 func TestManyTenants(t *testing.T) {
 	t.Parallel()
-	mw, err := middleware.New(middleware.Config{Key: rls.BigInt, Resolver: middleware.Header(""), Authorize: requireUser})
+	mw, err := middleware.New(middleware.Config{KeyType: rls.BigInt, Resolver: middleware.Header(""), Authorize: requireUser})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +415,7 @@ func TestManyTenants(t *testing.T) {
 func TestExempt(t *testing.T) {
 	t.Parallel()
 	cfg := middleware.Config{
-		Key:            rls.BigInt,
+		KeyType:        rls.BigInt,
 		Resolver:       middleware.Header(""),
 		ExemptPaths:    []string{"/healthz"},
 		ExemptPrefixes: []string{"/static/", "/metrics"},
@@ -457,7 +457,7 @@ func TestCustomErrorHandler(t *testing.T) {
 	t.Parallel()
 	var got error
 	cfg := middleware.Config{
-		Key:      rls.UUID,
+		KeyType:  rls.UUID,
 		Resolver: middleware.Header(""),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			got = err
@@ -493,11 +493,11 @@ func TestDefaultErrorHandlerHeaders(t *testing.T) {
 func TestNewRejectsBadConfig(t *testing.T) {
 	t.Parallel()
 	h := middleware.Header("")
-	ok := middleware.Config{Key: rls.BigInt, Resolver: h, Authorize: requireUser}
+	ok := middleware.Config{KeyType: rls.BigInt, Resolver: h, Authorize: requireUser}
 	with := func(f func(*middleware.Config)) middleware.Config { c := ok; f(&c); return c }
 	for name, cfg := range map[string]middleware.Config{
-		"no key":              with(func(c *middleware.Config) { c.Key = 0 }),
-		"bad key":             with(func(c *middleware.Config) { c.Key = 9 }),
+		"no key":              with(func(c *middleware.Config) { c.KeyType = 0 }),
+		"bad key":             with(func(c *middleware.Config) { c.KeyType = 9 }),
 		"no resolver":         with(func(c *middleware.Config) { c.Resolver = nil }),
 		"no authorize":        with(func(c *middleware.Config) { c.Authorize = nil }),
 		"missing 200":         with(func(c *middleware.Config) { c.MissingStatus = 200 }),
@@ -561,7 +561,7 @@ func TestOutsideHTTP(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	queue := make(chan job, 1)
-	mw, err := middleware.New(middleware.Config{Key: rls.UUID, Resolver: middleware.Header(""), Authorize: requireUser})
+	mw, err := middleware.New(middleware.Config{KeyType: rls.UUID, Resolver: middleware.Header(""), Authorize: requireUser})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 
 	p, err := pool.New(ctx, db.AppURL)
 	require.NoError(t, err)
-	mw, err := middleware.New(middleware.Config{Key: rls.BigInt, Resolver: middleware.Header(""), Authorize: testCallerMayUseAny})
+	mw, err := middleware.New(middleware.Config{KeyType: rls.BigInt, Resolver: middleware.Header(""), Authorize: testCallerMayUseAny})
 	require.NoError(t, err)
 	srv := httptest.NewServer(mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()

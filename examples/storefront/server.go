@@ -31,7 +31,7 @@ type server struct {
 func newHandler(p *pool.Pool, log *slog.Logger) (http.Handler, error) {
 	s := &server{q: db.New(p), log: log}
 	tenant, err := middleware.New(middleware.Config{
-		Key:         rls.BigInt,
+		KeyType:     rls.BigInt,
 		Resolver:    middleware.Header(middleware.DefaultHeader),
 		Authorize:   s.authorize,
 		ExemptPaths: []string{"/health"},
