@@ -3,7 +3,7 @@
 // it in the request context, where pgrls's pool picks it up.
 //
 //	mw, err := middleware.New(middleware.Config{
-//		Key:       rls.BigInt,
+//		KeyType:   rls.BigInt,
 //		Resolver:  middleware.Header(""), // X-Tenant-ID
 //		Authorize: isMember,               // see Authorization
 //	})
