@@ -2,6 +2,7 @@ package pgrlstest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgrls/pgrls/internal/sqlquote"
@@ -100,7 +102,18 @@ func NewCitusDB(tb testing.TB) *CitusDB {
 	drop := func() error {
 		var first error
 		for _, n := range nodes {
-			if err := execOn(ctx, nodeURL(n, "postgres", ""), "DROP DATABASE IF EXISTS "+sqlquote.Ident(name)+" WITH (FORCE)"); err != nil && first == nil {
+			// Citus's maintenance daemon may connect again while the
+			// database is dropped (55006): retry.
+			var err error
+			for attempt := 0; attempt < 6; attempt++ {
+				err = execOn(ctx, nodeURL(n, "postgres", ""), "DROP DATABASE IF EXISTS "+sqlquote.Ident(name)+" WITH (FORCE)")
+				var pgErr *pgconn.PgError
+				if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55006" {
+					break
+				}
+				time.Sleep(time.Duration(attempt+1) * 250 * time.Millisecond)
+			}
+			if err != nil && first == nil {
 				first = err
 			}
 		}
@@ -196,9 +209,32 @@ func loadCitusCluster(adminURL string) citusCluster {
 		c.coordinator = CitusNode{Host: u.Host, Port: int(u.Port)}
 	}
 	if c.err == nil {
-		c.err = ensureRoles(ctx, p)
+		c.err = ensureCitusRoles(ctx, p)
 	}
 	return c
+}
+
+// ensureCitusRoles runs ensureRoles under the lock that node registration
+// takes: Citus propagates ALTER ROLE to the workers, where it deadlocks with
+// another process's node activation. A distributed deadlock is retried.
+func ensureCitusRoles(ctx context.Context, p *pgxpool.Pool) error {
+	conn, err := p.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtext('pgrlstest citus nodes'))"); err != nil {
+		return err
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(hashtext('pgrlstest citus nodes'))") //nolint:errcheck
+	for attempt := 0; ; attempt++ {
+		err = ensureRoles(ctx, p)
+		var pgErr *pgconn.PgError
+		if err == nil || attempt == 4 || !errors.As(err, &pgErr) || pgErr.Code != "40P01" {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+	}
 }
 
 // registerNodes runs sql, which registers the nodes, on dbURL while it holds

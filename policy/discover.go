@@ -51,6 +51,8 @@ type DiscoverOptions struct {
 	// Setting and AppRole are copied into the model.
 	Setting string
 	AppRole string
+	// Citus sets [Model.Citus] and fills [Model.Constraints].
+	Citus bool
 }
 
 // Discover reads a model from the catalog of a live database.
@@ -227,6 +229,10 @@ func Discover(ctx context.Context, conn Querier, opts DiscoverOptions) (*Model, 
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
+	}
+	if opts.Citus {
+		m.Citus = true
+		m.Constraints = citusConstraints(cat, m)
 	}
 	if err := m.Validate(); err != nil {
 		return nil, err
@@ -408,8 +414,10 @@ func check(ctx context.Context, conn Querier, m *Model) (*plan, *catalog, error)
 // Resolve runs [Check] and returns a copy of m completed from the catalog,
 // as [Discover] would fill it: each tenant table's [Table.ExistingKeys]
 // replaced by its primary key and unique constraints, and each foreign key's
-// [ForeignKey.Exists] set when its composite form is already there. So a
-// declared model and a discovered one give the same SQL from [Generate].
+// [ForeignKey.Exists] set when its composite form is already there, and,
+// when [Model.Citus] is set, [Model.Constraints] replaced by the catalog's.
+// So a declared model and a discovered one give the same SQL from
+// [Generate].
 func Resolve(ctx context.Context, conn Querier, m *Model) (*Model, error) {
 	_, cat, err := check(ctx, conn, m)
 	if err != nil {
@@ -444,6 +452,9 @@ func Resolve(ctx context.Context, conn Querier, m *Model) (*Model, error) {
 		t.ForeignKeys = fks
 		out.Tables[i] = t
 	}
+	if m.Citus {
+		out.Constraints = citusConstraints(cat, &out)
+	}
 	return &out, nil
 }
 
@@ -458,6 +469,13 @@ type ctable struct {
 	cols map[string]*ccol
 	keys [][]string // primary key and unique constraints, by name
 	fks  []cfk      // by name
+	cons []ccon     // primary key, unique and foreign key constraints, by name
+}
+
+// ccon is one constraint with its definition, for Citus.
+type ccon struct {
+	name, contype, def string
+	f                  cfk
 }
 
 type ccol struct{ name, typ string }
@@ -494,7 +512,7 @@ SELECT n.nspname::text, c.relname::text, k.conname::text, k.contype::text,
           FROM unnest(k.confkey) WITH ORDINALITY AS u(num, ord)
           JOIN pg_catalog.pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.num
           ORDER BY u.ord),
-    k.confdeltype::text
+    k.confdeltype::text, pg_catalog.pg_get_constraintdef(k.oid)
 FROM pg_catalog.pg_constraint k
 JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -547,11 +565,12 @@ func loadCatalog(ctx context.Context, conn Querier, schemas []string) (*catalog,
 		table         qname
 		name, contype string
 		delType       string
+		def           string
 		f             cfk
 	}
 	var all []crow
 	var r crow
-	_, err = pgx.ForEachRow(rows, []any{&r.table.schema, &r.table.name, &r.name, &r.contype, &r.f.cols, &r.f.ref.schema, &r.f.ref.name, &r.f.refCols, &r.delType}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&r.table.schema, &r.table.name, &r.name, &r.contype, &r.f.cols, &r.f.ref.schema, &r.f.ref.name, &r.f.refCols, &r.delType, &r.def}, func() error {
 		if cat.tables[r.table] != nil {
 			all = append(all, r)
 		}
@@ -566,6 +585,7 @@ func loadCatalog(ctx context.Context, conn Querier, schemas []string) (*catalog,
 	})
 	for _, r := range all {
 		t := cat.tables[r.table]
+		t.cons = append(t.cons, ccon{name: r.name, contype: r.contype, def: r.def, f: r.f})
 		switch r.contype {
 		case "p", "u":
 			t.keys = append(t.keys, r.f.cols)

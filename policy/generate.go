@@ -92,14 +92,17 @@ var pgrlsPolicies = [...]struct {
 func (p *plan) steps() []step {
 	names := p.constraintNames()
 	var steps []step
+	if p.citus {
+		steps = p.citusSteps()
+	}
 	for _, t := range p.tables {
 		tbl := t.q.sql()
 		for _, k := range p.keysFor(t) {
 			name := sqlquote.Ident(names[keyID(t, k)])
 			steps = append(steps, step{
 				kind: stepKey, table: t.q,
-				up:   fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE (%s);", tbl, name, identList(k)),
-				down: fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s;", tbl, name),
+				up:   p.ddl(fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE (%s);", tbl, name, identList(k))),
+				down: p.ddl(fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s;", tbl, name)),
 			})
 		}
 		for _, fk := range t.fks {
@@ -119,8 +122,8 @@ func (p *plan) steps() []step {
 			}
 			steps = append(steps, step{
 				kind: stepFK, table: t.q,
-				up:   up + ";",
-				down: fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s;", tbl, name),
+				up:   p.ddl(up + ";"),
+				down: p.ddl(fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s;", tbl, name)),
 			})
 		}
 	}
@@ -130,8 +133,8 @@ func (p *plan) steps() []step {
 		tbl := t.q.sql()
 		tables = append(tables, tbl)
 		steps = append(steps,
-			step{kind: stepEnable, table: t.q, up: "ALTER TABLE " + tbl + " ENABLE ROW LEVEL SECURITY;", down: "ALTER TABLE " + tbl + " DISABLE ROW LEVEL SECURITY;"},
-			step{kind: stepForce, table: t.q, up: "ALTER TABLE " + tbl + " FORCE ROW LEVEL SECURITY;", down: "ALTER TABLE " + tbl + " NO FORCE ROW LEVEL SECURITY;"},
+			step{kind: stepEnable, table: t.q, up: p.ddl("ALTER TABLE " + tbl + " ENABLE ROW LEVEL SECURITY;"), down: p.ddl("ALTER TABLE " + tbl + " DISABLE ROW LEVEL SECURITY;")},
+			step{kind: stepForce, table: t.q, up: p.ddl("ALTER TABLE " + tbl + " FORCE ROW LEVEL SECURITY;"), down: p.ddl("ALTER TABLE " + tbl + " NO FORCE ROW LEVEL SECURITY;")},
 		)
 		expr := PolicyExpr(t.column, p.key, p.setting)
 		for _, pol := range pgrlsPolicies {
@@ -141,9 +144,9 @@ func (p *plan) steps() []step {
 			}
 			steps = append(steps, step{
 				kind: stepPolicy, table: t.q, policy: pol.name,
-				up: fmt.Sprintf("CREATE POLICY %s ON %s AS %s FOR ALL TO PUBLIC\n    USING (%s)\n    WITH CHECK (%s);",
-					sqlquote.Ident(pol.name), tbl, kind, expr, expr),
-				down: fmt.Sprintf("DROP POLICY %s ON %s;", sqlquote.Ident(pol.name), tbl),
+				up: p.ddl(fmt.Sprintf("CREATE POLICY %s ON %s AS %s FOR ALL TO PUBLIC\n    USING (%s)\n    WITH CHECK (%s);",
+					sqlquote.Ident(pol.name), tbl, kind, expr, expr)),
+				down: p.ddl(fmt.Sprintf("DROP POLICY %s ON %s;", sqlquote.Ident(pol.name), tbl)),
 			})
 		}
 	}

@@ -30,6 +30,41 @@ type Model struct {
 	// Global lists tables shared by all tenants (not tenant-scoped), such as
 	// currencies. Tenant tables may reference them with plain foreign keys.
 	Global []string
+	// Citus makes [Generate] distribute the tables on a Citus cluster
+	// before it turns on row level security: the tenant tables by their
+	// tenant column, co-located with the root table, and the global tables
+	// as reference tables. See [Generate] for the statements and
+	// [Model.Constraints] for what it needs to know about the tables.
+	Citus bool
+	// Constraints are the primary keys and unique constraints of the tenant
+	// tables and the foreign keys between the model's tables, as they are
+	// in the database. [Resolve] and [Discover] (with
+	// [DiscoverOptions.Citus]) fill them when Citus is set; only Generate
+	// with Citus uses them, to drop what Citus refuses and restore it in
+	// Down.
+	Constraints []Constraint
+}
+
+// Constraint is a primary key, unique constraint or foreign key of a
+// model's table, as the catalog holds it.
+type Constraint struct {
+	// Table is the table that has the constraint, as named in the model.
+	Table string
+	// Name is the constraint's name.
+	Name string
+	// Type is "PRIMARY KEY", "UNIQUE" or "FOREIGN KEY".
+	Type string
+	// Columns are the constrained (for a foreign key, referencing) columns.
+	Columns []string
+	// RefTable and RefColumns are, for a foreign key, the referenced table
+	// (as named in the model) and columns.
+	RefTable   string
+	RefColumns []string
+	// Definition is the constraint's definition as pg_get_constraintdef
+	// prints it, such as "FOREIGN KEY (product_id) REFERENCES products(id)".
+	// Generate copies it into Down to re-create the constraint, so it must
+	// start with Type and hold no semicolon.
+	Definition string
 }
 
 // Table is one tenant table.

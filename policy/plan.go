@@ -75,7 +75,13 @@ func Plan(ctx context.Context, conn TxQuerier, m *Model) (*Migration, error) {
 		}
 		seqMissing = n > 0
 	}
-	steps, err := p.pending(p.steps(), s, seqMissing)
+	var distributed map[qname]bool
+	if p.citus && s.citus {
+		if distributed, err = citusTables(ctx, tx); err != nil {
+			return nil, err
+		}
+	}
+	steps, err := p.pending(p.steps(), s, seqMissing, distributed)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +93,7 @@ func Plan(ctx context.Context, conn TxQuerier, m *Model) (*Migration, error) {
 
 // pending returns the steps of Generate whose effect is not in place, with
 // a policy that differs dropped before it is created again.
-func (p *plan) pending(steps []step, s *snapshot, seqMissing bool) ([]step, error) {
+func (p *plan) pending(steps []step, s *snapshot, seqMissing bool, distributed map[qname]bool) ([]step, error) {
 	for _, pt := range p.tables {
 		if s.byName[pt.q] == nil {
 			return nil, fmt.Errorf("policy: plan: table %s vanished while planning", pt.q)
@@ -98,6 +104,10 @@ func (p *plan) pending(steps []step, s *snapshot, seqMissing bool) ([]step, erro
 	for _, st := range steps {
 		t := s.byName[st.table]
 		switch st.kind {
+		case stepCitusDetach, stepCitusKey, stepCitusDistribute, stepCitusReattach:
+			if citusDone(st, distributed) {
+				continue
+			}
 		case stepEnable:
 			if t.rls {
 				continue

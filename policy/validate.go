@@ -54,6 +54,8 @@ type plan struct {
 	appRole string
 	tables  []*ptable
 	global  []qname
+	citus   bool
+	cons    []pcons // with citus: the constraints, by table and name
 }
 
 type ptable struct {
@@ -240,6 +242,9 @@ func normalize(m *Model) (*plan, error) {
 		}
 	}
 
+	if len(errs) == 0 && m.Citus {
+		p.normalizeCitus(m, schema, byName, globals, bad)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

@@ -50,7 +50,7 @@ WHERE p.logicalrelid = ANY ($1::oid[])`
 // separated by U+001F and records by U+001E, so names cannot break the
 // format. run_command_on_shards replaces %s with the shard's name.
 const shardCommand = `SELECT c.relrowsecurity::text || chr(31) || c.relforcerowsecurity::text || coalesce((
-    SELECT string_agg(chr(30) || p.polname || chr(31) || p.polpermissive::text || chr(31) || p.polcmd || chr(31)
+    SELECT string_agg(chr(30) || p.polname || chr(31) || p.polpermissive::text || chr(31) || p.polcmd::text || chr(31)
         || coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid), '') || chr(31)
         || coalesce(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), ''), '' ORDER BY p.polname)
     FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid), '')
@@ -237,21 +237,33 @@ func citusFindings(cs *citusSnapshot, tenants []*vtable, role string) []Finding 
 				fmt.Sprintf("SELECT update_distributed_table_colocation(%s, colocate_with => %s);", lit, sqlquote.Literal(groupOf.q.sql())),
 				"the tenant table is not co-located with %s: foreign keys and joins between them cannot stay on one node", groupOf.q)
 		}
-		var bad []string
+		var bad, flipped []string
 		for _, sh := range cs.shards[t.oid] {
-			if why := shardProblem(sh, t); why != "" {
+			switch why := shardProblem(sh, t); {
+			case why == guardFlipped:
+				flipped = append(flipped, fmt.Sprint(sh.shard))
+			case why != "":
 				bad = append(bad, fmt.Sprintf("%d (%s)", sh.shard, why))
 			}
 		}
 		if len(bad) > 0 {
-			slices.Sort(bad)
 			n := len(bad)
-			if n > 5 {
-				bad = append(bad[:5], "...")
-			}
 			add(SeverityError, CodeCitusShard, t, "",
 				"%d shard(s) do not enforce the coordinator's row level security, so queries routed to them see every tenant's rows: %s; recreate the RLS statements with citus.enable_ddl_propagation on",
-				n, strings.Join(bad, ", "))
+				n, firstFive(bad))
+		}
+		if len(flipped) > 0 {
+			// Citus 13.2 creates every policy on the shards as PERMISSIVE:
+			// the guard then ORs with the isolation policy, which has the
+			// same expression, so the tenant's rows are still all a
+			// query sees, unless another permissive policy is there.
+			sev, what := SeverityWarning, "no other permissive policy is on the table, so isolation holds, but one added later would widen access on the shards"
+			if slices.ContainsFunc(t.policies, func(p vpolicy) bool { return p.permissive && p.name != IsolationPolicy && p.name != GuardPolicy }) {
+				sev, what = SeverityError, "another permissive policy is on the table, and on the shards nothing restricts it to the tenant's rows"
+			}
+			add(sev, CodeCitusShard, t, "",
+				"on %d shard(s) the restrictive %s policy is permissive (Citus creates policies on shards without AS RESTRICTIVE): %s; %s",
+				len(flipped), GuardPolicy, what, firstFive(flipped))
 		}
 	}
 	if len(tenants) > 0 && cs.propagate != "local" {
@@ -266,6 +278,20 @@ func citusFindings(cs *citusSnapshot, tenants []*vtable, role string) []Finding 
 	}
 	return out
 }
+
+// firstFive sorts items and joins the first five.
+func firstFive(items []string) string {
+	slices.Sort(items)
+	if len(items) > 5 {
+		items = append(items[:5], "...")
+	}
+	return strings.Join(items, ", ")
+}
+
+// guardFlipped is what shardProblem returns when the only difference is
+// that the guard policy, restrictive on the coordinator, is permissive on
+// the shard.
+const guardFlipped = "the guard policy is permissive"
 
 // shardProblem says what is wrong with one shard of t, or "" when it
 // enforces the coordinator's RLS flags and policies.
@@ -282,8 +308,16 @@ func shardProblem(sh shardState, t *vtable) string {
 	for i, p := range t.policies {
 		want[i] = shardPolicy{p.name, fmt.Sprint(p.permissive), p.cmd, p.qual, p.check}
 	}
-	if !slices.Equal(want, sh.policies) {
-		return "policies differ from the coordinator's"
+	if slices.Equal(want, sh.policies) {
+		return ""
 	}
-	return ""
+	for i := range want {
+		if want[i].name == GuardPolicy && want[i].permissive == "false" {
+			want[i].permissive = "true"
+		}
+	}
+	if slices.Equal(want, sh.policies) {
+		return guardFlipped
+	}
+	return "policies differ from the coordinator's"
 }

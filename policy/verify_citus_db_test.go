@@ -2,9 +2,8 @@ package policy_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,94 +11,179 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgrls/pgrls/internal/sqlquote"
+	"github.com/pgrls/pgrls/pgrlstest"
 	"github.com/pgrls/pgrls/policy"
 	"github.com/pgrls/pgrls/rls"
 )
 
-// TestVerifyCitus runs the Citus checks against a real cluster. It needs
-// CITUS_URL: the URL of a Citus coordinator, as a role that can create a
-// schema and distribute tables. It works in a schema of its own, which it
-// drops at the end.
-func TestVerifyCitus(t *testing.T) {
-	url := os.Getenv("CITUS_URL")
-	if url == "" {
-		t.Skip("CITUS_URL is not set: the Citus checks of Verify were not run against a cluster. " +
-			"To run them, point CITUS_URL at a Citus coordinator: " +
-			"CITUS_URL=postgres://user:pass@host:5432/db go test ./policy -run TestVerifyCitus")
+// citusFindings lists the findings of r as "severity code object", Citus
+// ones and errors only, sorted.
+func citusFindings(r *policy.Report) []string {
+	var out []string
+	for _, f := range r.Findings {
+		if strings.HasPrefix(string(f.Code), "citus_") || f.Severity == policy.SeverityError {
+			out = append(out, fmt.Sprintf("%s %s %s", f.Severity, f.Code, f.Object))
+		}
 	}
+	slices.Sort(out)
+	return out
+}
+
+// TestVerifyCitus runs Verify's Citus checks against a real cluster
+// (CITUS_URL): a database set up by the Citus migration gives no error, and
+// each bad state gives its finding.
+func TestVerifyCitus(t *testing.T) {
+	pgrlstest.CitusURL(t)
 	t.Parallel()
+	db, model, _ := citusStore(t, rls.BigInt)
 	ctx := t.Context()
-	conn, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	schema := "pgrls_verify_" + hex.EncodeToString(b)
-	run := func(sql string) {
+	admin, owner := db.AdminConn(t), db.OwnerConn(t)
+	run := func(conn *pgx.Conn, sql string) {
 		t.Helper()
 		_, err := conn.Exec(ctx, sql)
 		require.NoError(t, err, sql)
 	}
-	run("CREATE SCHEMA " + schema)
-	t.Cleanup(func() {
-		_, err := conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		assert.NoError(t, err)
-	})
-	run(strings.ReplaceAll(`
-SET search_path = @;
-CREATE TABLE stores (id bigint PRIMARY KEY);
-CREATE TABLE products (store_id bigint NOT NULL, id bigint NOT NULL, PRIMARY KEY (store_id, id));
-CREATE TABLE purchases (store_id bigint NOT NULL, id bigint NOT NULL, product_id bigint, PRIMARY KEY (store_id, id));
-SELECT create_distributed_table('@.stores', 'id');
-SELECT create_distributed_table('@.products', 'store_id', colocate_with => '@.stores');
-SELECT create_distributed_table('@.purchases', 'store_id', colocate_with => '@.stores');
-ALTER TABLE purchases ADD FOREIGN KEY (store_id, product_id) REFERENCES products (store_id, id);
-RESET search_path;`, "@", schema))
-	model := &policy.Model{KeyType: rls.BigInt, Schema: schema, Tables: []policy.Table{
-		{Name: "stores", TenantColumn: "id", Root: true},
-		{Name: "products", TenantColumn: "store_id"},
-		{Name: "purchases", TenantColumn: "store_id", ForeignKeys: []policy.ForeignKey{{Columns: []string{"product_id"}, RefTable: "products"}}},
-	}}
-	plan, err := policy.Plan(ctx, conn, model)
-	require.NoError(t, err)
-	require.NoError(t, pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, "SET LOCAL citus.multi_shard_modify_mode TO 'sequential';\n"+plan.Up)
-		return err
-	}))
+	verify := func(m *policy.Model) *policy.Report {
+		t.Helper()
+		// As the application role: Verify needs no privilege beyond it.
+		r, err := policy.Verify(ctx, db.AppConn(t), policy.VerifyOptions{Model: m, AppRole: pgrlstest.AppRole})
+		require.NoError(t, err)
+		return r
+	}
+	setPropagate := func(value string) {
+		run(admin, fmt.Sprintf("ALTER ROLE %s IN DATABASE %s SET citus.propagate_set_commands = %s",
+			pgrlstest.AppRole, sqlquote.Ident(db.Name), sqlquote.Literal(value)))
+	}
 
-	citusErrors := func(r *policy.Report) []string {
+	// Citus 13.2 creates the policies on the shards without AS
+	// RESTRICTIVE: Verify warns about the guard on every tenant table.
+	flipped := func(tables ...string) []string {
 		var out []string
-		for _, f := range r.Findings {
-			if strings.HasPrefix(string(f.Code), "citus_") && f.Severity == policy.SeverityError {
-				out = append(out, string(f.Code)+" "+f.Object)
-			}
+		for _, table := range tables {
+			out = append(out, "warning citus_shard_unprotected public."+table)
 		}
 		return out
 	}
-	r, err := policy.Verify(ctx, conn, policy.VerifyOptions{Model: model})
-	require.NoError(t, err)
-	assert.Empty(t, citusErrors(r), "%v", r.Findings)
+	guards := flipped("products", "purchases", "stores")
+	with := func(extra ...string) []string {
+		out := append(slices.Clone(guards), extra...)
+		slices.Sort(out)
+		return out
+	}
 
-	// A table distributed by another column in a group of its own, RLS
-	// created with DDL propagation off (the shards have none), and a table
-	// left on the coordinator.
-	expr := policy.PolicyExpr("store_id", rls.BigInt, policy.DefaultSetting)
-	run(strings.ReplaceAll(`
-CREATE TABLE @.refunds (store_id bigint NOT NULL, id bigint NOT NULL);
-SELECT create_distributed_table('@.refunds', 'id', colocate_with => 'none');
-CREATE TABLE @.notes (store_id bigint NOT NULL);
-SET citus.enable_ddl_propagation = off;
-ALTER TABLE @.refunds ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
-CREATE POLICY pgrls_tenant_isolation ON @.refunds USING (`+expr+`) WITH CHECK (`+expr+`);
-CREATE POLICY pgrls_tenant_guard ON @.refunds AS RESTRICTIVE USING (`+expr+`) WITH CHECK (`+expr+`);
-RESET citus.enable_ddl_propagation;`, "@", schema))
-	model.Tables = append(model.Tables, policy.Table{Name: "refunds", TenantColumn: "store_id"}, policy.Table{Name: "notes", TenantColumn: "store_id"})
-	r, err = policy.Verify(ctx, conn, policy.VerifyOptions{Model: model})
-	require.NoError(t, err)
-	assert.ElementsMatch(t, []string{
-		"citus_not_distributed " + schema + ".notes",
-		"citus_distribution_column " + schema + ".refunds",
-		"citus_not_colocated " + schema + ".refunds",
-		"citus_shard_unprotected " + schema + ".refunds",
-	}, citusErrors(r), "%v", r.Findings)
+	setPropagate("local")
+	r := verify(model)
+	assert.Equal(t, guards, citusFindings(r), "%v", r.Findings)
+	assert.NoError(t, r.Err())
+
+	t.Run("another permissive policy", func(t *testing.T) {
+		// On the coordinator the restrictive guard keeps it to the tenant's
+		// rows; on the shards, where the guard is permissive, it is not.
+		run(owner, "CREATE POLICY everything ON products FOR SELECT USING (true)")
+		defer run(owner, "DROP POLICY everything ON products")
+		app := db.AppConn(t)
+		tx, err := app.Begin(ctx)
+		require.NoError(t, err)
+		defer tx.Rollback(context.WithoutCancel(ctx))
+		_, err = tx.Exec(ctx, "SELECT pgrls.set_tenant('1') FROM set_config('citus.propagate_set_commands', 'local', true)")
+		require.NoError(t, err)
+		var n int
+		require.NoError(t, tx.QueryRow(ctx, "SELECT count(*) FROM products").Scan(&n))
+		assert.Equal(t, 6, n, "measured: the permissive guard on the shards lets the extra policy through")
+		require.NoError(t, tx.Rollback(ctx))
+
+		r := verify(model)
+		got := citusFindings(r)
+		assert.Contains(t, got, "error citus_shard_unprotected public.products")
+		assert.Error(t, r.Err())
+	})
+
+	t.Run("propagate_set_commands not local", func(t *testing.T) {
+		setPropagate("none")
+		defer setPropagate("local")
+		assert.Equal(t, with("warning citus_propagate_set_commands citus.propagate_set_commands"), citusFindings(verify(model)))
+	})
+
+	t.Run("a shard without its policy", func(t *testing.T) {
+		var shard int64
+		var host string
+		var port int
+		require.NoError(t, admin.QueryRow(ctx, `SELECT shardid, nodename, nodeport FROM citus_shards
+			WHERE table_name = 'products'::regclass ORDER BY shardid LIMIT 1`).Scan(&shard, &host, &port))
+		var node pgrlstest.CitusNode
+		for _, w := range db.Workers {
+			if w.Host == host && w.Port == port {
+				node = w
+			}
+		}
+		require.NotZero(t, node.Port, "shard %d on %s:%d", shard, host, port)
+		worker, err := pgx.Connect(ctx, db.NodeAdminURL(node))
+		require.NoError(t, err)
+		defer worker.Close(context.WithoutCancel(ctx))
+		shardTable := fmt.Sprintf("public.products_%d", shard)
+		run(worker, "SET citus.enable_manual_changes_to_shards = on; DROP POLICY "+policy.GuardPolicy+" ON "+shardTable)
+		r := verify(model)
+		assert.Equal(t, with("error citus_shard_unprotected public.products"), citusFindings(r))
+		for _, f := range r.Findings {
+			if f.Code == policy.CodeCitusShard && f.Severity == policy.SeverityError {
+				assert.Contains(t, f.Message, fmt.Sprint(shard))
+			}
+		}
+		expr := policy.PolicyExpr("store_id", rls.BigInt, policy.DefaultSetting)
+		run(worker, "SET citus.enable_manual_changes_to_shards = on; CREATE POLICY "+policy.GuardPolicy+" ON "+shardTable+
+			" AS RESTRICTIVE USING ("+expr+") WITH CHECK ("+expr+")")
+		assert.Equal(t, guards, citusFindings(verify(model)), "the shard's guard is restrictive again")
+
+		run(worker, "SET citus.enable_manual_changes_to_shards = on; ALTER TABLE "+shardTable+" NO FORCE ROW LEVEL SECURITY")
+		assert.Equal(t, with("error citus_shard_unprotected public.products"), citusFindings(verify(model)))
+		run(worker, "SET citus.enable_manual_changes_to_shards = on; ALTER TABLE "+shardTable+" FORCE ROW LEVEL SECURITY")
+		assert.Equal(t, guards, citusFindings(verify(model)))
+	})
+
+	t.Run("bad distribution", func(t *testing.T) {
+		// refunds: distributed by another column, in a co-location group of
+		// its own, its RLS created with DDL propagation off (no shard has
+		// it); notes: left on the coordinator; gifts: a reference table.
+		expr := policy.PolicyExpr("store_id", rls.BigInt, policy.DefaultSetting)
+		run(owner, `
+CREATE TABLE refunds (store_id bigint NOT NULL, id bigint NOT NULL);
+SELECT create_distributed_table('refunds', 'id', colocate_with => 'none');
+CREATE TABLE notes (store_id bigint NOT NULL);
+CREATE TABLE gifts (store_id bigint NOT NULL);
+SELECT create_reference_table('gifts');
+CREATE TABLE audits (store_id bigint NOT NULL);
+SELECT create_distributed_table('audits', 'store_id', colocate_with => 'none');`)
+		for _, table := range []string{"refunds", "notes", "gifts", "audits"} {
+			ddl := "SET citus.enable_ddl_propagation = off; "
+			if table == "notes" || table == "audits" {
+				ddl = ""
+			}
+			// One statement at a time: Citus propagates ALTER TABLE with
+			// the whole query string.
+			for _, sql := range []string{
+				ddl + "ALTER TABLE " + table + " ENABLE ROW LEVEL SECURITY",
+				ddl + "ALTER TABLE " + table + " FORCE ROW LEVEL SECURITY",
+				ddl + "CREATE POLICY pgrls_tenant_isolation ON " + table + " USING (" + expr + ") WITH CHECK (" + expr + ")",
+				ddl + "CREATE POLICY pgrls_tenant_guard ON " + table + " AS RESTRICTIVE USING (" + expr + ") WITH CHECK (" + expr + ")",
+			} {
+				run(owner, sql)
+			}
+			run(owner, "RESET citus.enable_ddl_propagation")
+		}
+		m := *model
+		m.Tables = slices.Clone(model.Tables)
+		for _, table := range []string{"refunds", "notes", "gifts", "audits"} {
+			m.Tables = append(m.Tables, policy.Table{Name: table, TenantColumn: "store_id"})
+		}
+		assert.Equal(t, with(
+			"error citus_distribution_column public.refunds",
+			"error citus_not_colocated public.audits",
+			"error citus_not_colocated public.refunds",
+			"error citus_not_distributed public.gifts",
+			"error citus_not_distributed public.notes",
+			"error citus_shard_unprotected public.refunds",
+			"warning citus_shard_unprotected public.audits",
+		), citusFindings(verify(&m)))
+	})
 }

@@ -7,6 +7,8 @@
 //	pgrls install  [flags]   install the library's own objects (schema pgrls)
 //	pgrls verify   [flags]   audit a live database for holes in tenant isolation
 //	pgrls plan     [flags]   print the SQL that would bring a database to the model
+//	pgrls citus-placement    show where a tenant's rows live on Citus
+//	pgrls citus-isolate      move a large tenant onto shards of its own on Citus
 //
 // Run `pgrls <command> -h` for a command's flags.
 package main
@@ -47,6 +49,8 @@ func commands() []command {
 		{"install", "install the library's own objects (schema pgrls) through tern, or print their SQL", runInstall},
 		{"verify", "audit a live database for holes in tenant isolation (exit 1 on errors)", runVerify},
 		{"plan", "print the SQL that would bring the database to the model, without applying it", runPlan},
+		{"citus-placement", "show the shards and nodes that hold a tenant's rows on Citus", runPlacement},
+		{"citus-isolate", "move a large tenant onto shards of its own on Citus", runIsolate},
 	}
 }
 
@@ -72,7 +76,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "pgrls makes PostgreSQL enforce tenant isolation with row-level security.")
 	fmt.Fprintln(w, "\nUsage: pgrls <command> [flags]\n\nCommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'pgrls <command> -h' for a command's flags.")
 }

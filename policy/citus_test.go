@@ -1,0 +1,130 @@
+package policy_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgrls/pgrls/policy"
+	"github.com/pgrls/pgrls/rls"
+)
+
+// citusModel is the store model with Citus on and the constraints that
+// Resolve reads from internal/testschema's DDL.
+func citusModel() *policy.Model {
+	m := storeModel(rls.BigInt, "app")
+	m.Citus = true
+	m.Tables[1].ExistingKeys = [][]string{{"id"}}
+	m.Tables[2].ExistingKeys = [][]string{{"id"}}
+	m.Tables[0].ExistingKeys = [][]string{{"id"}}
+	m.Constraints = []policy.Constraint{
+		{Table: "products", Name: "products_currency_fkey", Type: "FOREIGN KEY", Columns: []string{"currency"}, RefTable: "currencies", RefColumns: []string{"code"}, Definition: "FOREIGN KEY (currency) REFERENCES currencies(code)"},
+		{Table: "products", Name: "products_pkey", Type: "PRIMARY KEY", Columns: []string{"id"}, Definition: "PRIMARY KEY (id)"},
+		{Table: "products", Name: "products_store_id_fkey", Type: "FOREIGN KEY", Columns: []string{"store_id"}, RefTable: "stores", RefColumns: []string{"id"}, Definition: "FOREIGN KEY (store_id) REFERENCES stores(id)"},
+		{Table: "purchases", Name: "purchases_pkey", Type: "PRIMARY KEY", Columns: []string{"id"}, Definition: "PRIMARY KEY (id)"},
+		{Table: "purchases", Name: "purchases_product_id_fkey", Type: "FOREIGN KEY", Columns: []string{"product_id"}, RefTable: "products", RefColumns: []string{"id"}, Definition: "FOREIGN KEY (product_id) REFERENCES products(id)"},
+		{Table: "purchases", Name: "purchases_store_id_fkey", Type: "FOREIGN KEY", Columns: []string{"store_id"}, RefTable: "stores", RefColumns: []string{"id"}, Definition: "FOREIGN KEY (store_id) REFERENCES stores(id)"},
+		{Table: "stores", Name: "stores_pkey", Type: "PRIMARY KEY", Columns: []string{"id"}, Definition: "PRIMARY KEY (id)"},
+	}
+	return m
+}
+
+func TestGenerateCitusGolden(t *testing.T) {
+	t.Parallel()
+	mig, err := policy.Generate(citusModel())
+	require.NoError(t, err)
+	path := filepath.Join("testdata", "store_citus.golden")
+	got := goldenText(mig)
+	if *update {
+		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "run go test -update to create the golden file")
+	assert.Equal(t, string(want), got)
+
+	up := mig.Up
+	order := []string{
+		"SET LOCAL citus.multi_shard_modify_mode TO 'sequential'",
+		`DROP CONSTRAINT IF EXISTS "purchases_product_id_fkey"`,
+		`ADD CONSTRAINT "products_pkey" PRIMARY KEY ("store_id", "id")`,
+		`create_distributed_table('"public"."stores"', 'id', colocate_with => 'none')`,
+		`create_distributed_table('"public"."products"', 'store_id', colocate_with => '"public"."stores"')`,
+		`create_reference_table('"public"."currencies"')`,
+		`ADD CONSTRAINT "products_currency_fkey" FOREIGN KEY (currency) REFERENCES currencies(code)`,
+		`"purchases_store_id_product_id_pgrls_fkey" FOREIGN KEY`,
+		"ENABLE ROW LEVEL SECURITY",
+		"CREATE POLICY",
+		"GRANT SELECT, INSERT",
+	}
+	last := -1
+	for _, s := range order {
+		i := strings.Index(up, s)
+		require.Greater(t, i, last, "%q must come after the previous step", s)
+		last = i
+	}
+	assert.NotContains(t, up, "_pgrls_key", "the replaced primary key (store_id, id) is the key the composite foreign key references")
+	assert.NotContains(t, up, `ADD CONSTRAINT "purchases_product_id_fkey"`, "the plain foreign key is replaced, not re-created")
+	assert.Contains(t, mig.Down, `ADD CONSTRAINT "purchases_product_id_fkey" FOREIGN KEY (product_id) REFERENCES products(id)`)
+	assert.Contains(t, mig.Down, `DROP CONSTRAINT "products_pkey", ADD CONSTRAINT "products_pkey" PRIMARY KEY (id)`)
+	assert.Contains(t, mig.Down, "undistribute_table")
+	for _, line := range strings.Split(up, "\n") {
+		if strings.HasPrefix(line, "ALTER TABLE") || strings.HasPrefix(line, "DROP POLICY") {
+			t.Errorf("with Citus every ALTER TABLE runs in a DO block: %s", line)
+		}
+	}
+
+	// Without Citus, the constraints change nothing.
+	plain := citusModel()
+	plain.Citus = false
+	a, err := policy.Generate(plain)
+	require.NoError(t, err)
+	plain.Constraints = nil
+	b, err := policy.Generate(plain)
+	require.NoError(t, err)
+	assert.Equal(t, b, a)
+}
+
+func TestGenerateCitusErrors(t *testing.T) {
+	t.Parallel()
+	cases := map[string]struct {
+		edit func(m *policy.Model)
+		want string
+	}{
+		"global references tenant": {func(m *policy.Model) {
+			m.Constraints = append(m.Constraints, policy.Constraint{Table: "currencies", Name: "c_fkey", Type: "FOREIGN KEY",
+				Columns: []string{"store"}, RefTable: "stores", RefColumns: []string{"id"}, Definition: "FOREIGN KEY (store) REFERENCES stores(id)"})
+		}, "Citus refuses foreign keys from reference tables"},
+		"plain tenant key not modeled": {func(m *policy.Model) {
+			m.Tables[2].ForeignKeys = nil
+		}, "declare it in the table's ForeignKeys"},
+		"key without its constraint": {func(m *policy.Model) {
+			m.Constraints = m.Constraints[:1]
+		}, "complete the model with Resolve"},
+		"semicolon": {func(m *policy.Model) {
+			m.Constraints[1].Definition = "PRIMARY KEY (id); DROP TABLE x"
+		}, "holds a semicolon"},
+		"type": {func(m *policy.Model) {
+			m.Constraints[1].Type = "CHECK"
+		}, "is not PRIMARY KEY, UNIQUE or FOREIGN KEY"},
+		"outside the model": {func(m *policy.Model) {
+			m.Constraints[0].RefTable = "elsewhere"
+		}, "not in the model"},
+		"duplicate": {func(m *policy.Model) {
+			m.Constraints = append(m.Constraints, m.Constraints[0])
+		}, "declared twice"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			m := citusModel()
+			c.edit(m)
+			mig, err := policy.Generate(m)
+			assert.Nil(t, mig)
+			assert.ErrorIs(t, err, policy.ErrInvalidModel)
+			assert.ErrorContains(t, err, c.want)
+		})
+	}
+}
