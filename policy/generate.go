@@ -64,9 +64,9 @@ func PolicyExpr(column string, key rls.KeyType, setting string) string {
 //     [PolicyExpr];
 //   - when [Model.AppRole] is set: SELECT, INSERT, UPDATE, DELETE on tenant
 //     tables; TRUNCATE, REFERENCES and TRIGGER revoked from it and from
-//     PUBLIC; SELECT on global tables; USAGE (not SELECT, which would reveal
-//     every tenant's row count) on the sequences
-//     that tenant table columns own (serial and identity columns).
+//     PUBLIC; SELECT on global tables; USAGE (not SELECT) on the sequences
+//     of serial columns of tenant tables, which their defaults need
+//     (identity columns need nothing).
 //
 // Down drops and revokes what Up created and granted, in reverse order. It
 // re-grants nothing that Up revoked, and it revokes Up's grants even if the
@@ -270,8 +270,9 @@ func truncateUTF8(s string, n int) string {
 
 // sequenceGrants returns a DO block that runs stmt, a format() string with
 // %s for the sequence and %I for the role, on every sequence owned by a
-// column of the tables (serial columns depend on their sequence with
-// deptype 'a', identity columns with 'i').
+// serial column of the tables (deptype 'a'). Identity columns (deptype 'i')
+// need no privilege for INSERT, and USAGE would let the role read the
+// counter that every tenant's inserts advance.
 func sequenceGrants(tables []string, stmt, role string) string {
 	lits := make([]string, len(tables))
 	for i, t := range tables {
@@ -287,7 +288,7 @@ BEGIN
         JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
         WHERE d.classid = 'pg_catalog.pg_class'::regclass
           AND d.refclassid = 'pg_catalog.pg_class'::regclass
-          AND d.deptype IN ('a', 'i')
+          AND d.deptype = 'a'
           AND d.refobjid = ANY (ARRAY[%s]::regclass[])
         ORDER BY 1
     LOOP

@@ -15,7 +15,7 @@ FROM pg_catalog.pg_depend d
 JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
 WHERE d.classid = 'pg_catalog.pg_class'::regclass
   AND d.refclassid = 'pg_catalog.pg_class'::regclass
-  AND d.deptype IN ('a', 'i')
+  AND d.deptype = 'a'
   AND d.refobjid = ANY ($1::regclass[])
   -- CASE: the planner may run the check on pg_class rows before the join
   -- keeps only sequences, and it fails on other relations.

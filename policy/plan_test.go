@@ -130,10 +130,18 @@ func TestPlanPrivileges(t *testing.T) {
 	execTx(t, owner, plan.Up)
 	assert.Equal(t, &policy.Migration{}, mustPlan(t, owner, model))
 
+	// Identity columns need no privilege on their sequence; a serial
+	// column's default needs USAGE.
 	mustExec(t, admin, "REVOKE USAGE ON SEQUENCE purchases_id_seq FROM "+pgrlstest.AppRole)
+	assert.Equal(t, &policy.Migration{}, mustPlan(t, owner, model))
+	mustExec(t, owner, "ALTER TABLE purchases ADD COLUMN line serial")
 	plan = mustPlan(t, owner, model)
 	assert.Contains(t, plan.Up, "GRANT USAGE ON SEQUENCE")
 	assert.NotContains(t, plan.Up, "ON TABLE")
+	execTx(t, owner, plan.Up)
+	var usage bool
+	require.NoError(t, admin.QueryRow(t.Context(), "SELECT has_sequence_privilege($1, 'purchases_line_seq', 'USAGE')", pgrlstest.AppRole).Scan(&usage))
+	assert.True(t, usage)
 }
 
 func TestPlanErrors(t *testing.T) {

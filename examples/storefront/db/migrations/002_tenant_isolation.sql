@@ -64,7 +64,7 @@ BEGIN
         JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
         WHERE d.classid = 'pg_catalog.pg_class'::regclass
           AND d.refclassid = 'pg_catalog.pg_class'::regclass
-          AND d.deptype IN ('a', 'i')
+          AND d.deptype = 'a'
           AND d.refobjid = ANY (ARRAY['"public"."memberships"', '"public"."products"', '"public"."purchases"', '"public"."stores"']::regclass[])
         ORDER BY 1
     LOOP
@@ -89,7 +89,7 @@ BEGIN
         JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
         WHERE d.classid = 'pg_catalog.pg_class'::regclass
           AND d.refclassid = 'pg_catalog.pg_class'::regclass
-          AND d.deptype IN ('a', 'i')
+          AND d.deptype = 'a'
           AND d.refobjid = ANY (ARRAY['"public"."memberships"', '"public"."products"', '"public"."purchases"', '"public"."stores"']::regclass[])
         ORDER BY 1
     LOOP
