@@ -3,7 +3,7 @@ GO ?= go
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: help test test-short lint fuzz tools demo run-example sqlc bench-pool
+.PHONY: help test test-short lint fuzz tools demo run-example sqlc bench-pool bench bench-quick
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,6 +33,12 @@ sqlc: ## Regenerate examples/storefront's sqlc code (needs sqlc v1.31.1 on PATH)
 
 bench-pool: ## Pool throughput against raw pgxpool (prints RATIO lines; about 90 s)
 	$(GO) test -run '^$$' -bench '^BenchmarkPool$$' -benchtime 1x ./pool/
+
+bench: ## Scale (1k/10k/100k tenants) and architecture benchmarks; rewrites docs/img/bench-*.svg (about 7 min)
+	$(GO) run ./internal/cmd/pgrls-bench -svg docs/img -markdown bench-results.md
+
+bench-quick: ## Quick scale (1k/10k) and architecture (10/100) benchmarks; prints RATIO lines (under 2 min)
+	$(GO) run ./internal/cmd/pgrls-bench -quick
 
 FUZZTIME ?= 10s
 FUZZ_TARGETS := ./rls:FuzzParse ./internal/sqlquote:FuzzIdent ./internal/sqlquote:FuzzLiteral \
