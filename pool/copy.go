@@ -47,6 +47,16 @@ const (
 // instead (COPY into it, then INSERT ... SELECT), which costs a round trip
 // more and writes every row twice. The application role then needs the
 // TEMPORARY privilege on the database, which PUBLIC has by default.
+//
+// With [Config.Citus], where Citus runs INSERT ... SELECT by sending the
+// rows to the shards with COPY (refused there too), each chunk is instead
+// a few multi-row INSERT INTO table (columns) VALUES (...), (...) of up to
+// 1,000 rows (fewer for a table of more than 65 columns: a statement has at
+// most 65,535 parameters), which Citus routes to the shards as INSERTs, so
+// the policies there check every row. They are pipelined in the same
+// transaction, with the tenant set as for every unit of work with Citus,
+// and a row of another tenant still fails the whole copy. Every column
+// type takes this path (no temporary table).
 func (p *Pool) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
 	t, err := rls.Require(ctx)
 	if err != nil {
@@ -65,8 +75,15 @@ func (p *Pool) CopyFrom(ctx context.Context, table pgx.Identifier, columns []str
 	b.Queue("begin")
 	b.Queue(p.setSQL, t.String())
 	var cp *copyPlan
-	queueCopyPlan(b, table, columns, &cp)
+	mode := copyUnnest
+	if p.citus {
+		mode = copyValues
+	}
+	queueCopyPlan(b, table, columns, mode, &cp)
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return 0, err
+	}
+	if err := cp.check(); err != nil {
 		return 0, err
 	}
 	if cp == nil {
@@ -78,15 +95,23 @@ func (p *Pool) CopyFrom(ctx context.Context, table pgx.Identifier, columns []str
 	return cp.run(ctx, conn, src, true)
 }
 
-// copyFromTx is [Tx.CopyFrom] on conn, inside a transaction.
-func copyFromTx(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+// copyFromTx is [Tx.CopyFrom] on conn, inside a transaction of a pool with
+// [Config.Citus] when citus is set.
+func copyFromTx(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, columns []string, src pgx.CopyFromSource, citus bool) (int64, error) {
 	if err := checkCopyArgs(table, columns); err != nil {
 		return 0, err
 	}
 	b := &pgx.Batch{}
 	var cp *copyPlan
-	queueCopyPlan(b, table, columns, &cp)
+	mode := copyUnnest
+	if citus {
+		mode = copyValues
+	}
+	queueCopyPlan(b, table, columns, mode, &cp)
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return 0, err
+	}
+	if err := cp.check(); err != nil {
 		return 0, err
 	}
 	if cp == nil {
@@ -115,32 +140,99 @@ const copyColumnsSQL = `SELECT a.attname::text, a.atttypid::int8, t.typarray::in
   FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
  WHERE a.attrelid = $1::text::pg_catalog.regclass AND a.attnum > 0 AND NOT a.attisdropped`
 
-// copyPlan is how CopyFrom inserts the rows of one call through unnest.
+// copyColumnsCitusSQL is copyColumnsSQL with one more column: the type
+// that a value of the column is encoded as (a domain's base type, as COPY
+// encodes it).
+const copyColumnsCitusSQL = `WITH RECURSIVE c(name, typ, base) AS (
+  SELECT a.attname::text, a.atttypid, a.atttypid
+    FROM pg_catalog.pg_attribute a
+   WHERE a.attrelid = $1::text::pg_catalog.regclass AND a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL
+  SELECT c.name, c.typ, d.typbasetype FROM c JOIN pg_catalog.pg_type d ON d.oid = c.base AND d.typtype = 'd'
+)
+SELECT c.name, c.typ::int8, t.typarray::int8,
+       t.typtype = 'd' OR (t.typelem <> 0 AND t.typlen = -1) OR t.typarray = 0 OR t.typreceive::oid = 0,
+       c.base::int8
+  FROM c JOIN pg_catalog.pg_type t ON t.oid = c.typ JOIN pg_catalog.pg_type b ON b.oid = c.base
+ WHERE b.typtype <> 'd'`
+
+// copyMode is how CopyFrom inserts the rows.
+type copyMode int
+
+const (
+	copyUnnest copyMode = iota // INSERT ... SELECT unnest(...), or the temporary table
+	copyValues                 // multi-row INSERT ... VALUES, for Citus
+)
+
+// copyValuesRows is the most rows in one INSERT ... VALUES of the Citus
+// path; copyMaxParams is the most parameters a statement can have.
+const (
+	copyValuesRows = 1000
+	copyMaxParams  = 65535
+)
+
+// copyPlan is how CopyFrom inserts the rows of one call: through unnest,
+// or with valuesSQL set, through multi-row INSERT ... VALUES.
 type copyPlan struct {
 	insertSQL string
-	elemOIDs  []uint32 // the column types
+	elemOIDs  []uint32 // the column types (with VALUES, the types encoded)
 	arrayOIDs []uint32 // the parameter types: arrays of the column types
 	formats   []int16  // all binary
+
+	// valuesSQL inserts valuesRows rows; its first valuesEnds[r-1] bytes
+	// insert the first r of them. valueOIDs and valueFormats are the types
+	// and formats of its parameters, row after row.
+	valuesSQL    string
+	valuesRows   int
+	valuesEnds   []int
+	valueOIDs    []uint32
+	valueFormats []int16
+	valueParams  [][]byte // reused for each statement's parameters
+
+	missing string // a column that table does not have (VALUES only)
+}
+
+// check returns an error when the plan names a column that does not exist.
+func (cp *copyPlan) check() error {
+	if cp != nil && cp.missing != "" {
+		return fmt.Errorf("pool: CopyFrom: column %q does not exist", cp.missing)
+	}
+	return nil
 }
 
 // queueCopyPlan queues the catalog query for the columns of table on b. When
 // b has run, *cp is the plan, or nil when the temporary table must carry the
 // copy (a column that unnest cannot carry, or a column that does not exist:
 // COPY then reports it).
-func queueCopyPlan(b *pgx.Batch, table pgx.Identifier, columns []string, cp **copyPlan) {
-	b.Queue(copyColumnsSQL, table.Sanitize()).Query(func(rows pgx.Rows) error {
+func queueCopyPlan(b *pgx.Batch, table pgx.Identifier, columns []string, mode copyMode, cp **copyPlan) {
+	sql := copyColumnsSQL
+	if mode != copyUnnest {
+		sql = copyColumnsCitusSQL
+	}
+	b.Queue(sql, table.Sanitize()).Query(func(rows pgx.Rows) error {
 		type column struct {
-			typ, array  int64
-			unsupported bool
+			typ, array, base int64
+			unsupported      bool
 		}
 		found := map[string]column{}
 		var name string
 		var col column
-		if _, err := pgx.ForEachRow(rows, []any{&name, &col.typ, &col.array, &col.unsupported}, func() error {
+		dest := []any{&name, &col.typ, &col.array, &col.unsupported}
+		if mode != copyUnnest {
+			dest = append(dest, &col.base)
+		}
+		if _, err := pgx.ForEachRow(rows, dest, func() error {
 			found[name] = col
 			return nil
 		}); err != nil {
 			return err
+		}
+		if mode == copyValues {
+			*cp = newValuesPlan(table, columns, func(name string) (uint32, bool) {
+				col, ok := found[name]
+				return uint32(col.base), ok
+			})
+			return nil
 		}
 		plan := &copyPlan{
 			elemOIDs:  make([]uint32, len(columns)),
@@ -165,6 +257,85 @@ func queueCopyPlan(b *pgx.Batch, table pgx.Identifier, columns []string, cp **co
 		*cp = plan
 		return nil
 	})
+}
+
+// newValuesPlan returns the plan of a copy through multi-row INSERT ...
+// VALUES, with base giving the type that a column's values are encoded as.
+func newValuesPlan(table pgx.Identifier, columns []string, base func(name string) (uint32, bool)) *copyPlan {
+	rows := min(copyValuesRows, copyMaxParams/len(columns))
+	plan := &copyPlan{
+		elemOIDs:     make([]uint32, len(columns)),
+		valuesRows:   rows,
+		valuesEnds:   make([]int, rows),
+		valueOIDs:    make([]uint32, 0, rows*len(columns)),
+		valueFormats: make([]int16, rows*len(columns)),
+		valueParams:  make([][]byte, rows*len(columns)),
+	}
+	for i, name := range columns {
+		oid, ok := base(name)
+		if !ok {
+			plan.missing = name
+			return plan
+		}
+		plan.elemOIDs[i] = oid
+	}
+	for range rows {
+		plan.valueOIDs = append(plan.valueOIDs, plan.elemOIDs...)
+	}
+	for i := range plan.valueFormats {
+		plan.valueFormats[i] = pgtype.BinaryFormatCode
+	}
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO " + table.Sanitize() + " (" + columnList(columns) + ") VALUES ")
+	param := 1
+	for r := range rows {
+		if r > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteByte('(')
+		for i := range columns {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString("$" + strconv.Itoa(param))
+			param++
+		}
+		sb.WriteByte(')')
+		plan.valuesEnds[r] = sb.Len()
+	}
+	plan.valuesSQL = sb.String()
+	return plan
+}
+
+// sendValues queues the INSERT ... VALUES statements of ch on pl: the
+// values of each row are taken from the chunk's columns (binary arrays'
+// elements, each a length, -1 for NULL, and the bytes).
+func (cp *copyPlan) sendValues(pl *pgconn.Pipeline, ch *copyChunk) {
+	ncols := len(ch.cols)
+	pos := make([]int, ncols) // the next element of each column
+	for i := range pos {
+		pos[i] = arrayHeaderLen
+	}
+	for done := 0; done < ch.rows; {
+		n := min(cp.valuesRows, ch.rows-done)
+		params := cp.valueParams[:n*ncols]
+		for r := range n {
+			for i, col := range ch.cols {
+				p := pos[i]
+				size := int32(binary.BigEndian.Uint32(col[p:]))
+				p += 4
+				if size < 0 {
+					params[r*ncols+i] = nil
+				} else {
+					params[r*ncols+i] = col[p : p+int(size)]
+					p += int(size)
+				}
+				pos[i] = p
+			}
+		}
+		pl.SendQueryParams(cp.valuesSQL[:cp.valuesEnds[n-1]], params, cp.valueOIDs[:n*ncols], cp.valueFormats[:n*ncols], nil)
+		done += n
+	}
 }
 
 // copyChunk holds one chunk's columns as binary arrays being built.
@@ -361,7 +532,11 @@ func (cp *copyPlan) run(ctx context.Context, conn *pgx.Conn, src pgx.CopyFromSou
 			guarded = true
 		}
 		first = false
-		if ch.rows > 0 {
+		switch {
+		case ch.rows == 0:
+		case cp.valuesSQL != "":
+			cp.sendValues(pl, ch)
+		default:
 			pl.SendQueryParams(cp.insertSQL, ch.params(cp.elemOIDs), cp.arrayOIDs, cp.formats, nil)
 		}
 		last := ch.last

@@ -42,7 +42,9 @@
 // and [Tx.CopyFrom] insert the rows instead, in chunks of INSERT ... SELECT
 // unnest($1), unnest($2), ... with the columns sent as binary arrays, in
 // one transaction, so the policies check every row and a row of another
-// tenant fails the whole copy.
+// tenant fails the whole copy. With [Config.Citus] they use multi-row
+// INSERT ... VALUES instead: Citus runs INSERT ... SELECT by COPYing to the
+// shards, which refuse COPY under row level security.
 //
 // # Query exec modes and PgBouncer
 //

@@ -341,7 +341,7 @@ func (p *Pool) sendBatch(ctx context.Context, c *pgxpool.Conn, t rls.Tenant, b *
 		hideFrom: hideFrom, hideTo: hideTo, c: c,
 	}
 	if tx := br.br.Tx(); tx != nil {
-		br.tx = &Tx{tx: tx, c: c}
+		br.tx = &Tx{tx: tx, c: c, citus: p.citus}
 		br.c = nil
 	}
 	return br
@@ -382,7 +382,7 @@ func (p *Pool) beginTx(ctx context.Context, opts pgx.TxOptions) (*Tx, error) {
 		release(ctx, c)
 		return nil, err
 	}
-	return &Tx{tx: tx, c: c}, nil
+	return &Tx{tx: tx, c: c, citus: p.citus}, nil
 }
 
 // beginOn begins a transaction on conn and sets the tenant, in one round

@@ -18,6 +18,7 @@ type Tx struct {
 	c      *pgxpool.Conn // nil for a savepoint, or once released
 	parent *Tx           // the enclosing transaction of a savepoint
 	closed bool          // committed or rolled back
+	citus  bool          // begun by a pool with Config.Citus
 }
 
 // isClosed reports whether tx or a transaction enclosing it has ended.
@@ -38,7 +39,7 @@ func (tx *Tx) Begin(ctx context.Context) (pgx.Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tx{tx: sp, parent: tx}, nil
+	return &Tx{tx: sp, parent: tx, citus: tx.citus}, nil
 }
 
 // Commit commits the transaction (or releases the savepoint) and returns the
@@ -73,7 +74,9 @@ func (tx *Tx) release(ctx context.Context) {
 // a failed COPY does; a failure on the client side (the source's error, a
 // value that cannot be encoded) takes back the rows already sent and leaves
 // the transaction usable, except with the columns that take the temporary
-// table (see [Pool.CopyFrom]), where it aborts the transaction too.
+// table (see [Pool.CopyFrom]), where it aborts the transaction too. In a
+// transaction of a pool with [Config.Citus], it inserts with multi-row
+// INSERT ... VALUES, as [Pool.CopyFrom] does with Citus.
 //
 // After Commit or Rollback (of tx or of a transaction enclosing it) it
 // returns [pgx.ErrTxClosed] without I/O: the connection may serve another
@@ -82,7 +85,7 @@ func (tx *Tx) CopyFrom(ctx context.Context, table pgx.Identifier, columns []stri
 	if tx.isClosed() {
 		return 0, pgx.ErrTxClosed
 	}
-	return copyFromTx(ctx, tx.tx.Conn(), table, columns, src)
+	return copyFromTx(ctx, tx.tx.Conn(), table, columns, src, tx.citus)
 }
 
 // SendBatch sends b in the transaction. See [pgx.Tx].
