@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,9 +68,7 @@ type PgBouncer struct {
 	dir     string
 	logPath string
 	port    int
-	pid     int
-	done    chan struct{}
-	err     error // exit status, valid after done
+	*child  // the pgbouncer process, once started
 
 	stopOnce sync.Once
 	stopErr  error
@@ -270,25 +267,11 @@ func (b *PgBouncer) start(ctx context.Context, bin string, cred *syscall.Credent
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.Env = cleanEnv()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	b.done = make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		// Pdeathsig fires when the starting OS thread exits: keep this
-		// goroutine on its own thread for the life of the process.
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		b.pid = cmd.Process.Pid
-		started <- nil
-		b.err = cmd.Wait()
-		close(b.done)
-	}()
-	if err := <-started; err != nil {
+	proc, err := startChild(cmd, cred, syscall.SIGTERM)
+	if err != nil {
 		return fmt.Errorf("pgcluster: start pgbouncer: %w", err)
 	}
+	b.child = proc
 	if err := b.waitReady(ctx); err != nil {
 		select {
 		case <-b.done:

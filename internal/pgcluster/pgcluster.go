@@ -87,10 +87,43 @@ type Cluster struct {
 
 // postmaster is one running postgres process.
 type postmaster struct {
+	*child
+	log *os.File
+}
+
+// child is a process started by startChild.
+type child struct {
 	pid  int
 	done chan struct{} // closed when the process has exited
 	err  error         // exit status, valid after done
-	log  *os.File
+}
+
+// startChild starts cmd as cred (nil: as this process's user) in a process
+// group of its own, so that it gets deathSig when this process dies, and
+// waits for it in the background.
+func startChild(cmd *exec.Cmd, cred *syscall.Credential, deathSig syscall.Signal) (*child, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: deathSig}
+	c := &child{done: make(chan struct{})}
+	started := make(chan error, 1)
+	go func() {
+		// Pdeathsig fires when the starting OS thread exits: keep this
+		// goroutine on its own thread for the life of the process. The
+		// thread exits with the goroutine (still locked) once the child
+		// has exited: harmless then.
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		c.pid = cmd.Process.Pid
+		started <- nil
+		c.err = cmd.Wait()
+		close(c.done)
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Start creates and starts a new cluster. It takes a second or two, mostly
@@ -257,33 +290,13 @@ func (c *Cluster) startLocked(ctx context.Context) error {
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.Env = cleanEnv()
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential: c.cred,
-		Setpgid:    true,
-		// The postmaster gets SIGQUIT (immediate shutdown) when the thread
-		// that started it exits, that is when this process dies.
-		Pdeathsig: syscall.SIGQUIT,
-	}
-	p := &postmaster{done: make(chan struct{}), log: logf}
-	started := make(chan error, 1)
-	go func() {
-		// Pdeathsig fires when the starting OS thread exits: keep this
-		// goroutine on its own thread for the life of the process.
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		p.pid = cmd.Process.Pid
-		started <- nil
-		p.err = cmd.Wait()
-		close(p.done)
-		// The thread exits with the goroutine (still locked): harmless now.
-	}()
-	if err := <-started; err != nil {
+	// The postmaster gets SIGQUIT (immediate shutdown) when this process dies.
+	proc, err := startChild(cmd, c.cred, syscall.SIGQUIT)
+	if err != nil {
 		_ = logf.Close()
 		return fmt.Errorf("pgcluster: start postgres: %w", err)
 	}
+	p := &postmaster{child: proc, log: logf}
 	if err := c.waitReady(ctx, p); err != nil {
 		select {
 		case <-p.done:
