@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgrls/pgrls/internal/pgcluster"
+	"github.com/pgrls/pgrls/internal/testschema"
 	"github.com/pgrls/pgrls/migrations"
 	"github.com/pgrls/pgrls/pgrlstest"
 	"github.com/pgrls/pgrls/pool"
@@ -60,17 +61,6 @@ CREATE TABLE copy_rls (LIKE copy_plain);
 GRANT SELECT, INSERT ON items_plain, items_rls, copy_plain, copy_rls TO %[3]s;
 `
 
-// The policies as pgrls generates them for a bigint tenant column.
-const benchPolicies = `
-ALTER TABLE %[1]s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
-CREATE POLICY pgrls_tenant_isolation ON %[1]s AS PERMISSIVE FOR ALL TO PUBLIC
-    USING (tenant_id = NULLIF(current_setting('app.current_tenant', true), '')::bigint)
-    WITH CHECK (tenant_id = NULLIF(current_setting('app.current_tenant', true), '')::bigint);
-CREATE POLICY pgrls_tenant_guard ON %[1]s AS RESTRICTIVE FOR ALL TO PUBLIC
-    USING (tenant_id = NULLIF(current_setting('app.current_tenant', true), '')::bigint)
-    WITH CHECK (tenant_id = NULLIF(current_setting('app.current_tenant', true), '')::bigint);
-`
-
 // BenchmarkPool measures pgrls against raw pgxpool in one database and one
 // run, and prints one line per variant: RATIO <variant> <throughput /
 // baseline>. Run it once:
@@ -82,7 +72,7 @@ func BenchmarkPool(b *testing.B) {
 	db := benchDB(b)
 	owner := db.OwnerConn(b)
 	if _, err := owner.Exec(ctx, fmt.Sprintf(benchSchema, benchTenants, benchRows, pgrlstest.AppRole)+
-		fmt.Sprintf(benchPolicies, "items_rls")+fmt.Sprintf(benchPolicies, "copy_rls")); err != nil {
+		testschema.RLS("items_rls")+testschema.RLS("copy_rls")); err != nil {
 		b.Fatal(err)
 	}
 	if err := migrations.Install(ctx, owner, migrations.Options{}); err != nil {

@@ -144,3 +144,17 @@ func Isolated(ctx context.Context, conn *pgx.Conn, key rls.KeyType, appRole stri
 	}
 	return nil
 }
+
+// RLS is the row level security that pgrls generates for a table with a
+// bigint tenant_id column (ENABLE and FORCE, the isolation policy and the
+// guard), for benchmarks that build their own tables. The expression and
+// the policy names come from the policy package, so they measure what
+// policy.Generate emits.
+func RLS(table string) string {
+	expr := policy.PolicyExpr("tenant_id", rls.BigInt, policy.DefaultSetting)
+	sql := fmt.Sprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;\n", table)
+	for _, p := range []struct{ name, as string }{{policy.IsolationPolicy, "PERMISSIVE"}, {policy.GuardPolicy, "RESTRICTIVE"}} {
+		sql += fmt.Sprintf("CREATE POLICY %s ON %s AS %s FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s);\n", p.name, table, p.as, expr, expr)
+	}
+	return sql
+}

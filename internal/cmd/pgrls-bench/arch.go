@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgrls/pgrls/internal/testschema"
 )
 
 // The three architectures.
@@ -225,7 +226,7 @@ func runArch(ctx context.Context, o options, prog *progress, res *results) error
 	t0 := time.Now()
 	ddl := sharedDDL
 	for _, t := range []string{"categories", "products", "orders"} {
-		ddl += fmt.Sprintf(scalePolicies, t)
+		ddl += testschema.RLS(t)
 	}
 	if _, err := conn.Exec(ctx, ddl); err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgrls/pgrls/internal/testschema"
 	"github.com/pgrls/pgrls/pool"
 	"github.com/pgrls/pgrls/rls"
 )
@@ -43,17 +44,6 @@ var scaleSettings = map[string]string{
 	"checkpoint_completion_target":     "0.9",
 	"autovacuum":                       "off",
 }
-
-// The policies pgrls generates for a bigint tenant column.
-const scalePolicies = `
-ALTER TABLE %[1]s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
-CREATE POLICY pgrls_tenant_isolation ON %[1]s AS PERMISSIVE FOR ALL TO PUBLIC
-    USING (tenant_id = NULLIF(current_setting('app.current_tenant', true), '')::bigint)
-    WITH CHECK (tenant_id = NULLIF(current_setting('app.current_tenant', true), '')::bigint);
-CREATE POLICY pgrls_tenant_guard ON %[1]s AS RESTRICTIVE FOR ALL TO PUBLIC
-    USING (tenant_id = NULLIF(current_setting('app.current_tenant', true), '')::bigint)
-    WITH CHECK (tenant_id = NULLIF(current_setting('app.current_tenant', true), '')::bigint);
-`
 
 // opResult is the measurement of one operation by one variant.
 type opResult struct {
@@ -317,7 +307,7 @@ func buildScale(ctx context.Context, prog *progress, srv *server, db string, n i
 	for i, sql := range []string{
 		"ALTER TABLE products ADD PRIMARY KEY (tenant_id, id)",
 		"CREATE INDEX products_category ON products (tenant_id, category_id); ALTER TABLE categories ADD PRIMARY KEY (tenant_id, id)",
-		fmt.Sprintf(scalePolicies, "products") + fmt.Sprintf(scalePolicies, "categories") +
+		testschema.RLS("products") + testschema.RLS("categories") +
 			fmt.Sprintf("GRANT SELECT, INSERT ON products, categories TO %s, %s", appRole, rawRole),
 	} {
 		if _, err := owner.Exec(ctx, sql); err != nil {
