@@ -18,9 +18,13 @@
 // Each unit of work (one statement, one batch, one transaction) sets the
 // tenant for its own transaction only, with the value as a bind parameter,
 // and the setting travels in the same round trip as the work: a statement
-// is sent as a pgx batch [set tenant, statement], which PostgreSQL runs as
-// one implicit transaction; [Pool.Begin] sends BEGIN and the tenant
-// together. When the transaction ends, the setting is gone, so a pooled
+// is sent as a batch [set tenant, statement], which PostgreSQL runs as one
+// implicit transaction; [Pool.Begin] sends BEGIN and the tenant together.
+// In pgx's default exec mode, Exec, Query and QueryRow send that batch
+// straight through pgconn, with both statements prepared once per
+// connection in a statement cache of the connection's
+// StatementCacheCapacity; other modes, per-query pgx options, query
+// rewriters and a configured tracer take pgx's own batch path. When the transaction ends, the setting is gone, so a pooled
 // connection never holds a tenant and nothing leaks to the next user of the
 // connection, with or without PgBouncer. pgxpool itself never pools a
 // connection left inside a transaction (after an error, a panic or a

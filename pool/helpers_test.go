@@ -85,6 +85,7 @@ type poolOpts struct {
 	citus    bool
 	counter  *tripCounter
 	url      string // default: the database's AppURL
+	tune     func(*pgxpool.Config)
 }
 
 // newPool returns a pgrls pool connected as the app role.
@@ -116,6 +117,9 @@ func configure(pc *pgxpool.Config, o poolOpts) {
 	pc.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
 	if o.counter != nil {
 		pc.ConnConfig.DialFunc = o.counter.dial
+	}
+	if o.tune != nil {
+		o.tune(pc)
 	}
 }
 

@@ -191,6 +191,9 @@ func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comman
 		return pgconn.CommandTag{}, err
 	}
 	defer release(ctx, c)
+	if tag, ok, err := p.execDirect(ctx, c, t, sql, args); ok {
+		return tag, err
+	}
 	br := c.Conn().SendBatch(ctx, p.newUnit(t, sql, args))
 	for range p.lead() {
 		if _, err := br.Exec(); err != nil {
@@ -256,6 +259,12 @@ func (p *Pool) query(ctx context.Context, r *poolRows, sql string, args []any) e
 	}
 	c, err := p.p.Acquire(ctx)
 	if err != nil {
+		return err
+	}
+	if ok, err := p.queryDirect(ctx, r, c, t, sql, args); ok {
+		if err != nil {
+			release(ctx, c)
+		}
 		return err
 	}
 	br := c.Conn().SendBatch(ctx, p.newUnit(t, sql, args))

@@ -15,9 +15,13 @@ import (
 type poolRows struct {
 	ctx    context.Context
 	r      pgx.Rows
-	br     pgx.BatchResults // nil for the transaction fallback
-	c      *pgxpool.Conn    // nil once released
-	tx     pgx.Tx           // the transaction fallback, or nil
+	br     pgx.BatchResults          // the batch path, or nil
+	mrr    *pgconn.MultiResultReader // the direct path, or nil
+	sc     *stmtCache                // the direct path's cache, or nil
+	sql    string                    // the direct path's statement
+	conn   *pgx.Conn                 // the direct path's connection
+	c      *pgxpool.Conn             // nil once released
+	tx     pgx.Tx                    // the transaction fallback, or nil
 	err    error
 	closed bool
 }
@@ -36,6 +40,16 @@ func (r *poolRows) Close() {
 		} else {
 			_ = r.tx.Rollback(r.ctx)
 		}
+	case r.mrr != nil:
+		// Close reads the rest, up to the end of the implicit transaction.
+		if closeErr := r.mrr.Close(); err == nil {
+			err = closeErr
+		}
+		if err != nil {
+			r.sc.failed(r.sql, err)
+		}
+		release(r.ctx, r.c)
+		r.c = nil
 	case r.br != nil:
 		// Close reads the rest, with Citus the COMMIT.
 		if closeErr := r.br.Close(); err == nil {
@@ -89,7 +103,12 @@ func (r *poolRows) Values() ([]any, error) {
 
 func (r *poolRows) RawValues() [][]byte { return r.r.RawValues() }
 
-func (r *poolRows) Conn() *pgx.Conn { return r.r.Conn() }
+func (r *poolRows) Conn() *pgx.Conn {
+	if r.conn != nil {
+		return r.conn
+	}
+	return r.r.Conn()
+}
 
 func (r *poolRows) TypeMap() *pgtype.Map { return r.r.TypeMap() }
 

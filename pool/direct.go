@@ -1,0 +1,276 @@
+package pool
+
+import (
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgrls/pgrls/rls"
+)
+
+// The direct path. In pgx's default exec mode (cache_statement), Exec, Query
+// and QueryRow skip pgx's batch machinery (a pipeline, with its
+// bookkeeping): the unit of work goes to the wire as one pgconn batch of two
+// prepared statements, [set tenant, statement], and one Sync, which
+// PostgreSQL runs as one implicit transaction. This is what a pgx batch
+// sends, with less work on the client: on a CPU-bound machine it is about
+// 10% more throughput (docs/benchmarks.md).
+//
+// Each connection keeps its own cache of prepared statements
+// (stmtCache, in the connection's pgconn.PgConn.CustomData), bounded by the
+// connection's StatementCacheCapacity. A statement's name is derived from
+// its SQL ("pgrls_" and a SHA-256 prefix), as pgx names its own: a name
+// never stands for two statements, not even behind a pooler that shares
+// server connections between clients.
+// Everything else (other exec modes, per-query options, query rewriters
+// such as pgx.NamedArgs, a configured tracer, Citus, SQL that may name a
+// statement prepared with pgx.Conn.Prepare) takes the pgx batch path.
+
+// customDataKey is the key of a connection's stmtCache in
+// pgconn.PgConn.CustomData.
+const customDataKey = "github.com/pgrls/pgrls/pool.stmtCache"
+
+// stmtCache is one connection's direct-path state. It is used only by the
+// holder of the connection, so it needs no lock.
+type stmtCache struct {
+	ok       bool // the connection's configuration allows the direct path
+	capacity int
+	set      *pgconn.StatementDescription // the set statement, once prepared
+	entries  map[string]*list.Element     // by SQL; values are *stmtEntry
+	lru      list.List                    // most recently used first
+	stale    []string                     // names to deallocate before the next prepare
+	eqb      pgx.ExtendedQueryBuilder
+	tenant   [1][]byte
+}
+
+type stmtEntry struct {
+	sql string
+	sd  *pgconn.StatementDescription
+}
+
+// directCache returns the direct-path state of conn, or nil when the unit
+// of work must take the batch path.
+func (p *Pool) directCache(conn *pgx.Conn, sql string, args []any) *stmtCache {
+	if p.citus || !strings.ContainsAny(sql, " \t\n\r\f") {
+		// Citus needs BEGIN and COMMIT around the tenant. SQL without
+		// white space may be the name of a statement prepared with
+		// pgx.Conn.Prepare, which pgx looks up first.
+		return nil
+	}
+	if len(args) > 0 {
+		switch args[0].(type) {
+		case pgx.QueryExecMode, pgx.QueryResultFormats, pgx.QueryResultFormatsByOID, pgx.QueryRewriter:
+			return nil
+		}
+	}
+	data := conn.PgConn().CustomData()
+	sc, _ := data[customDataKey].(*stmtCache)
+	if sc == nil {
+		cfg := conn.Config()
+		sc = &stmtCache{
+			ok: cfg.DefaultQueryExecMode == pgx.QueryExecModeCacheStatement &&
+				cfg.StatementCacheCapacity > 0 && cfg.Tracer == nil,
+			capacity: cfg.StatementCacheCapacity,
+			entries:  map[string]*list.Element{},
+		}
+		data[customDataKey] = sc
+	}
+	if !sc.ok {
+		return nil
+	}
+	return sc
+}
+
+// prepare returns the statement description of sql, preparing it (and the
+// set statement) on first use. A nil description with a nil error means
+// that sql cannot be prepared as SQL: the caller takes the batch path.
+func (sc *stmtCache) prepare(ctx context.Context, pc *pgconn.PgConn, setSQL, sql string) (*pgconn.StatementDescription, error) {
+	if sc.set != nil {
+		if e, ok := sc.entries[sql]; ok {
+			sc.lru.MoveToFront(e)
+			return e.Value.(*stmtEntry).sd, nil
+		}
+	}
+	if len(sc.stale) > 0 {
+		// One round trip for all of them. Closing a statement that does
+		// not exist is no error.
+		pl := pc.StartPipeline(ctx)
+		for _, name := range sc.stale {
+			pl.SendDeallocate(name)
+		}
+		err := pl.Sync()
+		if closeErr := pl.Close(); err == nil {
+			err = closeErr
+		}
+		if err != nil {
+			return nil, err
+		}
+		sc.stale = sc.stale[:0]
+	}
+	if sc.set == nil {
+		sd, err := pc.Prepare(ctx, stmtName(setSQL), setSQL, nil)
+		if err != nil {
+			return nil, err
+		}
+		sc.set = sd
+	}
+	if e, ok := sc.entries[sql]; ok {
+		sc.lru.MoveToFront(e)
+		return e.Value.(*stmtEntry).sd, nil
+	}
+	sd, err := pc.Prepare(ctx, stmtName(sql), sql, nil)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) {
+			return nil, err
+		}
+		if pgErr.Code != "42601" {
+			// Let the batch path report it (or succeed, if the database
+			// changed in between).
+			return nil, nil
+		}
+		// A syntax error: sql may be the name of a statement prepared
+		// with pgx.Conn.Prepare. Remember to leave it to pgx.
+		sd = nil
+	}
+	sc.entries[sql] = sc.lru.PushFront(&stmtEntry{sql: sql, sd: sd})
+	for sc.lru.Len() > sc.capacity {
+		sc.drop(sc.lru.Back())
+	}
+	return sd, nil
+}
+
+// stmtName is the name of the prepared statement of sql.
+func stmtName(sql string) string {
+	sum := sha256.Sum256([]byte(sql))
+	return "pgrls_" + hex.EncodeToString(sum[:24])
+}
+
+// drop removes an entry; its statement is deallocated before the next
+// prepare.
+func (sc *stmtCache) drop(e *list.Element) {
+	se := sc.lru.Remove(e).(*stmtEntry)
+	delete(sc.entries, se.sql)
+	if se.sd != nil {
+		sc.stale = append(sc.stale, se.sd.Name)
+	}
+}
+
+// failed updates the cache after a unit of work that ran sql failed with
+// err, as pgx does for its own cache: a statement that may no longer match
+// the schema is prepared again. Errors about the data (constraint
+// violations, bad values, serialization failures, RAISE) keep it. When a
+// prepared statement was gone (DEALLOCATE ran on the connection), the whole
+// cache is prepared again.
+func (sc *stmtCache) failed(sql string, err error) {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "22", "23", "40", "P0", "57":
+			return
+		case "26": // invalid_sql_statement_name
+			sc.reset()
+			return
+		}
+	}
+	if e, ok := sc.entries[sql]; ok {
+		sc.drop(e)
+	}
+}
+
+// reset forgets every statement, the set statement included.
+func (sc *stmtCache) reset() {
+	for sc.lru.Len() > 0 {
+		sc.drop(sc.lru.Back())
+	}
+	if sc.set != nil {
+		sc.stale = append(sc.stale, sc.set.Name)
+		sc.set = nil
+	}
+}
+
+// send prepares what is needed and sends [set tenant, sql]. It returns a
+// reader positioned on the result of sql, or ok false when sql must take
+// the batch path (nothing was sent then).
+func (p *Pool) sendDirect(ctx context.Context, sc *stmtCache, conn *pgx.Conn, t rls.Tenant, sql string, args []any) (mrr *pgconn.MultiResultReader, ok bool, err error) {
+	pc := conn.PgConn()
+	sd, err := sc.prepare(ctx, pc, p.setSQL, sql)
+	if err != nil {
+		return nil, true, err
+	}
+	if sd == nil {
+		return nil, false, nil
+	}
+	if len(sd.ParamOIDs) != len(args) {
+		return nil, true, fmt.Errorf("expected %d arguments, got %d", len(sd.ParamOIDs), len(args))
+	}
+	if err := sc.eqb.Build(conn.TypeMap(), sd, args); err != nil {
+		return nil, true, err
+	}
+	var b pgconn.Batch
+	sc.tenant[0] = append(sc.tenant[0][:0], t.String()...)
+	b.ExecStatement(sc.set, sc.tenant[:], nil, nil)
+	b.ExecStatement(sd, sc.eqb.ParamValues, sc.eqb.ParamFormats, sc.eqb.ResultFormats)
+	mrr = pc.ExecBatch(ctx, &b)
+	if mrr.NextResult() {
+		_, err = mrr.ResultReader().Close()
+		if err == nil && mrr.NextResult() {
+			return mrr, true, nil
+		}
+	}
+	if closeErr := mrr.Close(); err == nil {
+		err = closeErr
+	}
+	if err == nil {
+		err = errors.New("pool: the server sent no result for the statement")
+	}
+	sc.failed(sql, err)
+	return nil, true, err
+}
+
+// execDirect is Exec on the direct path; ok false means: take the batch
+// path.
+func (p *Pool) execDirect(ctx context.Context, c *pgxpool.Conn, t rls.Tenant, sql string, args []any) (tag pgconn.CommandTag, ok bool, err error) {
+	conn := c.Conn()
+	sc := p.directCache(conn, sql, args)
+	if sc == nil {
+		return tag, false, nil
+	}
+	mrr, ok, err := p.sendDirect(ctx, sc, conn, t, sql, args)
+	if !ok || err != nil {
+		return tag, ok, err
+	}
+	tag, err = mrr.ResultReader().Close()
+	if closeErr := mrr.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		sc.failed(sql, err)
+		return pgconn.CommandTag{}, true, err
+	}
+	return tag, true, nil
+}
+
+// queryDirect is query on the direct path; ok false means: take the batch
+// path.
+func (p *Pool) queryDirect(ctx context.Context, r *poolRows, c *pgxpool.Conn, t rls.Tenant, sql string, args []any) (ok bool, err error) {
+	conn := c.Conn()
+	sc := p.directCache(conn, sql, args)
+	if sc == nil {
+		return false, nil
+	}
+	mrr, ok, err := p.sendDirect(ctx, sc, conn, t, sql, args)
+	if !ok || err != nil {
+		return ok, err
+	}
+	*r = poolRows{ctx: ctx, r: pgx.RowsFromResultReader(conn.TypeMap(), mrr.ResultReader()), mrr: mrr, sc: sc, sql: sql, conn: conn, c: c}
+	return true, nil
+}
