@@ -3,6 +3,7 @@ package policy_test
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -47,6 +48,12 @@ func TestGenerateCitusGolden(t *testing.T) {
 	assert.Equal(t, string(want), got)
 
 	up := mig.Up
+	policies := regexp.MustCompile(`(?s)CREATE POLICY .*?;`).FindAllString(up, -1)
+	assert.Len(t, policies, 6)
+	for _, stmt := range policies {
+		assert.NotRegexp(t, `(?i)\(\s*select`, stmt, "no subqueries in policies: Citus rejects them")
+	}
+	assert.Contains(t, up, "USING ("+policy.CitusPolicyExpr("store_id", rls.BigInt, policy.DefaultSetting)+")")
 	order := []string{
 		"SET LOCAL citus.multi_shard_modify_mode TO 'sequential'",
 		`DROP CONSTRAINT IF EXISTS "purchases_product_id_fkey"`,

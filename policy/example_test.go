@@ -44,23 +44,23 @@ func ExampleGenerate() {
 	//
 	// -- Tenant isolation: the permissive policy admits the current tenant's rows; the restrictive one keeps any other policy from admitting more.
 	// CREATE POLICY "pgrls_tenant_isolation" ON "public"."products" AS PERMISSIVE FOR ALL TO PUBLIC
-	//     USING ("store_id" = NULLIF(current_setting('app.current_tenant', true), '')::bigint)
-	//     WITH CHECK ("store_id" = NULLIF(current_setting('app.current_tenant', true), '')::bigint);
+	//     USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint))
+	//     WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint));
 	// CREATE POLICY "pgrls_tenant_guard" ON "public"."products" AS RESTRICTIVE FOR ALL TO PUBLIC
-	//     USING ("store_id" = NULLIF(current_setting('app.current_tenant', true), '')::bigint)
-	//     WITH CHECK ("store_id" = NULLIF(current_setting('app.current_tenant', true), '')::bigint);
+	//     USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint))
+	//     WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint));
 	// CREATE POLICY "pgrls_tenant_isolation" ON "public"."purchases" AS PERMISSIVE FOR ALL TO PUBLIC
-	//     USING ("store_id" = NULLIF(current_setting('app.current_tenant', true), '')::bigint)
-	//     WITH CHECK ("store_id" = NULLIF(current_setting('app.current_tenant', true), '')::bigint);
+	//     USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint))
+	//     WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint));
 	// CREATE POLICY "pgrls_tenant_guard" ON "public"."purchases" AS RESTRICTIVE FOR ALL TO PUBLIC
-	//     USING ("store_id" = NULLIF(current_setting('app.current_tenant', true), '')::bigint)
-	//     WITH CHECK ("store_id" = NULLIF(current_setting('app.current_tenant', true), '')::bigint);
+	//     USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint))
+	//     WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint));
 	// CREATE POLICY "pgrls_tenant_isolation" ON "public"."stores" AS PERMISSIVE FOR ALL TO PUBLIC
-	//     USING ("id" = NULLIF(current_setting('app.current_tenant', true), '')::bigint)
-	//     WITH CHECK ("id" = NULLIF(current_setting('app.current_tenant', true), '')::bigint);
+	//     USING ("id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint))
+	//     WITH CHECK ("id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint));
 	// CREATE POLICY "pgrls_tenant_guard" ON "public"."stores" AS RESTRICTIVE FOR ALL TO PUBLIC
-	//     USING ("id" = NULLIF(current_setting('app.current_tenant', true), '')::bigint)
-	//     WITH CHECK ("id" = NULLIF(current_setting('app.current_tenant', true), '')::bigint);
+	//     USING ("id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint))
+	//     WITH CHECK ("id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint));
 }
 
 func ExampleModel_Validate() {

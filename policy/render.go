@@ -23,6 +23,7 @@ const (
 	stepRevoke                          // the privileges revoked on a tenant table
 	stepSelect                          // SELECT on a global table
 	stepSequences                       // the privileges on tenant tables' sequences
+	stepCitusPolicyDrop                 // Citus, Plan only: a policy Citus cannot distribute, dropped first
 )
 
 // step is one statement of Up and the one of Down that undoes it (""
@@ -43,6 +44,10 @@ type step struct {
 // sections are the comment lines of Up and Down above each section's
 // statements, in Up's order.
 var sections = [...]struct{ up, down string }{
+	{
+		up:   "Citus: policies that Citus cannot distribute (with a subquery), dropped before distribution and created again below.",
+		down: "Citus: the policies as they were before distribution.",
+	},
 	{
 		up:   "Citus: foreign keys between the model's tables, dropped while the tables are distributed (re-created below, or replaced by composite keys).",
 		down: "Citus: foreign keys as they were before distribution.",
@@ -84,18 +89,20 @@ var sections = [...]struct{ up, down string }{
 // section returns the index in sections of the steps of kind k.
 func (k stepKind) section() int {
 	switch k {
+	case stepCitusPolicyDrop:
+		return 0
 	case stepCitusDetach, stepCitusKey, stepCitusDistribute, stepCitusReattach:
-		return int(k)
+		return int(k) + 1
 	case stepKey:
-		return 4
-	case stepFK:
 		return 5
-	case stepEnable, stepForce:
+	case stepFK:
 		return 6
-	case stepPolicy:
+	case stepEnable, stepForce:
 		return 7
-	default:
+	case stepPolicy:
 		return 8
+	default:
+		return 9
 	}
 }
 

@@ -125,12 +125,26 @@ type vtable struct {
 	fks        []vfk
 
 	// Set on tenant tables.
-	tenant   bool
-	isRoot   bool
-	column   string
-	colType  string // "" when the column is missing
-	key      rls.KeyType
-	expected string // the server's text of the policy expression; "" if unknown
+	tenant  bool
+	isRoot  bool
+	column  string
+	colType string // "" when the column is missing
+	key     rls.KeyType
+	// expected are the server's texts of PolicyExpr and CitusPolicyExpr
+	// for the table's column; "" if unknown.
+	expected [2]string
+}
+
+// accepted returns the texts of the policy expressions that are right for
+// the table: both forms, or only CitusPolicyExpr's for Citus.
+func (t *vtable) accepted(citus bool) []string {
+	var out []string
+	for i, e := range t.expected {
+		if e != "" && (!citus || i == 1) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // has reports whether the app role holds a privilege on the whole table.
@@ -556,7 +570,11 @@ func (s *snapshot) loadExpected(ctx context.Context, tx pgx.Tx) error {
 	}
 	slices.Sort(types)
 	var b strings.Builder
-	polName := map[string]colKey{}
+	type expectedPolicy struct {
+		col  colKey
+		form int
+	}
+	polName := map[string]expectedPolicy{}
 	for i, typ := range types {
 		cols := byType[typ]
 		slices.Sort(cols)
@@ -567,10 +585,14 @@ func (s *snapshot) loadExpected(ctx context.Context, tx pgx.Tx) error {
 		}
 		fmt.Fprintf(&b, "CREATE TEMPORARY TABLE %s (%s) ON COMMIT DROP;\n", tbl, strings.Join(defs, ", "))
 		for j, c := range cols {
-			name := fmt.Sprintf("e_%d_%d", i, j)
-			polName[name] = colKey{c, typ}
-			expr := PolicyExpr(c, keyTypeOf(typ), s.exp.setting)
-			fmt.Fprintf(&b, "CREATE POLICY %s ON %s USING (%s);\n", name, tbl, expr)
+			// Both forms are right: PolicyExpr, and CitusPolicyExpr,
+			// which Generate writes for Citus and wrote for PostgreSQL
+			// before 2026-11-26.
+			for f, expr := range []string{PolicyExpr(c, keyTypeOf(typ), s.exp.setting), CitusPolicyExpr(c, keyTypeOf(typ), s.exp.setting)} {
+				name := fmt.Sprintf("e_%d_%d_%d", i, j, f)
+				polName[name] = expectedPolicy{colKey{c, typ}, f}
+				fmt.Fprintf(&b, "CREATE POLICY %s ON %s USING (%s);\n", name, tbl, expr)
+			}
 		}
 	}
 	if _, err := tx.Exec(ctx, b.String()); err != nil {
@@ -584,11 +606,13 @@ WHERE c.relnamespace = pg_catalog.pg_my_temp_schema() AND c.relname LIKE 'pgrls\
 	if err != nil {
 		return fmt.Errorf("policy: verify: reading the expected policies: %w", err)
 	}
-	expected := map[colKey]string{}
+	expected := map[colKey][2]string{}
 	var name, text string
 	_, err = pgx.ForEachRow(rows, []any{&name, &text}, func() error {
-		if k, ok := polName[name]; ok {
-			expected[k] = text
+		if e, ok := polName[name]; ok {
+			texts := expected[e.col]
+			texts[e.form] = text
+			expected[e.col] = texts
 		}
 		return nil
 	})

@@ -163,6 +163,9 @@ func policySQL(t *vtable, s *snapshot, name string, permissive bool) string {
 		kind = "PERMISSIVE"
 	}
 	expr := PolicyExpr(t.column, t.key, s.exp.setting)
+	if s.citus {
+		expr = CitusPolicyExpr(t.column, t.key, s.exp.setting)
+	}
 	return fmt.Sprintf("CREATE POLICY %s ON %s AS %s FOR ALL TO PUBLIC\n    USING (%s)\n    WITH CHECK (%s);",
 		sqlquote.Ident(name), t.q.sql(), kind, expr, expr)
 }
@@ -179,8 +182,9 @@ func findPolicy(t *vtable, name string) *vpolicy {
 // policyDiff lists how p differs from the pgrls policy: permissive or
 // restrictive, FOR ALL, TO PUBLIC, and USING and WITH CHECK the expected
 // expression (an ALL policy without WITH CHECK applies USING to new rows,
-// which is the same). An empty expected text skips the expressions.
-func policyDiff(p *vpolicy, permissive bool, expected string) []string {
+// which is the same). No expected texts skips the expressions; the first
+// one is named in the difference.
+func policyDiff(p *vpolicy, permissive bool, expected []string) []string {
 	var diff []string
 	switch {
 	case p.permissive && !permissive:
@@ -194,12 +198,12 @@ func policyDiff(p *vpolicy, permissive bool, expected string) []string {
 	if !slices.Equal(p.roles, []string{"public"}) {
 		diff = append(diff, fmt.Sprintf("it applies to %s, not PUBLIC", strings.Join(p.roles, ", ")))
 	}
-	if expected != "" {
-		if p.qual != expected {
-			diff = append(diff, fmt.Sprintf("USING is %s, not %s", orNone(p.qual), expected))
+	if len(expected) > 0 {
+		if !slices.Contains(expected, p.qual) {
+			diff = append(diff, fmt.Sprintf("USING is %s, not %s", orNone(p.qual), expected[0]))
 		}
-		if p.check != "" && p.check != expected {
-			diff = append(diff, fmt.Sprintf("WITH CHECK is %s, not %s", p.check, expected))
+		if p.check != "" && !slices.Contains(expected, p.check) {
+			diff = append(diff, fmt.Sprintf("WITH CHECK is %s, not %s", p.check, expected[0]))
 		}
 	}
 	return diff
@@ -233,13 +237,13 @@ func (c *checker) checkPolicy(t *vtable, name string, permissive, colOK bool) bo
 		}
 		return false
 	}
-	expected := ""
+	var expected []string
 	if colOK {
-		expected = t.expected
+		expected = t.accepted(false)
 	}
 	diff := policyDiff(p, permissive, expected)
 	if len(diff) == 0 {
-		return colOK && expected != ""
+		return colOK && len(expected) > 0
 	}
 	fix := ""
 	if create != "" {

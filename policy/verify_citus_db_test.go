@@ -130,7 +130,7 @@ func TestVerifyCitus(t *testing.T) {
 				assert.Contains(t, f.Message, fmt.Sprint(shard))
 			}
 		}
-		expr := policy.PolicyExpr("store_id", rls.BigInt, policy.DefaultSetting)
+		expr := policy.CitusPolicyExpr("store_id", rls.BigInt, policy.DefaultSetting)
 		run(worker, "SET citus.enable_manual_changes_to_shards = on; CREATE POLICY "+policy.GuardPolicy+" ON "+shardTable+
 			" AS RESTRICTIVE USING ("+expr+") WITH CHECK ("+expr+")")
 		assert.Equal(t, guards, citusFindings(verify(model)), "the shard's guard is restrictive again")
@@ -145,7 +145,7 @@ func TestVerifyCitus(t *testing.T) {
 		// refunds: distributed by another column, in a co-location group of
 		// its own, its RLS created with DDL propagation off (no shard has
 		// it); notes: left on the coordinator; gifts: a reference table.
-		expr := policy.PolicyExpr("store_id", rls.BigInt, policy.DefaultSetting)
+		expr := policy.CitusPolicyExpr("store_id", rls.BigInt, policy.DefaultSetting)
 		run(owner, `
 CREATE TABLE refunds (store_id bigint NOT NULL, id bigint NOT NULL);
 SELECT create_distributed_table('refunds', 'id', colocate_with => 'none');

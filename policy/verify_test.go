@@ -138,6 +138,31 @@ func TestVerifyIsolatedStore(t *testing.T) {
 	}
 }
 
+// TestVerifyAcceptsCitusForm: policies with the expression without the
+// subquery (CitusPolicyExpr, what Generate wrote for PostgreSQL too before
+// 2026-11-26) are as right as PolicyExpr's; a third form is drift.
+func TestVerifyAcceptsCitusForm(t *testing.T) {
+	t.Parallel()
+	db := pgrlstest.NewDB(t, cleanStore)
+	admin := db.AdminConn(t)
+	var sql strings.Builder
+	for _, tbl := range []struct{ name, col string }{{"stores", "id"}, {"products", "store_id"}, {"purchases", "store_id"}} {
+		expr := policy.CitusPolicyExpr(tbl.col, rls.BigInt, policy.DefaultSetting)
+		for _, pol := range []string{policy.IsolationPolicy, policy.GuardPolicy} {
+			fmt.Fprintf(&sql, "ALTER POLICY %s ON %s USING (%s) WITH CHECK (%s);\n", pol, tbl.name, expr, expr)
+		}
+	}
+	mustExec(t, admin, sql.String())
+	r := mustVerify(t, db.OwnerConn(t), storeOpts())
+	assert.Empty(t, r.Findings)
+
+	// Not just anything goes: the setting read twice is drift.
+	mustExec(t, admin, `ALTER POLICY pgrls_tenant_guard ON stores
+    USING (id = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint) AND id = NULLIF(current_setting('app.current_tenant', true), '')::bigint)`)
+	r = mustVerify(t, db.OwnerConn(t), storeOpts())
+	assert.Equal(t, []findingKey{{policy.SeverityError, policy.CodePolicyDrift, policy.GuardPolicy}}, findingKeys(r))
+}
+
 func TestVerifyCleanDatabaseHasNoFindings(t *testing.T) {
 	t.Parallel()
 	db := pgrlstest.NewDB(t, cleanStore)
