@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -333,30 +334,39 @@ func benchCopy(b *testing.B, db *pgrlstest.DB, owner *pgx.Conn) {
 	temp := func(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
 		return pool.CopyFromTempTable(ctx, p, table, cols, src)
 	}
-	var rawTime, rlsTime, tempTime time.Duration
-	const runs = 3
+	// Interleaved runs, compared by their medians: a copy takes a tenth of
+	// a second, and one hiccup of a loaded machine would swing a mean.
+	var rawTimes, rlsTimes, tempTimes []time.Duration
+	const runs = 9
 	for range runs {
 		for _, m := range []struct {
-			d    *time.Duration
+			d    *[]time.Duration
 			ctx  context.Context
 			tbl  string
 			copy func(context.Context, pgx.Identifier, []string, pgx.CopyFromSource) (int64, error)
-		}{{&rawTime, ctx, "copy_plain", raw.CopyFrom}, {&rlsTime, tctx, "copy_rls", p.CopyFrom}, {&tempTime, tctx, "copy_rls", temp}} {
+		}{{&rawTimes, ctx, "copy_plain", raw.CopyFrom}, {&rlsTimes, tctx, "copy_rls", p.CopyFrom}, {&tempTimes, tctx, "copy_rls", temp}} {
 			if _, err := owner.Exec(ctx, "TRUNCATE copy_plain, copy_rls"); err != nil {
 				b.Fatal(err)
 			}
 			t0 := time.Now()
 			n, err := m.copy(m.ctx, pgx.Identifier{m.tbl}, cols, pgx.CopyFromRows(rows))
-			*m.d += time.Since(t0)
+			*m.d = append(*m.d, time.Since(t0))
 			if err != nil || n != benchCopyRows {
 				b.Fatalf("copy into %s: %d rows, %v", m.tbl, n, err)
 			}
 		}
 	}
-	fmt.Printf("copy %d rows: raw COPY %v, pgrls CopyFrom %v, through a temporary table %v (means of %d)\n",
-		benchCopyRows, rawTime/runs, rlsTime/runs, tempTime/runs, runs)
+	rawTime, rlsTime, tempTime := median(rawTimes), median(rlsTimes), median(tempTimes)
+	fmt.Printf("copy %d rows: raw COPY %v, pgrls CopyFrom %v, through a temporary table %v (medians of %d)\n",
+		benchCopyRows, rawTime.Round(time.Microsecond), rlsTime.Round(time.Microsecond), tempTime.Round(time.Microsecond), runs)
 	fmt.Printf("RATIO copyfrom %.3f\n", rawTime.Seconds()/rlsTime.Seconds())
 	fmt.Printf("RATIO copyfrom-temptable %.3f\n", rawTime.Seconds()/tempTime.Seconds())
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // startDelayProxy starts a TCP proxy on loopback in front of the server of
