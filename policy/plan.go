@@ -31,11 +31,12 @@ WHERE d.classid = 'pg_catalog.pg_class'::regclass
 //   - A pgrls policy identical to the generated one (as [Verify] compares
 //     them) is left out; a missing one is created; one that differs is
 //     dropped and created again, and Down restores its old definition.
-//   - The application role's table privileges are stated for a table when
-//     it lacks one of SELECT, INSERT, UPDATE, DELETE or holds one of
-//     TRUNCATE, REFERENCES, TRIGGER; SELECT on a global table when it lacks
-//     it; sequence privileges when it lacks one, or when any table's
-//     privileges are stated.
+//   - On a tenant table, the application role is granted those of SELECT,
+//     INSERT, UPDATE, DELETE that it lacks (and Down revokes only those);
+//     TRUNCATE, REFERENCES, TRIGGER are revoked when it lacks one of the
+//     four or holds one of these three; SELECT on a global table is granted
+//     when it lacks it; sequence privileges are stated when it lacks one,
+//     or when any table's privileges are.
 //
 // On a database that matches the model the plan is empty (Up and Down are
 // ""). On one without any of it, the plan is exactly Generate's SQL. Down
@@ -132,7 +133,16 @@ func (p *plan) pending(steps []step, s *snapshot, seqMissing bool, distributed m
 			default:
 				continue
 			}
-		case stepGrant, stepRevoke:
+		case stepGrant:
+			// Only what the role lacks, so that Down takes back only that.
+			missing := slices.DeleteFunc([]string{"SELECT", "INSERT", "UPDATE", "DELETE"}, t.has)
+			if len(missing) == 0 {
+				continue
+			}
+			privs, tbl, role := strings.Join(missing, ", "), st.table.sql(), sqlquote.Ident(p.appRole)
+			st.up = fmt.Sprintf("GRANT %s ON TABLE %s TO %s;", privs, tbl, role)
+			st.down = fmt.Sprintf("REVOKE %s ON TABLE %s FROM %s;", privs, tbl, role)
+		case stepRevoke:
 			if !lacksTablePrivileges(t) {
 				continue
 			}

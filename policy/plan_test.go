@@ -119,16 +119,35 @@ func TestPlanPrivileges(t *testing.T) {
 	mustExec(t, admin, "REVOKE DELETE ON products FROM "+pgrlstest.AppRole+"; GRANT TRUNCATE ON stores TO PUBLIC")
 	plan := mustPlan(t, owner, model)
 	for _, s := range []string{
-		`GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."products" TO "pgrls_test_app";`,
+		// Only what the role lacks.
+		`GRANT DELETE ON TABLE "public"."products" TO "pgrls_test_app";`,
 		`REVOKE TRUNCATE, REFERENCES, TRIGGER ON TABLE "public"."stores" FROM "pgrls_test_app", PUBLIC;`,
 		"GRANT USAGE ON SEQUENCE",
 	} {
 		assert.Contains(t, plan.Up, s)
 	}
 	assert.NotContains(t, plan.Up, `ON TABLE "public"."purchases"`)
+	assert.NotContains(t, plan.Up, `SELECT, INSERT`)
 	assert.NotContains(t, plan.Up, "POLICY")
+	assert.Contains(t, plan.Down, `REVOKE DELETE ON TABLE "public"."products" FROM "pgrls_test_app";`)
+	privileges := func() []string {
+		var got []string
+		for _, priv := range []string{"SELECT", "INSERT", "UPDATE", "DELETE"} {
+			var ok bool
+			require.NoError(t, admin.QueryRow(t.Context(), "SELECT has_table_privilege($1, 'products', $2)", pgrlstest.AppRole, priv).Scan(&ok))
+			if ok {
+				got = append(got, priv)
+			}
+		}
+		return got
+	}
 	execTx(t, owner, plan.Up)
+	assert.Equal(t, []string{"SELECT", "INSERT", "UPDATE", "DELETE"}, privileges())
 	assert.Equal(t, &policy.Migration{}, mustPlan(t, owner, model))
+	// Down takes back what Up granted, and only that.
+	execTx(t, owner, plan.Down)
+	assert.Equal(t, []string{"SELECT", "INSERT", "UPDATE"}, privileges())
+	execTx(t, owner, plan.Up)
 
 	// Identity columns need no privilege on their sequence; a serial
 	// column's default needs USAGE.
