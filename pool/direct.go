@@ -32,7 +32,10 @@ import (
 // server connections between clients.
 // Everything else (other exec modes, per-query options, query rewriters
 // such as pgx.NamedArgs, a configured tracer, Citus, SQL that may name a
-// statement prepared with pgx.Conn.Prepare) takes the pgx batch path.
+// statement prepared with pgx.Conn.Prepare) takes the pgx batch path. SQL
+// "may name" a prepared statement when it has no white space, or when it
+// fails to parse; a name with white space that parses as SQL ("table t")
+// runs as that SQL, so such names are not supported.
 
 // customDataKey is the key of a connection's stmtCache in
 // pgconn.PgConn.CustomData.
@@ -43,12 +46,29 @@ const customDataKey = "github.com/pgrls/pgrls/pool.stmtCache"
 type stmtCache struct {
 	ok       bool // the connection's configuration allows the direct path
 	capacity int
-	set      *pgconn.StatementDescription // the set statement, once prepared
-	entries  map[string]*list.Element     // by SQL; values are *stmtEntry
-	lru      list.List                    // most recently used first
-	stale    []string                     // names to deallocate before the next prepare
+	sets     []setStmt                // the prepared set statements, one per Pool setting
+	entries  map[string]*list.Element // by SQL; values are *stmtEntry
+	lru      list.List                // most recently used first
+	stale    []string                 // names to deallocate before the next prepare
 	eqb      pgx.ExtendedQueryBuilder
 	tenant   [1][]byte
+}
+
+// setStmt is a prepared set statement. Two Pools that wrap one pgxpool
+// with different settings share a connection's cache but not this.
+type setStmt struct {
+	sql string
+	sd  *pgconn.StatementDescription
+}
+
+// set returns the prepared set statement of sql, or nil.
+func (sc *stmtCache) set(sql string) *pgconn.StatementDescription {
+	for _, s := range sc.sets {
+		if s.sql == sql {
+			return s.sd
+		}
+	}
+	return nil
 }
 
 type stmtEntry struct {
@@ -92,11 +112,12 @@ func (p *Pool) directCache(conn *pgx.Conn, sql string, args []any) *stmtCache {
 // prepare returns the statement description of sql, preparing it (and the
 // set statement) on first use. A nil description with a nil error means
 // that sql cannot be prepared as SQL: the caller takes the batch path.
-func (sc *stmtCache) prepare(ctx context.Context, pc *pgconn.PgConn, setSQL, sql string) (*pgconn.StatementDescription, error) {
-	if sc.set != nil {
+func (sc *stmtCache) prepare(ctx context.Context, pc *pgconn.PgConn, setSQL, sql string) (set, sd *pgconn.StatementDescription, err error) {
+	set = sc.set(setSQL)
+	if set != nil {
 		if e, ok := sc.entries[sql]; ok {
 			sc.lru.MoveToFront(e)
-			return e.Value.(*stmtEntry).sd, nil
+			return set, e.Value.(*stmtEntry).sd, nil
 		}
 	}
 	if len(sc.stale) > 0 {
@@ -111,31 +132,30 @@ func (sc *stmtCache) prepare(ctx context.Context, pc *pgconn.PgConn, setSQL, sql
 			err = closeErr
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		sc.stale = sc.stale[:0]
 	}
-	if sc.set == nil {
-		sd, err := pc.Prepare(ctx, stmtName(setSQL), setSQL, nil)
-		if err != nil {
-			return nil, err
+	if set == nil {
+		if set, err = pc.Prepare(ctx, stmtName(setSQL), setSQL, nil); err != nil {
+			return nil, nil, err
 		}
-		sc.set = sd
+		sc.sets = append(sc.sets, setStmt{setSQL, set})
 	}
 	if e, ok := sc.entries[sql]; ok {
 		sc.lru.MoveToFront(e)
-		return e.Value.(*stmtEntry).sd, nil
+		return set, e.Value.(*stmtEntry).sd, nil
 	}
-	sd, err := pc.Prepare(ctx, stmtName(sql), sql, nil)
+	sd, err = pc.Prepare(ctx, stmtName(sql), sql, nil)
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) {
-			return nil, err
+			return nil, nil, err
 		}
 		if pgErr.Code != "42601" {
 			// Let the batch path report it (or succeed, if the database
 			// changed in between).
-			return nil, nil
+			return set, nil, nil
 		}
 		// A syntax error: sql may be the name of a statement prepared
 		// with pgx.Conn.Prepare. Remember to leave it to pgx.
@@ -145,7 +165,7 @@ func (sc *stmtCache) prepare(ctx context.Context, pc *pgconn.PgConn, setSQL, sql
 	for sc.lru.Len() > sc.capacity {
 		sc.drop(sc.lru.Back())
 	}
-	return sd, nil
+	return set, sd, nil
 }
 
 // stmtName is the name of the prepared statement of sql.
@@ -165,19 +185,25 @@ func (sc *stmtCache) drop(e *list.Element) {
 }
 
 // failed updates the cache after a unit of work that ran sql failed with
-// err, as pgx does for its own cache: a statement that may no longer match
-// the schema is prepared again. Errors about the data (constraint
-// violations, bad values, serialization failures, RAISE) keep it. When a
-// prepared statement was gone (DEALLOCATE ran on the connection), the whole
-// cache is prepared again.
+// err. A server error about the data or the moment (class 21 cardinality,
+// 22 data, 23 integrity, 25 transaction state, 40 rollback, 55 object
+// state such as NOWAIT, 57 operator intervention, P0 RAISE, and 42501, a
+// policy's WITH CHECK) keeps the statement. When a prepared statement was
+// gone (26000: DEALLOCATE ran on the connection), the whole cache is
+// prepared again. Any other error drops the statement, as pgx does for its
+// own cache, since it may no longer match the schema: it is prepared again
+// on next use.
 func (sc *stmtCache) failed(sql string, err error) {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
+	if errors.As(err, &pgErr) && len(pgErr.Code) == 5 {
 		switch pgErr.Code[:2] {
-		case "22", "23", "40", "P0", "57":
+		case "21", "22", "23", "25", "40", "55", "57", "P0":
 			return
 		case "26": // invalid_sql_statement_name
 			sc.reset()
+			return
+		}
+		if pgErr.Code == "42501" {
 			return
 		}
 	}
@@ -191,18 +217,18 @@ func (sc *stmtCache) reset() {
 	for sc.lru.Len() > 0 {
 		sc.drop(sc.lru.Back())
 	}
-	if sc.set != nil {
-		sc.stale = append(sc.stale, sc.set.Name)
-		sc.set = nil
+	for _, set := range sc.sets {
+		sc.stale = append(sc.stale, set.sd.Name)
 	}
+	sc.sets = nil
 }
 
-// send prepares what is needed and sends [set tenant, sql]. It returns a
-// reader positioned on the result of sql, or ok false when sql must take
-// the batch path (nothing was sent then).
+// sendDirect prepares what is needed and sends [set tenant, sql]. It
+// returns a reader positioned on the result of sql, or ok false when sql
+// must take the batch path (nothing was sent then).
 func (p *Pool) sendDirect(ctx context.Context, sc *stmtCache, conn *pgx.Conn, t rls.Tenant, sql string, args []any) (mrr *pgconn.MultiResultReader, ok bool, err error) {
 	pc := conn.PgConn()
-	sd, err := sc.prepare(ctx, pc, p.setSQL, sql)
+	set, sd, err := sc.prepare(ctx, pc, p.setSQL, sql)
 	if err != nil {
 		return nil, true, err
 	}
@@ -217,8 +243,18 @@ func (p *Pool) sendDirect(ctx context.Context, sc *stmtCache, conn *pgx.Conn, t 
 	}
 	var b pgconn.Batch
 	sc.tenant[0] = append(sc.tenant[0][:0], t.String()...)
-	b.ExecStatement(sc.set, sc.tenant[:], nil, nil)
+	b.ExecStatement(set, sc.tenant[:], nil, nil)
 	b.ExecStatement(sd, sc.eqb.ParamValues, sc.eqb.ParamFormats, sc.eqb.ResultFormats)
+	// The batch holds its own copy of the arguments now. Let large ones go
+	// rather than keep them on an idle connection (the batch keeps the
+	// result formats it needs).
+	size := 0
+	for _, v := range sc.eqb.ParamValues {
+		size += len(v)
+	}
+	if size > 64<<10 {
+		sc.eqb = pgx.ExtendedQueryBuilder{}
+	}
 	mrr = pc.ExecBatch(ctx, &b)
 	if mrr.NextResult() {
 		_, err = mrr.ResultReader().Close()

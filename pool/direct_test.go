@@ -169,3 +169,75 @@ func (b *batchTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.Tr
 }
 func (b *batchTracer) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
 func (b *batchTracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+// TestDirectTwoPoolsOneConnection: two Pools wrapping one pgxpool with
+// different settings share its connections, and each sets its own setting
+// only.
+func TestDirectTwoPoolsOneConnection(t *testing.T) {
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, mode pgx.QueryExecMode) {
+		db := pgrlstest.NewDB(t, storeTemplate)
+		cfg, err := pgxpool.ParseConfig(db.AppURL)
+		require.NoError(t, err)
+		cfg.MaxConns = 1
+		cfg.ConnConfig.DefaultQueryExecMode = mode
+		raw, err := pgxpool.NewWithConfig(context.Background(), cfg)
+		require.NoError(t, err)
+		t.Cleanup(raw.Close)
+		pa, err := pool.Wrap(raw, pool.Options{}) // app.current_tenant
+		require.NoError(t, err)
+		pb, err := pool.Wrap(raw, pool.Options{Setting: "app.other_tenant"})
+		require.NoError(t, err)
+
+		const q = `SELECT coalesce(current_setting('app.current_tenant', true), ''),
+			coalesce(current_setting('app.other_tenant', true), ''), (SELECT count(*) FROM products)`
+		for range 2 {
+			var cur, other string
+			var n int
+			require.NoError(t, pa.QueryRow(ctxFor(tenantA), q).Scan(&cur, &other, &n))
+			assert.Equal(t, []any{tenantA.String(), "", len(seedProducts[tenantA])}, []any{cur, other, n})
+			// The products policies read app.current_tenant, which pb does
+			// not set: it sees none.
+			require.NoError(t, pb.QueryRow(ctxFor(tenantB), q).Scan(&cur, &other, &n))
+			assert.Equal(t, []any{"", tenantB.String(), 0}, []any{cur, other, n})
+		}
+	})
+}
+
+// TestDirectKeepsStatementAfterDataErrors: a policy violation or a
+// constraint violation is about the data, not the statement, which stays
+// prepared: the next unit of work is one round trip.
+func TestDirectKeepsStatementAfterDataErrors(t *testing.T) {
+	t.Parallel()
+	db := pgrlstest.NewDB(t, storeTemplate)
+	counter := &tripCounter{}
+	p := newPool(t, db, poolOpts{maxConns: 1, counter: counter})
+	const ins = "INSERT INTO products (store_id, name, price_cents, currency) VALUES ($1, $2, 1, $3)"
+	ctx := ctxFor(tenantA)
+	trips := func(f func()) int {
+		before, _ := counter.snapshot()
+		f()
+		after, _ := counter.snapshot()
+		return after - before
+	}
+	_, err := p.Exec(ctx, ins, tenantA.String(), "warm", "EUR")
+	require.NoError(t, err)
+	for _, bad := range []struct {
+		args  []any
+		state string
+	}{
+		{[]any{tenantB.String(), "another tenant's row", "EUR"}, "42501"},
+		{[]any{tenantA.String(), "no such currency", "XXX"}, "23503"},
+	} {
+		require.Equal(t, 1, trips(func() {
+			_, err := p.Exec(ctx, ins, bad.args...)
+			var pgErr *pgconn.PgError
+			require.True(t, errors.As(err, &pgErr), "%v", err)
+			require.Equal(t, bad.state, pgErr.Code)
+		}))
+		require.Equal(t, 1, trips(func() {
+			_, err := p.Exec(ctx, ins, tenantA.String(), "after "+bad.state, "EUR")
+			require.NoError(t, err)
+		}), "the statement was prepared again after %s", bad.state)
+	}
+}

@@ -20,18 +20,22 @@
 // and the setting travels in the same round trip as the work: a statement
 // is sent as a batch [set tenant, statement], which PostgreSQL runs as one
 // implicit transaction; [Pool.Begin] sends BEGIN and the tenant together.
-// In pgx's default exec mode, Exec, Query and QueryRow send that batch
-// straight through pgconn, with both statements prepared once per
-// connection in a statement cache of the connection's
-// StatementCacheCapacity; other modes, per-query pgx options, query
-// rewriters and a configured tracer take pgx's own batch path. When the transaction ends, the setting is gone, so a pooled
-// connection never holds a tenant and nothing leaks to the next user of the
+// When the transaction ends, the setting is gone, so a pooled connection
+// never holds a tenant and nothing leaks to the next user of the
 // connection, with or without PgBouncer. pgxpool itself never pools a
 // connection left inside a transaction (after an error, a panic or a
 // cancelled context); the Pool rolls such a transaction back first.
 //
 // Work without a tenant in its context fails with [rls.ErrNoTenant] before
 // any I/O.
+//
+// In pgx's default exec mode, Exec, Query and QueryRow send their batch
+// straight through pgconn, with both statements prepared once per
+// connection, in a statement cache of its own sized by the connection's
+// StatementCacheCapacity (beside pgx's). Other modes, per-query pgx
+// options, query rewriters such as [pgx.NamedArgs] and a configured tracer
+// take pgx's batch path. Statements prepared by name with
+// [pgx.Conn.Prepare] work when their name has no white space.
 //
 // # Cross-tenant work
 //
