@@ -42,10 +42,11 @@ type Migration struct {
 // subquery makes PostgreSQL read the setting once per statement (an
 // InitPlan) instead of once per row checked: the same result (unless the
 // statement changes the setting itself midway), at a third less server
-// time for bulk inserts (docs/benchmarks.md). Index scans
-// still use it as an index condition. Citus rejects subqueries in
-// policies; see [CitusPolicyExpr]. setting is not validated here; see
-// [CheckSetting].
+// time for bulk inserts (docs/benchmarks.md). Index scans still use it as
+// an index condition; the planner estimates row counts for an average
+// tenant rather than the current one (docs/concepts.md). Citus rejects
+// subqueries in policies; see [CitusPolicyExpr]. setting is not validated
+// here; see [CheckSetting].
 func PolicyExpr(column string, key rls.KeyType, setting string) string {
 	return sqlquote.Ident(column) + " = (SELECT " + settingExpr(key, setting) + ")"
 }

@@ -136,7 +136,8 @@ type vtable struct {
 }
 
 // accepted returns the texts of the policy expressions that are right for
-// the table: both forms, or only CitusPolicyExpr's for Citus.
+// the table: both forms, or on a Citus database only CitusPolicyExpr's
+// (Citus cannot distribute a policy with a subquery).
 func (t *vtable) accepted(citus bool) []string {
 	var out []string
 	for i, e := range t.expected {

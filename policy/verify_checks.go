@@ -239,7 +239,7 @@ func (c *checker) checkPolicy(t *vtable, name string, permissive, colOK bool) bo
 	}
 	var expected []string
 	if colOK {
-		expected = t.accepted(false)
+		expected = t.accepted(c.s.citus)
 	}
 	diff := policyDiff(p, permissive, expected)
 	if len(diff) == 0 {
