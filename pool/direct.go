@@ -30,6 +30,7 @@ import (
 // its SQL ("pgrls_" and a SHA-256 prefix), as pgx names its own: a name
 // never stands for two statements, not even behind a pooler that shares
 // server connections between clients.
+//
 // Everything else (other exec modes, per-query options, query rewriters
 // such as pgx.NamedArgs, a configured tracer, Citus, SQL that may name a
 // statement prepared with pgx.Conn.Prepare) takes the pgx batch path. SQL
@@ -109,9 +110,10 @@ func (p *Pool) directCache(conn *pgx.Conn, sql string, args []any) *stmtCache {
 	return sc
 }
 
-// prepare returns the statement description of sql, preparing it (and the
-// set statement) on first use. A nil description with a nil error means
-// that sql cannot be prepared as SQL: the caller takes the batch path.
+// prepare returns the prepared set statement of setSQL and the statement
+// description of sql, preparing them on first use. A nil sd with a nil
+// error means that sql cannot be prepared as SQL: the caller takes the
+// batch path.
 func (sc *stmtCache) prepare(ctx context.Context, pc *pgconn.PgConn, setSQL, sql string) (set, sd *pgconn.StatementDescription, err error) {
 	set = sc.set(setSQL)
 	if set != nil {
