@@ -612,13 +612,21 @@ func TestProbingKeys(t *testing.T) {
 		_, errNone := app.Exec(a, insertPurchase, 999999)
 		require.Equal(t, "23503", sqlState(errB))
 		require.Equal(t, "23503", sqlState(errNone))
-		// ...but the single-column key that the schema had before pgrls
-		// is still there and checked first: its name in the error tells
-		// 201 (exists, in another tenant) from 999999 (exists nowhere).
+		// ...but this store's SQL came from a declared model, which does
+		// not know the single-column key that the schema had before pgrls:
+		// it is still there and checked first, and its name in the error
+		// tells 201 (exists, in another tenant) from 999999 (exists
+		// nowhere).
 		require.Equal(t, "purchases_store_id_product_id_pgrls_fkey", constraintName(errB))
 		require.Equal(t, "purchases_product_id_fkey", constraintName(errNone))
-		// Dropping the redundant single-column key closes it.
-		_, err := admin.Exec(ctx, "ALTER TABLE purchases DROP CONSTRAINT purchases_product_id_fkey")
+		assert.Contains(t, verify(t, db, rls.BigInt, pgrlstest.AppRole), "fk_beside_composite purchases_product_id_fkey")
+		// Plan completes the model from the catalog (Resolve) and drops
+		// the redundant key, which closes it.
+		owner := db.OwnerConn(t)
+		plan, err := policy.Plan(ctx, owner, model(rls.BigInt))
+		require.NoError(t, err)
+		require.Contains(t, plan.Up, `ALTER TABLE "public"."purchases" DROP CONSTRAINT IF EXISTS "purchases_product_id_fkey";`)
+		_, err = owner.Exec(ctx, plan.Up)
 		require.NoError(t, err)
 		_, errB = app.Exec(a, insertPurchase, 201)
 		_, errNone = app.Exec(a, insertPurchase, 999999)

@@ -331,6 +331,27 @@ func citusConstraints(cat *catalog, m *Model) []Constraint {
 	return out
 }
 
+// plainFKConstraints returns the foreign keys of m's tenant tables that
+// one of the model's composite keys replaces: the same columns and
+// referenced table and columns, without the tenant column.
+func plainFKConstraints(cat *catalog, m *Model) []Constraint {
+	def := cmp.Or(m.Schema, "public")
+	var out []Constraint
+	for _, c := range citusConstraints(cat, m) {
+		if c.Type != ConstraintForeignKey {
+			continue
+		}
+		i := slices.IndexFunc(m.Tables, func(t Table) bool { return splitName(def, t.Name) == splitName(def, c.Table) })
+		if i >= 0 && slices.ContainsFunc(m.Tables[i].ForeignKeys, func(fk ForeignKey) bool {
+			return splitName(def, fk.RefTable) == splitName(def, c.RefTable) &&
+				slices.Equal(fk.Columns, c.Columns) && slices.Equal(refColumns(fk), c.RefColumns)
+		}) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // citusTables returns the tables in Citus's metadata.
 func citusTables(ctx context.Context, conn Querier) (map[qname]bool, error) {
 	rows, err := conn.Query(ctx, `

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -84,15 +85,25 @@ func TestGenerateCitusGolden(t *testing.T) {
 		}
 	}
 
-	// Without Citus, the constraints change nothing.
+	// Without Citus, only the plain foreign key that a composite key
+	// replaces matters: it is dropped after the composite key is created.
 	plain := citusModel()
 	plain.Citus = false
 	a, err := policy.Generate(plain)
 	require.NoError(t, err)
-	plain.Constraints = nil
+	plain.Constraints = slices.DeleteFunc(plain.Constraints, func(c policy.Constraint) bool { return c.Name != "purchases_product_id_fkey" })
+	require.Len(t, plain.Constraints, 1)
 	b, err := policy.Generate(plain)
 	require.NoError(t, err)
 	assert.Equal(t, b, a)
+	assert.Contains(t, a.Up, `ALTER TABLE "public"."purchases" DROP CONSTRAINT IF EXISTS "purchases_product_id_fkey";`)
+	assert.Contains(t, a.Down, `ALTER TABLE "public"."purchases" ADD CONSTRAINT "purchases_product_id_fkey" FOREIGN KEY (product_id) REFERENCES products(id);`)
+	assert.Less(t, strings.Index(a.Up, "purchases_store_id_product_id_pgrls_fkey"), strings.Index(a.Up, "DROP CONSTRAINT IF EXISTS"))
+	assert.Less(t, strings.Index(a.Down, "ADD CONSTRAINT \"purchases_product_id_fkey\""), strings.Index(a.Down, "DROP CONSTRAINT \"purchases_store_id_product_id_pgrls_fkey\""))
+	plain.Constraints = nil
+	c, err := policy.Generate(plain)
+	require.NoError(t, err)
+	assert.NotContains(t, c.Up, "purchases_product_id_fkey")
 }
 
 func TestGenerateCitusErrors(t *testing.T) {

@@ -291,21 +291,36 @@ func TestDiscoverMatchesDeclared(t *testing.T) {
 			assert.Equal(t, policy.Table{Name: "purchases", TenantColumn: "store_id", ExistingKeys: [][]string{{"id"}},
 				ForeignKeys: []policy.ForeignKey{{Columns: []string{"product_id"}, RefTable: "products", RefColumns: []string{"id"}}}}, got.Tables[1])
 
+			// The catalog adds the plain foreign key that the composite
+			// one replaces, which Generate drops.
+			plainFK := policy.Constraint{Table: "purchases", Name: "purchases_product_id_fkey", Type: "FOREIGN KEY",
+				Columns: []string{"product_id"}, RefTable: "products", RefColumns: []string{"id"},
+				Definition: "FOREIGN KEY (product_id) REFERENCES products(id)"}
+			assert.Equal(t, []policy.Constraint{plainFK}, got.Constraints)
+
 			declared := storeModel(key, pgrlstest.AppRole)
-			want, err := policy.Generate(declared)
+			require.NoError(t, policy.Check(t.Context(), conn, declared))
+			resolved, err := policy.Resolve(t.Context(), conn, declared)
+			require.NoError(t, err)
+			assert.Equal(t, []policy.Constraint{plainFK}, resolved.Constraints)
+			want, err := policy.Generate(resolved)
 			require.NoError(t, err)
 			fromDB, err := policy.Generate(got)
 			require.NoError(t, err)
 			assert.Equal(t, want.Up, fromDB.Up)
 			assert.Equal(t, want.Down, fromDB.Down)
+			assert.Contains(t, want.Up, `DROP CONSTRAINT IF EXISTS "purchases_product_id_fkey"`)
 
-			require.NoError(t, policy.Check(t.Context(), conn, declared))
-			resolved, err := policy.Resolve(t.Context(), conn, declared)
+			// Declared with that constraint, the same SQL.
+			declared.Constraints = []policy.Constraint{plainFK}
+			fromDeclared, err := policy.Generate(declared)
 			require.NoError(t, err)
-			fromResolved, err := policy.Generate(resolved)
+			assert.Equal(t, want, fromDeclared)
+			assert.Nil(t, storeModel(key, pgrlstest.AppRole).Constraints)
+			resolvedAgain, err := policy.Resolve(t.Context(), conn, storeModel(key, pgrlstest.AppRole))
 			require.NoError(t, err)
-			assert.Equal(t, want, fromResolved)
-			assert.Nil(t, declared.Tables[1].ExistingKeys, "Resolve leaves its input alone")
+			assert.Nil(t, storeModel(key, pgrlstest.AppRole).Tables[1].ExistingKeys, "Resolve leaves its input alone")
+			assert.Equal(t, resolved, resolvedAgain)
 		})
 	}
 }
@@ -321,7 +336,10 @@ func TestDiscoverQuotedNames(t *testing.T) {
 	got, err := policy.Discover(t.Context(), conn, opts)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"Sales Data.Tax Rates"}, got.Global)
-	want, err := policy.Generate(quotingModel(pgrlstest.AppRole))
+	resolvedBefore, err := policy.Resolve(t.Context(), conn, quotingModel(pgrlstest.AppRole))
+	require.NoError(t, err)
+	assert.Len(t, got.Constraints, 3, "the plain foreign keys that the composite ones replace")
+	want, err := policy.Generate(resolvedBefore)
 	require.NoError(t, err)
 	fromDB, err := policy.Generate(got)
 	require.NoError(t, err)
@@ -587,4 +605,32 @@ func TestDiscoverSimpleProtocolAndPool(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback(context.Background()) }()
 	require.NoError(t, policy.Check(t.Context(), tx, quotingModel(pgrlstest.AppRole)))
+}
+
+// TestGeneratePlainFKDropAndRestore: from the resolved model, Up drops the
+// plain foreign key that the composite one replaces, and Down restores it
+// as it was.
+func TestGeneratePlainFKDropAndRestore(t *testing.T) {
+	t.Parallel()
+	db := pgrlstest.NewDB(t, storeTemplates[rls.BigInt])
+	conn := db.OwnerConn(t)
+	def := func() string {
+		var d string
+		err := conn.QueryRow(t.Context(), `SELECT coalesce(max(pg_get_constraintdef(oid)), '')
+			FROM pg_constraint WHERE conrelid = 'purchases'::regclass AND conname = 'purchases_product_id_fkey'`).Scan(&d)
+		require.NoError(t, err)
+		return d
+	}
+	before := def()
+	require.Equal(t, "FOREIGN KEY (product_id) REFERENCES products(id)", before)
+	resolved, err := policy.Resolve(t.Context(), conn, storeModel(rls.BigInt, pgrlstest.AppRole))
+	require.NoError(t, err)
+	mig, err := policy.Generate(resolved)
+	require.NoError(t, err)
+	execTx(t, conn, mig.Up)
+	assert.Empty(t, def(), "Up dropped the plain key")
+	execTx(t, conn, mig.Down)
+	assert.Equal(t, before, def(), "Down restored it")
+	execTx(t, conn, mig.Up)
+	assert.Empty(t, def())
 }

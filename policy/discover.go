@@ -233,6 +233,8 @@ func Discover(ctx context.Context, conn Querier, opts DiscoverOptions) (*Model, 
 	if opts.Citus {
 		m.Citus = true
 		m.Constraints = citusConstraints(cat, m)
+	} else {
+		m.Constraints = plainFKConstraints(cat, m)
 	}
 	if err := m.Validate(); err != nil {
 		return nil, err
@@ -415,7 +417,9 @@ func check(ctx context.Context, conn Querier, m *Model) (*plan, *catalog, error)
 // as [Discover] would fill it: each tenant table's [Table.ExistingKeys]
 // replaced by its primary key and unique constraints, and each foreign key's
 // [ForeignKey.Exists] set when its composite form is already there, and,
-// when [Model.Citus] is set, [Model.Constraints] replaced by the catalog's.
+// [Model.Constraints] replaced by the catalog's (with Citus, the keys and
+// foreign keys Citus needs to know; without, the plain foreign keys that
+// the model's composite keys replace).
 // So a declared model and a discovered one give the same SQL from
 // [Generate].
 func Resolve(ctx context.Context, conn Querier, m *Model) (*Model, error) {
@@ -454,6 +458,8 @@ func Resolve(ctx context.Context, conn Querier, m *Model) (*Model, error) {
 	}
 	if m.Citus {
 		out.Constraints = citusConstraints(cat, &out)
+	} else {
+		out.Constraints = plainFKConstraints(cat, &out)
 	}
 	return &out, nil
 }

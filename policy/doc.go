@@ -33,7 +33,11 @@
 //     column first on both sides: (store_id, product_id) REFERENCES
 //     products (store_id, id), with the UNIQUE (store_id, id) key it needs.
 //     A plain key lets a row point at another tenant's row, since key checks
-//     bypass RLS; Citus needs the tenant column in the same position;
+//     bypass RLS; Citus needs the tenant column in the same position. The
+//     plain key it replaces, when the model knows it ([Model.Constraints],
+//     filled by [Discover] and [Resolve]), is dropped: PostgreSQL would
+//     check it first, and its violation would tell a writer whether a key
+//     exists in another tenant;
 //   - enables and forces Row Level Security, so the table owner is subject
 //     to it too;
 //   - creates two policies with the expression [PolicyExpr]: a permissive

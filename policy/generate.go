@@ -77,6 +77,8 @@ func settingExpr(key rls.KeyType, setting string) string {
 //     table (tenant column, columns...), the tenant column first on both
 //     sides as Citus needs; SET NULL and SET DEFAULT get a column list so the
 //     tenant column is never changed; keys with [ForeignKey.Exists] are skipped;
+//   - without Citus, the plain foreign keys of [Model.Constraints] that the
+//     composite keys replace, dropped;
 //   - ENABLE and FORCE ROW LEVEL SECURITY;
 //   - the policies [IsolationPolicy] (permissive) and [GuardPolicy]
 //     (restrictive), FOR ALL TO PUBLIC, both with USING and WITH CHECK
@@ -145,6 +147,15 @@ func (p *plan) steps() []step {
 				down: p.ddl(fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s;", tbl, name)),
 			})
 		}
+	}
+
+	for _, c := range p.plainFKs {
+		tbl, name := c.table.sql(), sqlquote.Ident(c.name)
+		steps = append(steps, step{
+			kind: stepPlainFKDrop, table: c.table, name: c.name,
+			up:   fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s;", tbl, name),
+			down: fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s;", tbl, name, c.def),
+		})
 	}
 
 	var tables []string

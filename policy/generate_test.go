@@ -366,3 +366,41 @@ func TestValidateAccepts(t *testing.T) {
 	assert.Contains(t, mig.Up, `FOREIGN KEY ("store_id", "parent_id") REFERENCES "public"."products" ("store_id", "id");`)
 	assert.Equal(t, 1, strings.Count(mig.Up, "UNIQUE"), "one key serves every reference")
 }
+
+// TestGeneratePlainFKConstraints: without Citus, Model.Constraints matters
+// only for the plain foreign keys that a composite key replaces; a bad
+// definition of one is refused, everything else is ignored.
+func TestGeneratePlainFKConstraints(t *testing.T) {
+	t.Parallel()
+	plainFK := policy.Constraint{Table: "purchases", Name: "purchases_product_id_fkey", Type: policy.ConstraintForeignKey,
+		Columns: []string{"product_id"}, RefTable: "products", RefColumns: []string{"id"},
+		Definition: "FOREIGN KEY (product_id) REFERENCES products(id)"}
+	m := storeModel(rls.BigInt, "app")
+	base, err := policy.Generate(m)
+	require.NoError(t, err)
+
+	m.Constraints = []policy.Constraint{
+		plainFK,
+		// Not replaced by a composite key of the model: ignored.
+		{Table: "products", Name: "products_currency_fkey", Type: policy.ConstraintForeignKey, Columns: []string{"currency"},
+			RefTable: "currencies", RefColumns: []string{"code"}, Definition: "FOREIGN KEY (currency) REFERENCES currencies(code)"},
+		{Table: "products", Name: "products_pkey", Type: policy.ConstraintPrimaryKey, Columns: []string{"id"}, Definition: "PRIMARY KEY (id)"},
+	}
+	mig, err := policy.Generate(m)
+	require.NoError(t, err)
+	assert.Equal(t, 1, strings.Count(mig.Up, "DROP CONSTRAINT IF EXISTS"))
+	assert.Equal(t, strings.Count(base.Up, "\n")+3, strings.Count(mig.Up, "\n"), "a comment, the drop and a blank line more")
+	assert.NotContains(t, mig.Up+mig.Down, "products_currency_fkey")
+	assert.NotContains(t, mig.Up+mig.Down, "products_pkey")
+
+	bad := plainFK
+	bad.Definition = "FOREIGN KEY (product_id) REFERENCES products(id); DROP TABLE stores"
+	m.Constraints = []policy.Constraint{bad}
+	_, err = policy.Generate(m)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "holds a semicolon")
+	m.Constraints = []policy.Constraint{plainFK, plainFK}
+	_, err = policy.Generate(m)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "declared twice")
+}

@@ -36,12 +36,16 @@ type Model struct {
 	// as reference tables. See [Generate] for the statements and
 	// [Model.Constraints] for what it needs to know about the tables.
 	Citus bool
-	// Constraints are the primary keys and unique constraints of the tenant
-	// tables and the foreign keys between the model's tables, as they are
-	// in the database. [Resolve] and [Discover] (with
-	// [DiscoverOptions.Citus]) fill them when Citus is set; only Generate
-	// with Citus uses them, to drop what Citus refuses and restore it in
-	// Down.
+	// Constraints are constraints of the model's tables as they are in the
+	// database, which [Resolve] and [Discover] fill. With Citus: the primary
+	// keys and unique constraints of the tenant tables and the foreign keys
+	// between the model's tables; Generate drops what Citus refuses and
+	// restores it in Down. Without Citus: the plain foreign keys that the
+	// model's composite keys replace (same columns, referenced table and
+	// columns, without the tenant column); Generate drops them after
+	// creating the composite keys, since PostgreSQL would check them first
+	// and their violations would tell a writer whether a key exists in
+	// another tenant, and restores them in Down.
 	Constraints []Constraint
 }
 

@@ -109,6 +109,10 @@ func (p *plan) pending(steps []step, s *snapshot, seqMissing bool, distributed m
 			if citusDone(st, distributed) {
 				continue
 			}
+		case stepPlainFKDrop:
+			if !slices.ContainsFunc(t.fks, func(f vfk) bool { return f.name == st.name }) {
+				continue
+			}
 		case stepEnable:
 			if t.rls {
 				continue

@@ -24,6 +24,7 @@ const (
 	stepSelect                          // SELECT on a global table
 	stepSequences                       // the privileges on tenant tables' sequences
 	stepCitusPolicyDrop                 // Citus, Plan only: a policy Citus cannot distribute, dropped first
+	stepPlainFKDrop                     // without Citus: a plain foreign key that a composite one replaces
 )
 
 // step is one statement of Up and the one of Down that undoes it (""
@@ -32,6 +33,7 @@ type step struct {
 	kind     stepKind
 	table    qname  // zero for stepSequences
 	policy   string // the policy's name, for stepPolicy
+	name     string // the constraint's name, for stepPlainFKDrop
 	up, down string
 
 	// For the Citus steps on a constraint: the referenced table of a
@@ -73,6 +75,10 @@ var sections = [...]struct{ up, down string }{
 		down: "Composite foreign keys.",
 	},
 	{
+		up:   "Plain foreign keys that the composite ones replace: checked first, their violations would tell a writer whether a key exists in another tenant.",
+		down: "Plain foreign keys, as they were.",
+	},
+	{
 		up:   "Row level security, enforced for the table owner too.",
 		down: "Row level security.",
 	},
@@ -97,12 +103,14 @@ func (k stepKind) section() int {
 		return 5
 	case stepFK:
 		return 6
-	case stepEnable, stepForce:
+	case stepPlainFKDrop:
 		return 7
-	case stepPolicy:
+	case stepEnable, stepForce:
 		return 8
-	default:
+	case stepPolicy:
 		return 9
+	default:
+		return 10
 	}
 }
 

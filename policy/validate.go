@@ -56,6 +56,10 @@ type plan struct {
 	global  []qname
 	citus   bool
 	cons    []pcons // with citus: the constraints, by table and name
+	// Without citus: the plain foreign keys that composite keys replace,
+	// dropped after them (their violations would tell a writer whether a
+	// key exists in another tenant).
+	plainFKs []pcons
 }
 
 type ptable struct {
@@ -245,6 +249,9 @@ func normalize(m *Model) (*plan, error) {
 	if len(errs) == 0 && m.Citus {
 		p.normalizeCitus(m, schema, byName, globals, bad)
 	}
+	if len(errs) == 0 && !m.Citus {
+		p.normalizePlainFKs(m, schema, byName, bad)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -351,4 +358,45 @@ func compareBool(a, b bool) int {
 		return -1
 	}
 	return 1
+}
+
+// normalizePlainFKs records, for a model without Citus, the foreign keys of
+// m.Constraints that a composite key of the model replaces: same table,
+// columns and referenced table and columns as one of its ForeignKeys.
+// Other constraints are for Citus and ignored here.
+func (p *plan) normalizePlainFKs(m *Model, schema string, byName map[qname]*ptable,
+	bad func(table, column, format string, args ...any)) {
+	seen := map[[3]string]bool{}
+	for _, c := range m.Constraints {
+		if c.Type != ConstraintForeignKey || checkTableName(schema, c.Table) != "" || checkTableName(schema, c.RefTable) != "" {
+			continue
+		}
+		pc := pcons{table: splitName(schema, c.Table), name: c.Name, typ: c.Type,
+			cols: slices.Clone(c.Columns), refCols: slices.Clone(c.RefColumns), def: c.Definition, replaced: true}
+		pc.tenant = byName[pc.table]
+		pc.ref = splitName(schema, c.RefTable)
+		ref := byName[pc.ref]
+		if pc.tenant == nil || ref == nil || !slices.ContainsFunc(pc.tenant.fks, func(f pfk) bool {
+			return f.ref == ref && slices.Equal(f.cols, pc.cols) && slices.Equal(f.refCols, pc.refCols)
+		}) {
+			continue
+		}
+		key := [3]string{pc.table.schema, pc.table.name, c.Name}
+		switch {
+		case checkIdent(c.Name) != "":
+			bad(c.Table, "", "constraint name: %s", checkIdent(c.Name))
+			continue
+		case seen[key]:
+			bad(c.Table, "", "constraint %q declared twice", c.Name)
+			continue
+		case !strings.HasPrefix(c.Definition, c.Type+" ") || strings.ContainsRune(c.Definition, ';'):
+			bad(c.Table, "", "constraint %q: definition %q does not start with %s or holds a semicolon", c.Name, c.Definition, c.Type)
+			continue
+		}
+		seen[key] = true
+		p.plainFKs = append(p.plainFKs, pc)
+	}
+	slices.SortFunc(p.plainFKs, func(a, b pcons) int {
+		return cmp.Or(compareQname(a.table, b.table), strings.Compare(a.name, b.name))
+	})
 }

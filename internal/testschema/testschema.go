@@ -126,17 +126,22 @@ func escape(s string) string {
 
 // Isolated sets the store up on conn, a connection of the role that will own
 // the tables: the schema, the seed data, the library's objects, and the
-// tenant isolation that pgrls generates for Model(key, appRole), in one
-// transaction.
+// tenant isolation that pgrls generates for Model(key, appRole) completed
+// from the catalog (policy.Resolve, as pgrls generate does with a
+// database), in one transaction.
 func Isolated(ctx context.Context, conn *pgx.Conn, key rls.KeyType, appRole string) error {
-	gen, err := policy.Generate(Model(key, appRole))
-	if err != nil {
-		return err
-	}
 	if _, err := conn.Exec(ctx, DDL(key)+Seed(key)); err != nil {
 		return fmt.Errorf("testschema: %w", err)
 	}
 	if err := migrations.Install(ctx, conn, migrations.Options{}); err != nil {
+		return err
+	}
+	resolved, err := policy.Resolve(ctx, conn, Model(key, appRole))
+	if err != nil {
+		return err
+	}
+	gen, err := policy.Generate(resolved)
+	if err != nil {
 		return err
 	}
 	if _, err := conn.Exec(ctx, gen.Up); err != nil {
