@@ -625,7 +625,7 @@ func TestProbingKeys(t *testing.T) {
 		owner := db.OwnerConn(t)
 		plan, err := policy.Plan(ctx, owner, model(rls.BigInt))
 		require.NoError(t, err)
-		require.Contains(t, plan.Up, `ALTER TABLE "public"."purchases" DROP CONSTRAINT IF EXISTS "purchases_product_id_fkey";`)
+		require.Contains(t, plan.Up, `ALTER TABLE "public"."purchases" DROP CONSTRAINT "purchases_product_id_fkey";`)
 		_, err = owner.Exec(ctx, plan.Up)
 		require.NoError(t, err)
 		_, errB = app.Exec(a, insertPurchase, 201)

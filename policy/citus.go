@@ -32,6 +32,9 @@ type pcons struct {
 	// replaced: a foreign key that pgrls replaces by a composite key, or a
 	// key without the tenant column that it replaces by one with it.
 	replaced bool
+	// onDelete: without Citus, the ON DELETE action of the plain foreign
+	// key, that of the model's foreign key that replaces it.
+	onDelete string
 }
 
 // normalizeCitus validates m.Constraints for a Citus model and records
@@ -332,24 +335,45 @@ func citusConstraints(cat *catalog, m *Model) []Constraint {
 }
 
 // plainFKConstraints returns the foreign keys of m's tenant tables that
-// one of the model's composite keys replaces: the same columns and
-// referenced table and columns, without the tenant column.
+// one of the model's composite keys replaces as they are: the same columns
+// and referenced table and columns, without the tenant column, the same ON
+// DELETE action, and nothing else that the composite key would not carry
+// (ON UPDATE, MATCH FULL, DEFERRABLE, NOT VALID).
 func plainFKConstraints(cat *catalog, m *Model) []Constraint {
 	def := cmp.Or(m.Schema, "public")
 	var out []Constraint
-	for _, c := range citusConstraints(cat, m) {
-		if c.Type != ConstraintForeignKey {
+	for _, t := range m.Tables {
+		ct := cat.tables[splitName(def, t.Name)]
+		if ct == nil {
 			continue
 		}
-		i := slices.IndexFunc(m.Tables, func(t Table) bool { return splitName(def, t.Name) == splitName(def, c.Table) })
-		if i >= 0 && slices.ContainsFunc(m.Tables[i].ForeignKeys, func(fk ForeignKey) bool {
-			return splitName(def, fk.RefTable) == splitName(def, c.RefTable) &&
-				slices.Equal(fk.Columns, c.Columns) && slices.Equal(refColumns(fk), c.RefColumns)
-		}) {
-			out = append(out, c)
+		for _, c := range ct.cons {
+			if c.contype != "f" || !c.simple {
+				continue
+			}
+			for _, fk := range t.ForeignKeys {
+				if splitName(def, fk.RefTable) == c.f.ref && slices.Equal(fk.Columns, c.f.cols) &&
+					slices.Equal(refColumns(fk), c.f.refCols) && sameOnDelete(fk.OnDelete, c.f.onDelete) {
+					out = append(out, Constraint{Table: t.Name, Name: c.name, Type: ConstraintForeignKey,
+						Columns: slices.Clone(c.f.cols), RefTable: fk.RefTable, RefColumns: slices.Clone(c.f.refCols), Definition: c.def})
+					break
+				}
+			}
 		}
 	}
 	return out
+}
+
+// sameOnDelete reports whether two ON DELETE actions are the same ("" is
+// NO ACTION).
+func sameOnDelete(a, b string) bool {
+	norm := func(s string) string {
+		if s = strings.ToUpper(strings.TrimSpace(s)); s == "NO ACTION" {
+			return ""
+		}
+		return s
+	}
+	return norm(a) == norm(b)
 }
 
 // citusTables returns the tables in Citus's metadata.

@@ -309,7 +309,7 @@ func TestDiscoverMatchesDeclared(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, want.Up, fromDB.Up)
 			assert.Equal(t, want.Down, fromDB.Down)
-			assert.Contains(t, want.Up, `DROP CONSTRAINT IF EXISTS "purchases_product_id_fkey"`)
+			assert.Contains(t, want.Up, `DROP CONSTRAINT "purchases_product_id_fkey"`)
 
 			// Declared with that constraint, the same SQL.
 			declared.Constraints = []policy.Constraint{plainFK}

@@ -482,6 +482,10 @@ type ctable struct {
 type ccon struct {
 	name, contype, def string
 	f                  cfk
+	// simple: a foreign key without ON UPDATE action, MATCH FULL,
+	// DEFERRABLE, NOT VALID or a SET NULL/DEFAULT column list, which
+	// FOREIGN KEY (cols) REFERENCES t (refcols) ON DELETE action restores.
+	simple bool
 }
 
 type ccol struct{ name, typ string }
@@ -518,7 +522,10 @@ SELECT n.nspname::text, c.relname::text, k.conname::text, k.contype::text,
           FROM unnest(k.confkey) WITH ORDINALITY AS u(num, ord)
           JOIN pg_catalog.pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.num
           ORDER BY u.ord),
-    k.confdeltype::text, pg_catalog.pg_get_constraintdef(k.oid)
+    k.confdeltype::text, pg_catalog.pg_get_constraintdef(k.oid),
+    -- a plain foreign key that a composite one can replace as it is
+    k.contype = 'f' AND k.confupdtype = 'a' AND k.confmatchtype = 's' AND NOT k.condeferrable
+        AND k.convalidated AND k.confdelsetcols IS NULL
 FROM pg_catalog.pg_constraint k
 JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -572,11 +579,12 @@ func loadCatalog(ctx context.Context, conn Querier, schemas []string) (*catalog,
 		name, contype string
 		delType       string
 		def           string
+		simple        bool
 		f             cfk
 	}
 	var all []crow
 	var r crow
-	_, err = pgx.ForEachRow(rows, []any{&r.table.schema, &r.table.name, &r.name, &r.contype, &r.f.cols, &r.f.ref.schema, &r.f.ref.name, &r.f.refCols, &r.delType, &r.def}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&r.table.schema, &r.table.name, &r.name, &r.contype, &r.f.cols, &r.f.ref.schema, &r.f.ref.name, &r.f.refCols, &r.delType, &r.def, &r.simple}, func() error {
 		if cat.tables[r.table] != nil {
 			all = append(all, r)
 		}
@@ -591,13 +599,15 @@ func loadCatalog(ctx context.Context, conn Querier, schemas []string) (*catalog,
 	})
 	for _, r := range all {
 		t := cat.tables[r.table]
-		t.cons = append(t.cons, ccon{name: r.name, contype: r.contype, def: r.def, f: r.f})
+		if r.contype == "f" {
+			r.f.name = r.name
+			r.f.onDelete = onDeleteCodes[r.delType]
+		}
+		t.cons = append(t.cons, ccon{name: r.name, contype: r.contype, def: r.def, f: r.f, simple: r.simple})
 		switch r.contype {
 		case "p", "u":
 			t.keys = append(t.keys, r.f.cols)
 		case "f":
-			r.f.name = r.name
-			r.f.onDelete = onDeleteCodes[r.delType]
 			t.fks = append(t.fks, r.f)
 		}
 	}

@@ -78,7 +78,9 @@ func settingExpr(key rls.KeyType, setting string) string {
 //     sides as Citus needs; SET NULL and SET DEFAULT get a column list so the
 //     tenant column is never changed; keys with [ForeignKey.Exists] are skipped;
 //   - without Citus, the plain foreign keys of [Model.Constraints] that the
-//     composite keys replace, dropped;
+//     composite keys replace, dropped (Down restores each as FOREIGN KEY
+//     (columns) REFERENCES table (columns) with the foreign key's OnDelete;
+//     its Definition is not used);
 //   - ENABLE and FORCE ROW LEVEL SECURITY;
 //   - the policies [IsolationPolicy] (permissive) and [GuardPolicy]
 //     (restrictive), FOR ALL TO PUBLIC, both with USING and WITH CHECK
@@ -151,10 +153,15 @@ func (p *plan) steps() []step {
 
 	for _, c := range p.plainFKs {
 		tbl, name := c.table.sql(), sqlquote.Ident(c.name)
+		restore := fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s FOREIGN KEY (%s) REFERENCES %s (%s)",
+			tbl, name, identList(c.cols), c.ref.sql(), identList(c.refCols))
+		if c.onDelete != "" && c.onDelete != "NO ACTION" {
+			restore += " ON DELETE " + c.onDelete
+		}
 		steps = append(steps, step{
 			kind: stepPlainFKDrop, table: c.table, name: c.name,
-			up:   fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s;", tbl, name),
-			down: fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s;", tbl, name, c.def),
+			up:   fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s;", tbl, name),
+			down: restore + ";",
 		})
 	}
 

@@ -42,10 +42,12 @@ type Model struct {
 	// between the model's tables; Generate drops what Citus refuses and
 	// restores it in Down. Without Citus: the plain foreign keys that the
 	// model's composite keys replace (same columns, referenced table and
-	// columns, without the tenant column); Generate drops them after
-	// creating the composite keys, since PostgreSQL would check them first
-	// and their violations would tell a writer whether a key exists in
-	// another tenant, and restores them in Down.
+	// columns, without the tenant column; Discover and Resolve list only
+	// those with the same ON DELETE action and no ON UPDATE action, MATCH
+	// FULL, DEFERRABLE or NOT VALID); Generate drops them after creating
+	// the composite keys, since PostgreSQL would check them first and their
+	// violations would tell a writer whether a key exists in another
+	// tenant, and restores them in Down from the fields (not Definition).
 	Constraints []Constraint
 }
 

@@ -362,8 +362,10 @@ func compareBool(a, b bool) int {
 
 // normalizePlainFKs records, for a model without Citus, the foreign keys of
 // m.Constraints that a composite key of the model replaces: same table,
-// columns and referenced table and columns as one of its ForeignKeys.
-// Other constraints are for Citus and ignored here.
+// columns and referenced table and columns as one of its ForeignKeys. Their
+// Definition is not used: Generate restores such a key in Down from those
+// fields and the foreign key's OnDelete. Other constraints are for Citus
+// and ignored here.
 func (p *plan) normalizePlainFKs(m *Model, schema string, byName map[qname]*ptable,
 	bad func(table, column, format string, args ...any)) {
 	seen := map[[3]string]bool{}
@@ -372,15 +374,20 @@ func (p *plan) normalizePlainFKs(m *Model, schema string, byName map[qname]*ptab
 			continue
 		}
 		pc := pcons{table: splitName(schema, c.Table), name: c.Name, typ: c.Type,
-			cols: slices.Clone(c.Columns), refCols: slices.Clone(c.RefColumns), def: c.Definition, replaced: true}
+			cols: slices.Clone(c.Columns), refCols: slices.Clone(c.RefColumns), replaced: true}
 		pc.tenant = byName[pc.table]
 		pc.ref = splitName(schema, c.RefTable)
 		ref := byName[pc.ref]
-		if pc.tenant == nil || ref == nil || !slices.ContainsFunc(pc.tenant.fks, func(f pfk) bool {
-			return f.ref == ref && slices.Equal(f.cols, pc.cols) && slices.Equal(f.refCols, pc.refCols)
-		}) {
+		if pc.tenant == nil || ref == nil {
 			continue
 		}
+		i := slices.IndexFunc(pc.tenant.fks, func(f pfk) bool {
+			return f.ref == ref && slices.Equal(f.cols, pc.cols) && slices.Equal(f.refCols, pc.refCols)
+		})
+		if i < 0 {
+			continue
+		}
+		pc.onDelete = pc.tenant.fks[i].onDelete
 		key := [3]string{pc.table.schema, pc.table.name, c.Name}
 		switch {
 		case checkIdent(c.Name) != "":
@@ -388,9 +395,6 @@ func (p *plan) normalizePlainFKs(m *Model, schema string, byName map[qname]*ptab
 			continue
 		case seen[key]:
 			bad(c.Table, "", "constraint %q declared twice", c.Name)
-			continue
-		case !strings.HasPrefix(c.Definition, c.Type+" ") || strings.ContainsRune(c.Definition, ';'):
-			bad(c.Table, "", "constraint %q: definition %q does not start with %s or holds a semicolon", c.Name, c.Definition, c.Type)
 			continue
 		}
 		seen[key] = true

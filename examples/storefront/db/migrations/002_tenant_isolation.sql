@@ -7,7 +7,7 @@ ALTER TABLE "public"."products" ADD CONSTRAINT "products_store_id_id_pgrls_key" 
 ALTER TABLE "public"."purchases" ADD CONSTRAINT "purchases_store_id_product_id_pgrls_fkey" FOREIGN KEY ("store_id", "product_id") REFERENCES "public"."products" ("store_id", "id");
 
 -- Plain foreign keys that the composite ones replace: checked first, their violations would tell a writer whether a key exists in another tenant.
-ALTER TABLE "public"."purchases" DROP CONSTRAINT IF EXISTS "purchases_product_id_fkey";
+ALTER TABLE "public"."purchases" DROP CONSTRAINT "purchases_product_id_fkey";
 
 -- Row level security, enforced for the table owner too.
 ALTER TABLE "public"."memberships" ENABLE ROW LEVEL SECURITY;
@@ -128,7 +128,7 @@ ALTER TABLE "public"."memberships" NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE "public"."memberships" DISABLE ROW LEVEL SECURITY;
 
 -- Plain foreign keys, as they were.
-ALTER TABLE "public"."purchases" ADD CONSTRAINT "purchases_product_id_fkey" FOREIGN KEY (product_id) REFERENCES products(id);
+ALTER TABLE "public"."purchases" ADD CONSTRAINT "purchases_product_id_fkey" FOREIGN KEY ("product_id") REFERENCES "public"."products" ("id");
 
 -- Composite foreign keys.
 ALTER TABLE "public"."purchases" DROP CONSTRAINT "purchases_store_id_product_id_pgrls_fkey";
