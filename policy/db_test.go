@@ -295,7 +295,7 @@ func TestDiscoverMatchesDeclared(t *testing.T) {
 			// one replaces, which Generate drops.
 			plainFK := policy.Constraint{Table: "purchases", Name: "purchases_product_id_fkey", Type: "FOREIGN KEY",
 				Columns: []string{"product_id"}, RefTable: "products", RefColumns: []string{"id"},
-				Definition: "FOREIGN KEY (product_id) REFERENCES products(id)"}
+				Definition: "FOREIGN KEY (product_id) REFERENCES public.products(id)"}
 			assert.Equal(t, []policy.Constraint{plainFK}, got.Constraints)
 
 			declared := storeModel(key, pgrlstest.AppRole)

@@ -536,7 +536,25 @@ WHERE n.nspname = ANY ($1::text[]) AND k.contype IN ('p', 'u', 'f') AND k.conpar
 
 var onDeleteCodes = map[string]string{"a": "", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 
+// loadCatalog reads the tables of schemas. When conn can begin a
+// transaction (pgx.Conn, pgx.Tx, pgxpool.Pool can), it reads them in one
+// with an empty search_path, so that the constraint definitions it keeps
+// (which Generate copies into Down for Citus) name every table with its
+// schema, whatever the search_path of the connection or of a later Down.
 func loadCatalog(ctx context.Context, conn Querier, schemas []string) (*catalog, error) {
+	if b, ok := conn.(interface {
+		Begin(context.Context) (pgx.Tx, error)
+	}); ok {
+		tx, err := b.Begin(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("policy: reading the catalog: %w", err)
+		}
+		defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read only
+		if _, err := tx.Exec(ctx, "SET LOCAL search_path = pg_catalog, pg_temp"); err != nil {
+			return nil, fmt.Errorf("policy: reading the catalog: %w", err)
+		}
+		conn = tx
+	}
 	cat := &catalog{tables: map[qname]*ctable{}}
 	rows, err := conn.Query(ctx, tablesSQL, schemas)
 	if err != nil {
