@@ -9,17 +9,20 @@ import (
 	"github.com/pgrls/pgrls/internal/sqlquote"
 )
 
+// planSequencesSQL returns the number of sequences owned by columns of the
+// tables $1 (serial columns) and, schema-qualified and quoted, those on
+// which the role $2 lacks USAGE.
 const planSequencesSQL = `
-SELECT count(*)
+SELECT count(*)::int,
+    coalesce(array_agg(pg_catalog.format('%I.%I', n.nspname, s.relname) ORDER BY n.nspname, s.relname)
+        FILTER (WHERE NOT pg_catalog.has_sequence_privilege($2::text, s.oid, 'USAGE')), '{}')
 FROM pg_catalog.pg_depend d
 JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace
 WHERE d.classid = 'pg_catalog.pg_class'::regclass
   AND d.refclassid = 'pg_catalog.pg_class'::regclass
   AND d.deptype = 'a'
-  AND d.refobjid = ANY ($1::regclass[])
-  -- CASE: the planner may run the check on pg_class rows before the join
-  -- keeps only sequences, and it fails on other relations.
-  AND CASE WHEN s.relkind = 'S' THEN NOT pg_catalog.has_sequence_privilege($2::text, s.oid, 'USAGE') END`
+  AND d.refobjid = ANY ($1::regclass[])`
 
 // Plan returns the SQL that would bring the database to the model, without
 // applying it: what [Generate] returns for the model completed by
@@ -35,8 +38,8 @@ WHERE d.classid = 'pg_catalog.pg_class'::regclass
 //     INSERT, UPDATE, DELETE that it lacks (and Down revokes only those);
 //     TRUNCATE, REFERENCES, TRIGGER are revoked when it lacks one of the
 //     four or holds one of these three; SELECT on a global table is granted
-//     when it lacks it; sequence privileges are stated when it lacks one,
-//     or when any table's privileges are.
+//     when it lacks it; USAGE on the sequences of serial columns is granted
+//     on those it lacks (and Down revokes only those).
 //
 // On a database that matches the model the plan is empty (Up and Down are
 // ""). On one without any of it, the plan is exactly Generate's SQL. Down
@@ -64,17 +67,15 @@ func Plan(ctx context.Context, conn TxQuerier, m *Model) (*Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	seqMissing := true
+	var seqs seqState
 	if s.appRole != "" {
 		tables := make([]string, len(p.tables))
 		for i, t := range p.tables {
 			tables[i] = t.q.sql()
 		}
-		var n int64
-		if err := tx.QueryRow(ctx, planSequencesSQL, tables, s.appRole).Scan(&n); err != nil {
+		if err := tx.QueryRow(ctx, planSequencesSQL, tables, s.appRole).Scan(&seqs.total, &seqs.lacking); err != nil {
 			return nil, fmt.Errorf("policy: plan: reading sequence privileges: %w", err)
 		}
-		seqMissing = n > 0
 	}
 	var distributed map[qname]bool
 	if p.citus && s.citus {
@@ -82,7 +83,7 @@ func Plan(ctx context.Context, conn TxQuerier, m *Model) (*Migration, error) {
 			return nil, err
 		}
 	}
-	steps, err := p.pending(p.steps(), s, seqMissing, distributed)
+	steps, err := p.pending(p.steps(), s, seqs, distributed)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +95,14 @@ func Plan(ctx context.Context, conn TxQuerier, m *Model) (*Migration, error) {
 
 // pending returns the steps of Generate whose effect is not in place, with
 // a policy that differs dropped before it is created again.
-func (p *plan) pending(steps []step, s *snapshot, seqMissing bool, distributed map[qname]bool) ([]step, error) {
+// seqState is what Plan knows of the sequences of serial columns of the
+// tenant tables: how many there are, and those the role lacks USAGE on.
+type seqState struct {
+	total   int
+	lacking []string
+}
+
+func (p *plan) pending(steps []step, s *snapshot, seqs seqState, distributed map[qname]bool) ([]step, error) {
 	for _, pt := range p.tables {
 		if s.byName[pt.q] == nil {
 			return nil, fmt.Errorf("policy: plan: table %s vanished while planning", pt.q)
@@ -155,8 +163,18 @@ func (p *plan) pending(steps []step, s *snapshot, seqMissing bool, distributed m
 				continue
 			}
 		case stepSequences:
-			if !seqMissing && !anyTableGrant {
+			switch {
+			case len(seqs.lacking) == seqs.total && (seqs.total > 0 || anyTableGrant):
+				// All of them (or none exist and the tables' privileges
+				// are stated): Generate's statement, as on a fresh
+				// database.
+			case len(seqs.lacking) == 0:
 				continue
+			default:
+				// Some: only those, so that Down takes back only those.
+				list, role := strings.Join(seqs.lacking, ", "), sqlquote.Ident(p.appRole)
+				st.up = fmt.Sprintf("GRANT USAGE ON SEQUENCE %s TO %s;", list, role)
+				st.down = fmt.Sprintf("REVOKE USAGE ON SEQUENCE %s FROM %s;", list, role)
 			}
 		}
 		out = append(out, st)

@@ -174,3 +174,32 @@ func TestPlanErrors(t *testing.T) {
 	_, err = policy.Plan(t.Context(), owner, m)
 	assert.ErrorIs(t, err, policy.ErrSchemaMismatch)
 }
+
+// TestPlanSequencePrivileges: Plan grants USAGE only on the serial
+// columns' sequences the role lacks, and Down revokes only those.
+func TestPlanSequencePrivileges(t *testing.T) {
+	t.Parallel()
+	db := pgrlstest.NewDB(t, storeTemplates[rls.BigInt])
+	admin, owner := db.AdminConn(t), db.OwnerConn(t)
+	mustExec(t, owner, "ALTER TABLE purchases ADD COLUMN line serial")
+	mustExec(t, admin, `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO `+pgrlstest.AppRole+`;
+		GRANT USAGE ON SEQUENCE purchases_id_seq TO `+pgrlstest.AppRole+`;
+		REVOKE DELETE ON products FROM `+pgrlstest.AppRole)
+	usage := func(seq string) bool {
+		var ok bool
+		require.NoError(t, admin.QueryRow(t.Context(), "SELECT has_sequence_privilege($1, $2, 'USAGE')", pgrlstest.AppRole, seq).Scan(&ok))
+		return ok
+	}
+	require.True(t, usage("purchases_id_seq"))
+	require.False(t, usage("purchases_line_seq"))
+	m := storeModel(rls.BigInt, pgrlstest.AppRole)
+	plan := mustPlan(t, owner, m)
+	assert.Contains(t, plan.Up, `GRANT USAGE ON SEQUENCE public.purchases_line_seq TO "pgrls_test_app";`)
+	assert.NotContains(t, plan.Up, "purchases_id_seq")
+	execTx(t, owner, plan.Up)
+	assert.True(t, usage("purchases_line_seq"))
+	assert.Equal(t, &policy.Migration{}, mustPlan(t, owner, m))
+	execTx(t, owner, plan.Down)
+	assert.True(t, usage("purchases_id_seq"), "Down keeps the USAGE the role held before")
+	assert.False(t, usage("purchases_line_seq"), "Down takes back what Up granted")
+}
