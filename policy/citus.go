@@ -37,6 +37,15 @@ type pcons struct {
 	onDelete string
 }
 
+// replacing returns the index of the foreign key of pc's table that a
+// composite key generates in place of pc (same referenced table, columns
+// and referenced columns), or -1.
+func (pc *pcons) replacing(ref *ptable) int {
+	return slices.IndexFunc(pc.tenant.fks, func(f pfk) bool {
+		return f.ref == ref && slices.Equal(f.cols, pc.cols) && slices.Equal(f.refCols, pc.refCols)
+	})
+}
+
 // normalizeCitus validates m.Constraints for a Citus model and records
 // them in p. Every problem goes to bad.
 func (p *plan) normalizeCitus(m *Model, schema string, byName map[qname]*ptable, globals map[qname]bool,
@@ -109,10 +118,7 @@ func (p *plan) normalizeCitus(m *Model, schema string, byName map[qname]*ptable,
 			bad(c.Table, strings.Join(c.Columns, ", "), "foreign key %q from the global table to the tenant table %q: Citus refuses foreign keys from reference tables to distributed tables", c.Name, c.RefTable)
 			continue
 		case pc.tenant != nil && ref != nil && !pairsTenant(pc, pc.tenant, ref):
-			i := slices.IndexFunc(pc.tenant.fks, func(f pfk) bool {
-				return f.ref == ref && slices.Equal(f.cols, pc.cols) && slices.Equal(f.refCols, pc.refCols)
-			})
-			if i < 0 {
+			if pc.replacing(ref) < 0 {
 				bad(c.Table, strings.Join(c.Columns, ", "), "foreign key %q to %q does not pair the tenant columns, which Citus refuses between distributed tables: declare it in the table's ForeignKeys so that pgrls replaces it with a composite key", c.Name, c.RefTable)
 				continue
 			}
@@ -332,48 +338,6 @@ func citusConstraints(cat *catalog, m *Model) []Constraint {
 		}
 	}
 	return out
-}
-
-// plainFKConstraints returns the foreign keys of m's tenant tables that
-// one of the model's composite keys replaces as they are: the same columns
-// and referenced table and columns, without the tenant column, the same ON
-// DELETE action, and nothing else that the composite key would not carry
-// (ON UPDATE, MATCH FULL, DEFERRABLE, NOT VALID).
-func plainFKConstraints(cat *catalog, m *Model) []Constraint {
-	def := cmp.Or(m.Schema, "public")
-	var out []Constraint
-	for _, t := range m.Tables {
-		ct := cat.tables[splitName(def, t.Name)]
-		if ct == nil {
-			continue
-		}
-		for _, c := range ct.cons {
-			if c.contype != "f" || !c.simple {
-				continue
-			}
-			for _, fk := range t.ForeignKeys {
-				if splitName(def, fk.RefTable) == c.f.ref && slices.Equal(fk.Columns, c.f.cols) &&
-					slices.Equal(refColumns(fk), c.f.refCols) && sameOnDelete(fk.OnDelete, c.f.onDelete) {
-					out = append(out, Constraint{Table: t.Name, Name: c.name, Type: ConstraintForeignKey,
-						Columns: slices.Clone(c.f.cols), RefTable: fk.RefTable, RefColumns: slices.Clone(c.f.refCols), Definition: c.def})
-					break
-				}
-			}
-		}
-	}
-	return out
-}
-
-// sameOnDelete reports whether two ON DELETE actions are the same ("" is
-// NO ACTION).
-func sameOnDelete(a, b string) bool {
-	norm := func(s string) string {
-		if s = strings.ToUpper(strings.TrimSpace(s)); s == "NO ACTION" {
-			return ""
-		}
-		return s
-	}
-	return norm(a) == norm(b)
 }
 
 // citusTables returns the tables in Citus's metadata.

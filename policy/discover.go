@@ -649,3 +649,45 @@ func referencesTenant(cat *catalog, t *ctable, tenant map[*ctable]string) *cfk {
 	}
 	return nil
 }
+
+// plainFKConstraints returns the foreign keys of m's tenant tables that
+// one of the model's composite keys replaces as they are: the same columns
+// and referenced table and columns, without the tenant column, the same ON
+// DELETE action, and nothing else that the composite key would not carry
+// (ON UPDATE, MATCH FULL, DEFERRABLE, NOT VALID).
+func plainFKConstraints(cat *catalog, m *Model) []Constraint {
+	def := cmp.Or(m.Schema, "public")
+	var out []Constraint
+	for _, t := range m.Tables {
+		ct := cat.tables[splitName(def, t.Name)]
+		if ct == nil {
+			continue
+		}
+		for _, c := range ct.cons {
+			if c.contype != "f" || !c.simple {
+				continue
+			}
+			for _, fk := range t.ForeignKeys {
+				if splitName(def, fk.RefTable) == c.f.ref && slices.Equal(fk.Columns, c.f.cols) &&
+					slices.Equal(refColumns(fk), c.f.refCols) && sameOnDelete(fk.OnDelete, c.f.onDelete) {
+					out = append(out, Constraint{Table: t.Name, Name: c.name, Type: ConstraintForeignKey,
+						Columns: slices.Clone(c.f.cols), RefTable: fk.RefTable, RefColumns: slices.Clone(c.f.refCols), Definition: c.def})
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// sameOnDelete reports whether two ON DELETE actions are the same ("" is
+// NO ACTION).
+func sameOnDelete(a, b string) bool {
+	norm := func(s string) string {
+		if s = strings.ToUpper(strings.TrimSpace(s)); s == "NO ACTION" {
+			return ""
+		}
+		return s
+	}
+	return norm(a) == norm(b)
+}

@@ -381,9 +381,7 @@ func (p *plan) normalizePlainFKs(m *Model, schema string, byName map[qname]*ptab
 		if pc.tenant == nil || ref == nil {
 			continue
 		}
-		i := slices.IndexFunc(pc.tenant.fks, func(f pfk) bool {
-			return f.ref == ref && slices.Equal(f.cols, pc.cols) && slices.Equal(f.refCols, pc.refCols)
-		})
+		i := pc.replacing(ref)
 		if i < 0 {
 			continue
 		}

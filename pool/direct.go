@@ -87,8 +87,9 @@ func (p *Pool) directCache(conn *pgx.Conn, sql string, args []any) *stmtCache {
 		return nil
 	}
 	if len(args) > 0 {
-		switch args[0].(type) {
-		case pgx.QueryExecMode, pgx.QueryResultFormats, pgx.QueryResultFormatsByOID, pgx.QueryRewriter:
+		// Exec and query sent pgx's per-query options elsewhere already
+		// (hasQueryOption); a rewriter is pgx's to apply.
+		if _, ok := args[0].(pgx.QueryRewriter); ok {
 			return nil
 		}
 	}
