@@ -11,7 +11,7 @@ help: ## List the targets
 test: ## Run every test with -race on a throwaway Postgres (or DATABASE_URL)
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'Allocs' ./rls/ ./middleware/
-	cd pgrlstest/containers && $(GO) test -count=1 ./...
+	cd pgtenancytest/containers && $(GO) test -count=1 ./...
 
 test-short: ## Run the tests without -race
 	$(GO) test -count=1 ./...
@@ -22,8 +22,8 @@ lint: ## gofmt, go vet and staticcheck
 	$(STATICCHECK) ./...
 
 demo: ## Scripted tour of examples/storefront on a throwaway Postgres (or DATABASE_URL)
-	$(GO) build -o bin/pgrls ./cmd/pgrls
-	$(GO) run ./examples/storefront -demo -pgrls bin/pgrls
+	$(GO) build -o bin/pgtenancy ./cmd/pgtenancy
+	$(GO) run ./examples/storefront -demo -pgtenancy bin/pgtenancy
 
 run-example: ## Serve examples/storefront on 127.0.0.1:8080 and print curl lines to try
 	$(GO) run ./examples/storefront
@@ -35,10 +35,10 @@ bench-pool: ## Pool throughput against raw pgxpool (prints RATIO lines; about 90
 	$(GO) test -run '^$$' -bench '^BenchmarkPool$$' -benchtime 1x ./pool/
 
 bench: ## Scale (1k/10k/100k tenants) and architecture benchmarks; rewrites docs/img/bench-*.svg (about 7 min)
-	$(GO) run ./internal/cmd/pgrls-bench -svg docs/img -markdown bench-results.md
+	$(GO) run ./internal/cmd/pgtenancy-bench -svg docs/img -markdown bench-results.md
 
 bench-quick: ## Quick scale (1k/10k) and architecture (10/100) benchmarks; prints RATIO lines (under 2 min)
-	$(GO) run ./internal/cmd/pgrls-bench -quick
+	$(GO) run ./internal/cmd/pgtenancy-bench -quick
 
 FUZZTIME ?= 10s
 FUZZ_TARGETS := ./rls:FuzzParse ./internal/sqlquote:FuzzIdent ./internal/sqlquote:FuzzLiteral \

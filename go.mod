@@ -1,4 +1,4 @@
-module github.com/pgrls/pgrls
+module github.com/pgtenancy/pgtenancy
 
 go 1.26.0
 

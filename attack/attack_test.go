@@ -22,16 +22,16 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/internal/testschema"
-	"github.com/pgrls/pgrls/middleware"
-	"github.com/pgrls/pgrls/migrations"
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/pool"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/internal/testschema"
+	"github.com/pgtenancy/pgtenancy/middleware"
+	"github.com/pgtenancy/pgtenancy/migrations"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/pool"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
-func TestMain(m *testing.M) { pgrlstest.Main(m) }
+func TestMain(m *testing.M) { pgtenancytest.Main(m) }
 
 // notesDDL adds a tenant table keyed the recommended way: the tenant
 // column first in its primary key. Store 2 has note 7.
@@ -46,7 +46,7 @@ INSERT INTO notes VALUES (2, 7, 'B note 7');`
 
 // model is the store model plus notes.
 func model(key rls.KeyType) *policy.Model {
-	m := testschema.Model(key, pgrlstest.AppRole)
+	m := testschema.Model(key, pgtenancytest.AppRole)
 	if key == rls.BigInt {
 		m.Tables = append(m.Tables, policy.Table{Name: "notes", TenantColumn: "store_id"})
 	}
@@ -77,8 +77,8 @@ func setup(key rls.KeyType) func(ctx context.Context, conn *pgx.Conn) error {
 }
 
 var (
-	bigintStore = &pgrlstest.Template{Name: "attack_bigint", Setup: setup(rls.BigInt)}
-	textStore   = &pgrlstest.Template{Name: "attack_text", Setup: setup(rls.Text)}
+	bigintStore = &pgtenancytest.Template{Name: "attack_bigint", Setup: setup(rls.BigInt)}
+	textStore   = &pgtenancytest.Template{Name: "attack_text", Setup: setup(rls.Text)}
 )
 
 // Tenants A, B and C of the bigint store: A has products 101-103, B 201
@@ -87,7 +87,7 @@ var tenantA, tenantB = rls.Int64(1), rls.Int64(2)
 
 func as(t rls.Tenant) context.Context { return rls.WithTenant(context.Background(), t) }
 
-// newPool returns a pgrls pool on connURL (by default the app role's).
+// newPool returns a pgtenancy pool on connURL (by default the app role's).
 func newPool(t *testing.T, connURL string, mode pgx.QueryExecMode) *pool.Pool {
 	t.Helper()
 	cfg, err := pool.ParseConfig(connURL)
@@ -133,7 +133,7 @@ func constraintName(err error) string {
 
 // verify runs policy.Verify on db with the store model and returns the
 // codes of its findings, each with its object ("code object").
-func verify(t *testing.T, db *pgrlstest.DB, key rls.KeyType, appRole string) []string {
+func verify(t *testing.T, db *pgtenancytest.DB, key rls.KeyType, appRole string) []string {
 	t.Helper()
 	rep, err := policy.Verify(context.Background(), db.AdminConn(t), policy.VerifyOptions{Model: model(key), AppRole: appRole})
 	require.NoError(t, err)
@@ -213,7 +213,7 @@ func TestHostileTenantValues(t *testing.T) {
 
 	t.Run("pool", func(t *testing.T) {
 		t.Parallel()
-		db := pgrlstest.NewDB(t, textStore)
+		db := pgtenancytest.NewDB(t, textStore)
 		admin := db.AdminConn(t)
 		ctx := context.Background()
 		var seedRows int
@@ -264,7 +264,7 @@ func TestHostileTenantValues(t *testing.T) {
 				if assert.ErrorAs(t, err, &e) {
 					status = e.Status
 				}
-				w.Header().Set("X-Refused-By", "pgrls")
+				w.Header().Set("X-Refused-By", "pgtenancy")
 				http.Error(w, "refused", status)
 			},
 		})
@@ -307,15 +307,15 @@ func TestHostileTenantValues(t *testing.T) {
 		// Over the wire: net/http's server refuses a NUL byte itself (400)
 		// and headers over its 1 MiB limit (431); a 1 MiB value fits and
 		// the middleware refuses it (400).
-		code, byPgrls := rawStatus(t, srv.URL, "a\x00b")
+		code, byPgtenancy := rawStatus(t, srv.URL, "a\x00b")
 		require.Equal(t, http.StatusBadRequest, code)
-		require.False(t, byPgrls)
-		code, byPgrls = rawStatus(t, srv.URL, huge)
+		require.False(t, byPgtenancy)
+		code, byPgtenancy = rawStatus(t, srv.URL, huge)
 		require.Equal(t, http.StatusBadRequest, code)
-		require.True(t, byPgrls)
-		code, byPgrls = rawStatus(t, srv.URL, huge+huge)
+		require.True(t, byPgtenancy)
+		code, byPgtenancy = rawStatus(t, srv.URL, huge+huge)
 		require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, code)
-		require.False(t, byPgrls)
+		require.False(t, byPgtenancy)
 
 		var tables int
 		require.NoError(t, admin.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('products', 'stores', 'purchases')").Scan(&tables))
@@ -342,7 +342,7 @@ func rawStatus(t *testing.T, serverURL, value string) (int, bool) {
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	require.NoError(t, err)
 	_ = resp.Body.Close()
-	return resp.StatusCode, resp.Header.Get("X-Refused-By") == "pgrls"
+	return resp.StatusCode, resp.Header.Get("X-Refused-By") == "pgtenancy"
 }
 
 // TestForgedJWT: a token signed with another key, with alg "none", with a
@@ -353,7 +353,7 @@ func rawStatus(t *testing.T, serverURL, value string) (int, bool) {
 // the pool is never touched.
 func TestForgedJWT(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, bigintStore)
+	db := pgtenancytest.NewDB(t, bigintStore)
 	p := newPool(t, db.AppURL, 0)
 	key := []byte("the application's HS256 key, 32+ bytes long")
 	mw, err := middleware.New(middleware.Config{
@@ -444,19 +444,19 @@ func TestForgedJWT(t *testing.T) {
 // superuser sees every tenant regardless.
 func TestAppRoleOwnerOrSuperuser(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, bigintStore)
+	db := pgtenancytest.NewDB(t, bigintStore)
 	ctx := context.Background()
 	admin := db.AdminConn(t)
 
-	require.Empty(t, errorsOf(t, db, pgrlstest.AppRole), "the app role is clean")
-	assert.Contains(t, verify(t, db, rls.BigInt, pgrlstest.OwnerRole), "app_role_owns_table public.products")
+	require.Empty(t, errorsOf(t, db, pgtenancytest.AppRole), "the app role is clean")
+	assert.Contains(t, verify(t, db, rls.BigInt, pgtenancytest.OwnerRole), "app_role_owns_table public.products")
 
 	owner := newPool(t, db.OwnerURL, 0)
 	require.Equal(t, []string{"1", "1", "1"}, storeIDs(t, as(tenantA), owner, "products"), "FORCE holds the owner to the policy")
 	_, err := admin.Exec(ctx, "ALTER TABLE products NO FORCE ROW LEVEL SECURITY")
 	require.NoError(t, err)
 	require.Equal(t, []string{"1", "1", "1", "2", "2", "3"}, storeIDs(t, as(tenantA), owner, "products"), "without FORCE the owner sees every tenant")
-	assert.Contains(t, verify(t, db, rls.BigInt, pgrlstest.AppRole), "rls_not_forced public.products")
+	assert.Contains(t, verify(t, db, rls.BigInt, pgtenancytest.AppRole), "rls_not_forced public.products")
 	_, err = admin.Exec(ctx, "ALTER TABLE products FORCE ROW LEVEL SECURITY")
 	require.NoError(t, err)
 
@@ -465,7 +465,7 @@ func TestAppRoleOwnerOrSuperuser(t *testing.T) {
 	var super bool
 	require.NoError(t, admin.QueryRow(ctx, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user").Scan(&super))
 	if !super {
-		t.Skip("the admin role of PGRLS_TEST_DATABASE_URL is not a superuser")
+		t.Skip("the admin role of PGTENANCY_TEST_DATABASE_URL is not a superuser")
 	}
 	assert.Contains(t, verify(t, db, rls.BigInt, su.User.Username()), "app_role_superuser "+su.User.Username())
 	superPool := newPool(t, db.AdminURL, 0)
@@ -473,7 +473,7 @@ func TestAppRoleOwnerOrSuperuser(t *testing.T) {
 }
 
 // errorsOf returns verify's error findings for appRole.
-func errorsOf(t *testing.T, db *pgrlstest.DB, appRole string) []string {
+func errorsOf(t *testing.T, db *pgtenancytest.DB, appRole string) []string {
 	t.Helper()
 	rep, err := policy.Verify(context.Background(), db.AdminConn(t), policy.VerifyOptions{Model: model(rls.BigInt), AppRole: appRole})
 	require.NoError(t, err)
@@ -490,11 +490,11 @@ func errorsOf(t *testing.T, db *pgrlstest.DB, appRole string) []string {
 // both; with security_invoker = true neither leaks and verify is quiet.
 func TestViewWithoutSecurityInvoker(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, bigintStore)
+	db := pgtenancytest.NewDB(t, bigintStore)
 	ctx := context.Background()
 	admin, owner := db.AdminConn(t), db.OwnerConn(t)
 	app := newPool(t, db.AppURL, 0)
-	grant := "GRANT SELECT ON %s TO " + pgrlstest.AppRole
+	grant := "GRANT SELECT ON %s TO " + pgtenancytest.AppRole
 	_, err := admin.Exec(ctx, "CREATE VIEW admin_view AS SELECT store_id, name FROM products")
 	require.NoError(t, err)
 	_, err = admin.Exec(ctx, fmt.Sprintf(grant, "admin_view"))
@@ -507,7 +507,7 @@ func TestViewWithoutSecurityInvoker(t *testing.T) {
 	all := []string{"1", "1", "1", "2", "2", "3"}
 	require.Equal(t, all, storeIDs(t, as(tenantA), app, "admin_view"), "a superuser's view leaks every tenant")
 	require.Equal(t, []string{"1", "1", "1"}, storeIDs(t, as(tenantA), app, "owner_view"), "the owner's view is held by FORCE")
-	found := verify(t, db, rls.BigInt, pgrlstest.AppRole)
+	found := verify(t, db, rls.BigInt, pgtenancytest.AppRole)
 	assert.Contains(t, found, "view_not_security_invoker public.admin_view")
 	assert.Contains(t, found, "view_not_security_invoker public.owner_view")
 
@@ -519,7 +519,7 @@ func TestViewWithoutSecurityInvoker(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"1", "1", "1"}, storeIDs(t, as(tenantA), app, "admin_view"))
 	require.Equal(t, []string{"1", "1", "1"}, storeIDs(t, as(tenantA), app, "owner_view"))
-	for _, f := range verify(t, db, rls.BigInt, pgrlstest.AppRole) {
+	for _, f := range verify(t, db, rls.BigInt, pgtenancytest.AppRole) {
 		assert.NotContains(t, f, "view_not_security_invoker")
 	}
 }
@@ -529,7 +529,7 @@ func TestViewWithoutSecurityInvoker(t *testing.T) {
 // execute a new function). Verify reports it; revoking EXECUTE stops it.
 func TestSecurityDefinerFunction(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, bigintStore)
+	db := pgtenancytest.NewDB(t, bigintStore)
 	ctx := context.Background()
 	admin := db.AdminConn(t)
 	app := newPool(t, db.AppURL, 0)
@@ -541,13 +541,13 @@ func TestSecurityDefinerFunction(t *testing.T) {
 	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
 	require.Equal(t, []string{"1", "1", "1", "2", "2", "3"}, got, "the function leaks every tenant's rows")
-	assert.Contains(t, errorsOf(t, db, pgrlstest.AppRole), "security_definer_function product_stores()")
+	assert.Contains(t, errorsOf(t, db, pgtenancytest.AppRole), "security_definer_function product_stores()")
 
 	_, err = admin.Exec(ctx, "REVOKE EXECUTE ON FUNCTION product_stores() FROM PUBLIC")
 	require.NoError(t, err)
 	_, err = app.Exec(as(tenantA), "SELECT product_stores()")
 	require.Equal(t, "42501", sqlState(err), "%v", err)
-	require.Empty(t, errorsOf(t, db, pgrlstest.AppRole))
+	require.Empty(t, errorsOf(t, db, pgtenancytest.AppRole))
 }
 
 // TestProbingKeys measures what a tenant learns about other tenants'
@@ -555,7 +555,7 @@ func TestSecurityDefinerFunction(t *testing.T) {
 // docs/security.md, "What still leaks, exactly".
 func TestProbingKeys(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, bigintStore)
+	db := pgtenancytest.NewDB(t, bigintStore)
 	ctx := context.Background()
 	admin := db.AdminConn(t)
 	app := newPool(t, db.AppURL, 0)
@@ -585,7 +585,7 @@ func TestProbingKeys(t *testing.T) {
 		var n int
 		require.NoError(t, app.QueryRow(a, "SELECT count(*) FROM products WHERE id IN (201, 202)").Scan(&n))
 		require.Zero(t, n)
-		assert.Contains(t, verify(t, db, rls.BigInt, pgrlstest.AppRole), "key_without_tenant products_pkey")
+		assert.Contains(t, verify(t, db, rls.BigInt, pgtenancytest.AppRole), "key_without_tenant products_pkey")
 	})
 
 	t.Run("tenant-first primary key", func(t *testing.T) {
@@ -599,7 +599,7 @@ func TestProbingKeys(t *testing.T) {
 		tag, err := app.Exec(a, insertNote+" ON CONFLICT (store_id, id) DO NOTHING", 8)
 		require.NoError(t, err)
 		require.EqualValues(t, 1, tag.RowsAffected())
-		for _, f := range verify(t, db, rls.BigInt, pgrlstest.AppRole) {
+		for _, f := range verify(t, db, rls.BigInt, pgtenancytest.AppRole) {
 			assert.NotContains(t, f, "notes_pkey")
 		}
 	})
@@ -613,13 +613,13 @@ func TestProbingKeys(t *testing.T) {
 		require.Equal(t, "23503", sqlState(errB))
 		require.Equal(t, "23503", sqlState(errNone))
 		// ...but this store's SQL came from a declared model, which does
-		// not know the single-column key that the schema had before pgrls:
+		// not know the single-column key that the schema had before pgtenancy:
 		// it is still there and checked first, and its name in the error
 		// tells 201 (exists, in another tenant) from 999999 (exists
 		// nowhere).
-		require.Equal(t, "purchases_store_id_product_id_pgrls_fkey", constraintName(errB))
+		require.Equal(t, "purchases_store_id_product_id_pgtenancy_fkey", constraintName(errB))
 		require.Equal(t, "purchases_product_id_fkey", constraintName(errNone))
-		assert.Contains(t, verify(t, db, rls.BigInt, pgrlstest.AppRole), "fk_beside_composite purchases_product_id_fkey")
+		assert.Contains(t, verify(t, db, rls.BigInt, pgtenancytest.AppRole), "fk_beside_composite purchases_product_id_fkey")
 		// Plan completes the model from the catalog (Resolve) and drops
 		// the redundant key, which closes it.
 		owner := db.OwnerConn(t)
@@ -631,7 +631,7 @@ func TestProbingKeys(t *testing.T) {
 		_, errB = app.Exec(a, insertPurchase, 201)
 		_, errNone = app.Exec(a, insertPurchase, 999999)
 		require.Equal(t, constraintName(errB), constraintName(errNone))
-		require.Equal(t, "purchases_store_id_product_id_pgrls_fkey", constraintName(errNone))
+		require.Equal(t, "purchases_store_id_product_id_pgtenancy_fkey", constraintName(errNone))
 	})
 
 	t.Run("sequences", func(t *testing.T) {
@@ -661,7 +661,7 @@ func TestProbingKeys(t *testing.T) {
 		// directly fails. Only the gaps between one's own ids remain.
 		var usage, sel bool
 		require.NoError(t, admin.QueryRow(ctx, "SELECT has_sequence_privilege($1, 'products_id_seq', 'USAGE'), has_sequence_privilege($1, 'products_id_seq', 'SELECT')",
-			pgrlstest.AppRole).Scan(&usage, &sel))
+			pgtenancytest.AppRole).Scan(&usage, &sel))
 		require.False(t, usage || sel, "the app role holds USAGE %v, SELECT %v on products_id_seq", usage, sel)
 		third := next(a)
 		require.Equal(t, second+1, third)

@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // Querier runs queries. *pgx.Conn, pgx.Tx and *pgxpool.Pool satisfy it.
@@ -63,7 +63,7 @@ func TenantKeyType(ctx context.Context, q Querier, table string) (rls.KeyType, e
 	case "text", "character varying":
 		return rls.Text, nil
 	}
-	return 0, fmt.Errorf("citus: %s is distributed by a column of type %s, which is not a pgrls tenant key type", table, typ)
+	return 0, fmt.Errorf("citus: %s is distributed by a column of type %s, which is not a pgtenancy tenant key type", table, typ)
 }
 
 // placementSQL lists, for each table co-located with $1, the shard of the

@@ -9,16 +9,16 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/citus"
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/citus"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // distributed creates stores and orders (co-located, by store) and a
 // reference and a local table, with rows of stores 1 to 4.
-func distributed(t *testing.T, key string) (*pgrlstest.CitusDB, *pgx.Conn) {
+func distributed(t *testing.T, key string) (*pgtenancytest.CitusDB, *pgx.Conn) {
 	t.Helper()
-	db := pgrlstest.NewCitusDB(t)
+	db := pgtenancytest.NewCitusDB(t)
 	owner := db.OwnerConn(t)
 	_, err := owner.Exec(t.Context(), fmt.Sprintf(`
 CREATE TABLE stores (id %[1]s PRIMARY KEY);
@@ -33,7 +33,7 @@ SELECT create_reference_table('currencies');`, key))
 }
 
 func TestPlacement(t *testing.T) {
-	pgrlstest.CitusURL(t)
+	pgtenancytest.CitusURL(t)
 	t.Parallel()
 	db, owner := distributed(t, "bigint")
 	ctx := t.Context()
@@ -49,7 +49,7 @@ func TestPlacement(t *testing.T) {
 	assert.False(t, places[0].Isolated)
 
 	// The shard really holds the tenant's rows: look at it on its worker.
-	var node pgrlstest.CitusNode
+	var node pgtenancytest.CitusNode
 	for _, w := range db.Workers {
 		if w.Host == places[0].Host && w.Port == places[0].Port {
 			node = w
@@ -82,7 +82,7 @@ func TestPlacement(t *testing.T) {
 }
 
 func TestTenantKeyType(t *testing.T) {
-	pgrlstest.CitusURL(t)
+	pgtenancytest.CitusURL(t)
 	t.Parallel()
 	_, owner := distributed(t, "uuid")
 	ctx := t.Context()

@@ -1,4 +1,4 @@
-// Package docs holds pgrls's guides. Its test runs every shell command the
+// Package docs holds pgtenancy's guides. Its test runs every shell command the
 // guides show, so the docs cannot drift from the code.
 package docs
 
@@ -14,29 +14,29 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/pgrls/pgrls/internal/testschema"
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/internal/testschema"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/rls"
 	"github.com/stretchr/testify/require"
 )
 
-func TestMain(m *testing.M) { pgrlstest.Main(m) }
+func TestMain(m *testing.M) { pgtenancytest.Main(m) }
 
 // ranElsewhere are commands the docs show that this test does not run,
 // with where they are run instead.
 var ranElsewhere = map[string]string{
-	"make test":                     ".ci/run runs it",
-	"make demo":                     ".ci/run runs it",
-	"make run-example":              "the storefront test serves the same program",
-	"go get github.com/pgrls/pgrls": "adds the module to a user's project; nothing to run here",
-	"go install github.com/pgrls/pgrls/cmd/pgrls@latest": "this test builds the same command from the checkout",
-	"go install github.com/jackc/tern/v2@latest":         "this test installs tern v2.3.4 (the version go.mod uses)",
-	"apt-get install postgresql":                         ".ci/run runs it on machines without the server",
-	"apt-get install pgbouncer":                          ".ci/run runs it on machines without pgbouncer",
+	"make test":                             ".ci/run runs it",
+	"make demo":                             ".ci/run runs it",
+	"make run-example":                      "the storefront test serves the same program",
+	"go get github.com/pgtenancy/pgtenancy": "adds the module to a user's project; nothing to run here",
+	"go install github.com/pgtenancy/pgtenancy/cmd/pgtenancy@latest": "this test builds the same command from the checkout",
+	"go install github.com/jackc/tern/v2@latest":                     "this test installs tern v2.3.4 (the version go.mod uses)",
+	"apt-get install postgresql":                                     ".ci/run runs it on machines without the server",
+	"apt-get install pgbouncer":                                      ".ci/run runs it on machines without pgbouncer",
 }
 
-// storeApp is the store application before pgrls: what a reader starts from.
-var storeApp = &pgrlstest.Template{
+// storeApp is the store application before pgtenancy: what a reader starts from.
+var storeApp = &pgtenancytest.Template{
 	Name: "docs_store",
 	Setup: func(ctx context.Context, conn *pgx.Conn) error {
 		_, err := conn.Exec(ctx, testschema.DDL(rls.BigInt)+testschema.Seed(rls.BigInt))
@@ -91,12 +91,12 @@ func shellBlocks(t *testing.T, path string) []block {
 // TestShellBlocks runs the sh blocks of each guide in order, in one bash
 // session per block, all of a file sharing a working directory and a fresh
 // database holding the store application (stores, products, purchases,
-// currencies; no pgrls yet). $DATABASE_URL is the owner of the tables,
-// $APP_ROLE the application role, $APP_DATABASE_URL its URL, and pgrls and
+// currencies; no pgtenancy yet). $DATABASE_URL is the owner of the tables,
+// $APP_ROLE the application role, $APP_DATABASE_URL its URL, and pgtenancy and
 // tern are on PATH.
 func TestShellBlocks(t *testing.T) {
 	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(bin, "pgrls"), "../cmd/pgrls")
+	build := exec.Command("go", "build", "-o", filepath.Join(bin, "pgtenancy"), "../cmd/pgtenancy")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	tern := exec.Command("go", "install", "github.com/jackc/tern/v2@v2.3.4")
@@ -114,7 +114,7 @@ func TestShellBlocks(t *testing.T) {
 			if len(blocks) == 0 {
 				return
 			}
-			db := pgrlstest.NewDB(t, storeApp)
+			db := pgtenancytest.NewDB(t, storeApp)
 			dir := t.TempDir()
 			for _, b := range blocks {
 				script := b.text
@@ -138,7 +138,7 @@ func TestShellBlocks(t *testing.T) {
 					"PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
 					"DATABASE_URL="+db.OwnerURL,
 					"APP_DATABASE_URL="+db.AppURL,
-					"APP_ROLE="+pgrlstest.AppRole,
+					"APP_ROLE="+pgtenancytest.AppRole,
 					"NO_COLOR=1",
 				)
 				out, err := c.CombinedOutput()

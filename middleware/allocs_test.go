@@ -5,8 +5,8 @@ package middleware_test
 import (
 	"testing"
 
-	"github.com/pgrls/pgrls/middleware"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/middleware"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // TestHeaderAllocs pins the allocation budget of the header path: the

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/pgrls/pgrls/middleware"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/middleware"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // The benchmarks measure the per-request overhead of the middleware against

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/pgrls/pgrls/middleware"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/middleware"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // hsResolver reads the "tid" claim of an HS256 token signed with hmacKey.

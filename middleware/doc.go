@@ -1,6 +1,6 @@
 // Package middleware is net/http middleware that finds the tenant of a
 // request, validates it, checks that the caller may act for it, and stores
-// it in the request context, where pgrls's pool picks it up.
+// it in the request context, where pgtenancy's pool picks it up.
 //
 //	mw, err := middleware.New(middleware.Config{
 //		KeyType:   rls.BigInt,
@@ -47,7 +47,7 @@
 //	mux.Handle("GET /t/{tenant}/orders", mw(orders)) // Resolver: middleware.PathValue("tenant")
 //
 // With chi, mount the middleware on the route that holds the parameter and
-// read it with [PathFunc] (pgrls does not depend on chi):
+// read it with [PathFunc] (pgtenancy does not depend on chi):
 //
 //	r.Route("/t/{tenant}", func(r chi.Router) {
 //		r.Use(mw) // Resolver: middleware.PathFunc(func(r *http.Request) string { return chi.URLParam(r, "tenant") })

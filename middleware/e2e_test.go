@@ -9,21 +9,21 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/pgrls/pgrls/internal/testschema"
-	"github.com/pgrls/pgrls/middleware"
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/pool"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/internal/testschema"
+	"github.com/pgtenancy/pgtenancy/middleware"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/pool"
+	"github.com/pgtenancy/pgtenancy/rls"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-func TestMain(m *testing.M) { pgrlstest.Main(m) }
+func TestMain(m *testing.M) { pgtenancytest.Main(m) }
 
-var storeTemplate = &pgrlstest.Template{
+var storeTemplate = &pgtenancytest.Template{
 	Name: "middleware_store",
 	Setup: func(ctx context.Context, conn *pgx.Conn) error {
-		return testschema.Isolated(ctx, conn, rls.BigInt, pgrlstest.AppRole)
+		return testschema.Isolated(ctx, conn, rls.BigInt, pgtenancytest.AppRole)
 	},
 }
 
@@ -33,7 +33,7 @@ var storeTemplate = &pgrlstest.Template{
 // any database work.
 func TestEndToEnd(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeTemplate)
+	db := pgtenancytest.NewDB(t, storeTemplate)
 	p, err := pool.New(context.Background(), db.AppURL)
 	require.NoError(t, err)
 	t.Cleanup(p.Close)

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pgrls/pgrls/middleware"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/middleware"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // outcome is what one request through the middleware produced.

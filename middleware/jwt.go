@@ -115,7 +115,7 @@ func (j *jwtClaim) init(opts JWTOptions) error {
 // the caller's options: if it passes, the options disabled claim
 // validation (or set an absurd leeway).
 func checkExpiryEnforced(opts []jwt.ParserOption) error {
-	key := []byte("pgrls middleware probe key")
+	key := []byte("pgtenancy middleware probe key")
 	expired := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 		"exp": time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).Unix(),
 	})

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // MaxValueLen is the longest raw tenant value, in bytes, that the middleware

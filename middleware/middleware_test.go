@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pgrls/pgrls/middleware"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/middleware"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 func TestHeader(t *testing.T) {

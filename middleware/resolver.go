@@ -7,7 +7,7 @@ import (
 	"net/textproto"
 	"strings"
 
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // Resolver finds the raw tenant value in a request. Resolve returns the

@@ -1,11 +1,11 @@
-// Package migrations ships pgrls's SQL through tern, or as plain SQL for any
+// Package migrations ships pgtenancy's SQL through tern, or as plain SQL for any
 // other migration tool.
 //
 // # The library's own objects
 //
-// [Install] creates the pgrls schema and the pgrls.set_tenant function that
+// [Install] creates the pgtenancy schema and the pgtenancy.set_tenant function that
 // the pool calls at the start of every unit of work. It runs tern with its own
-// version table (pgrls.schema_version), so its numbering never collides with
+// version table (pgtenancy.schema_version), so its numbering never collides with
 // the application's migrations. [LibrarySQL] prints the same SQL for other
 // tools.
 //
@@ -20,5 +20,5 @@
 //	m, err := policy.Generate(model)
 //	path, err := migrations.WriteTernFile("db/migrations", "tenant_isolation", m)
 //
-// The pgrls CLI does both: `pgrls install` and `pgrls generate --out DIR`.
+// The pgtenancy CLI does both: `pgtenancy install` and `pgtenancy generate --out DIR`.
 package migrations

@@ -11,27 +11,27 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/tern/v2/migrate"
-	"github.com/pgrls/pgrls/internal/testschema"
-	"github.com/pgrls/pgrls/migrations"
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/internal/testschema"
+	"github.com/pgtenancy/pgtenancy/migrations"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/rls"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-func TestMain(m *testing.M) { pgrlstest.Main(m) }
+func TestMain(m *testing.M) { pgtenancytest.Main(m) }
 
 var keyTypes = []rls.KeyType{rls.BigInt, rls.UUID, rls.Text}
 
 // storeTemplates hold, per key type, the store schema seeded with stores A, B
 // and C, the library objects installed, and the generated tenant isolation
 // applied through tern, as a user would.
-var storeTemplates = map[rls.KeyType]*pgrlstest.Template{}
+var storeTemplates = map[rls.KeyType]*pgtenancytest.Template{}
 
 func init() {
 	for _, key := range keyTypes {
-		storeTemplates[key] = &pgrlstest.Template{
+		storeTemplates[key] = &pgtenancytest.Template{
 			Name: "store_" + key.String(),
 			Setup: func(ctx context.Context, conn *pgx.Conn) error {
 				return setupStore(ctx, conn, key)
@@ -47,11 +47,11 @@ func setupStore(ctx context.Context, conn *pgx.Conn, key rls.KeyType) error {
 	if err := migrations.Install(ctx, conn, migrations.Options{}); err != nil {
 		return err
 	}
-	gen, err := policy.Generate(testschema.Model(key, pgrlstest.AppRole))
+	gen, err := policy.Generate(testschema.Model(key, pgtenancytest.AppRole))
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "pgrls-migrations-*")
+	dir, err := os.MkdirTemp("", "pgtenancy-migrations-*")
 	if err != nil {
 		return err
 	}
@@ -85,7 +85,7 @@ func inTenant(t *testing.T, conn *pgx.Conn, tenant rls.Tenant, fn func(tx pgx.Tx
 	tx, err := conn.Begin(ctx)
 	require.NoError(t, err)
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	_, err = tx.Exec(ctx, "SELECT pgrls.set_tenant($1)", tenant.String())
+	_, err = tx.Exec(ctx, "SELECT pgtenancy.set_tenant($1)", tenant.String())
 	require.NoError(t, err)
 	fn(tx)
 }
@@ -128,7 +128,7 @@ func TestIsolation(t *testing.T) {
 	for _, key := range keyTypes {
 		t.Run(key.String(), func(t *testing.T) {
 			t.Parallel()
-			db := pgrlstest.NewDB(t, storeTemplates[key])
+			db := pgtenancytest.NewDB(t, storeTemplates[key])
 			app := db.AppConn(t)
 			a, b, c := testschema.Tenants(key)[0], testschema.Tenants(key)[1], testschema.Tenants(key)[2]
 			ctx := context.Background()
@@ -215,7 +215,7 @@ func TestIsolation(t *testing.T) {
 				require.NoError(t, app.QueryRow(ctx, "SELECT coalesce(current_setting('app.current_tenant', true), '<null>')").Scan(&setting))
 				assert.Equal(t, "", setting)
 				assert.EqualValues(t, 0, queryInt(t, app, "SELECT count(*) FROM products"), "'' must mean no tenant, without a cast error")
-				_, err = app.Exec(ctx, "SELECT pgrls.set_tenant('')")
+				_, err = app.Exec(ctx, "SELECT pgtenancy.set_tenant('')")
 				assert.Equal(t, "22023", sqlState(err), "empty tenant refused: %v", err)
 			})
 
@@ -239,11 +239,11 @@ func TestIsolation(t *testing.T) {
 func TestMigrateDownAndUp(t *testing.T) {
 	t.Parallel()
 	key := rls.BigInt
-	db := pgrlstest.NewDB(t, storeTemplates[key])
+	db := pgtenancytest.NewDB(t, storeTemplates[key])
 	owner := db.OwnerConn(t)
 	ctx := context.Background()
 	dir := t.TempDir()
-	gen, err := policy.Generate(testschema.Model(key, pgrlstest.AppRole))
+	gen, err := policy.Generate(testschema.Model(key, pgtenancytest.AppRole))
 	require.NoError(t, err)
 	_, err = migrations.WriteTernFile(dir, "tenant_isolation", gen)
 	require.NoError(t, err)
@@ -264,20 +264,20 @@ func TestMigrateDownAndUp(t *testing.T) {
 
 func TestInstallIsIdempotent(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, nil)
+	db := pgtenancytest.NewDB(t, nil)
 	owner := db.OwnerConn(t)
 	ctx := context.Background()
 	require.NoError(t, migrations.Install(ctx, owner, migrations.Options{}))
 	require.NoError(t, migrations.Install(ctx, owner, migrations.Options{}))
 	var v int32
-	require.NoError(t, owner.QueryRow(ctx, "SELECT version FROM pgrls.schema_version").Scan(&v))
+	require.NoError(t, owner.QueryRow(ctx, "SELECT version FROM pgtenancy.schema_version").Scan(&v))
 	assert.EqualValues(t, 1, v)
 
 	// The app role can call the function, and it sets the setting for the transaction only.
 	app := db.AppConn(t)
 	tx, err := app.Begin(ctx)
 	require.NoError(t, err)
-	_, err = tx.Exec(ctx, "SELECT pgrls.set_tenant($1)", "it's")
+	_, err = tx.Exec(ctx, "SELECT pgtenancy.set_tenant($1)", "it's")
 	require.NoError(t, err)
 	var got string
 	require.NoError(t, tx.QueryRow(ctx, "SELECT current_setting('app.current_tenant')").Scan(&got))
@@ -285,13 +285,13 @@ func TestInstallIsIdempotent(t *testing.T) {
 	require.NoError(t, tx.Commit(ctx))
 	require.NoError(t, app.QueryRow(ctx, "SELECT current_setting('app.current_tenant')").Scan(&got))
 	assert.Equal(t, "", got)
-	_, err = app.Exec(ctx, "SELECT pgrls.set_tenant(NULL)")
+	_, err = app.Exec(ctx, "SELECT pgtenancy.set_tenant(NULL)")
 	assert.Equal(t, "22023", sqlState(err))
 }
 
 func TestInstallCustomSetting(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, nil)
+	db := pgtenancytest.NewDB(t, nil)
 	owner := db.OwnerConn(t)
 	ctx := context.Background()
 	require.NoError(t, migrations.Install(ctx, owner, migrations.Options{Setting: "myapp.tenant"}))
@@ -299,7 +299,7 @@ func TestInstallCustomSetting(t *testing.T) {
 	tx, err := owner.Begin(ctx)
 	require.NoError(t, err)
 	defer tx.Rollback(ctx)
-	_, err = tx.Exec(ctx, "SELECT pgrls.set_tenant('7')")
+	_, err = tx.Exec(ctx, "SELECT pgtenancy.set_tenant('7')")
 	require.NoError(t, err)
 	require.NoError(t, tx.QueryRow(ctx, "SELECT current_setting('myapp.tenant')").Scan(&got))
 	assert.Equal(t, "7", got)
@@ -318,23 +318,23 @@ func TestLibrarySQL(t *testing.T) {
 	t.Parallel()
 	m, err := migrations.LibrarySQL(migrations.Options{})
 	require.NoError(t, err)
-	assert.Contains(t, m.Up, "CREATE SCHEMA IF NOT EXISTS pgrls;")
+	assert.Contains(t, m.Up, "CREATE SCHEMA IF NOT EXISTS pgtenancy;")
 	assert.Contains(t, m.Up, "SET LOCAL app.current_tenant = %L")
 	assert.NotContains(t, m.Up, "{{")
-	assert.Contains(t, m.Down, "DROP FUNCTION pgrls.set_tenant(text);")
+	assert.Contains(t, m.Down, "DROP FUNCTION pgtenancy.set_tenant(text);")
 
 	// The printed SQL works on its own: apply, then reverse.
-	db := pgrlstest.NewDB(t, nil)
+	db := pgtenancytest.NewDB(t, nil)
 	owner := db.OwnerConn(t)
 	ctx := context.Background()
 	_, err = owner.Exec(ctx, m.Up)
 	require.NoError(t, err)
-	_, err = owner.Exec(ctx, "BEGIN; SELECT pgrls.set_tenant('1'); COMMIT")
+	_, err = owner.Exec(ctx, "BEGIN; SELECT pgtenancy.set_tenant('1'); COMMIT")
 	require.NoError(t, err)
 	_, err = owner.Exec(ctx, m.Down)
 	require.NoError(t, err)
 	var n int
-	require.NoError(t, owner.QueryRow(ctx, "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgrls'").Scan(&n))
+	require.NoError(t, owner.QueryRow(ctx, "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgtenancy'").Scan(&n))
 	assert.Zero(t, n)
 }
 

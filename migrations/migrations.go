@@ -16,14 +16,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/tern/v2/migrate"
-	"github.com/pgrls/pgrls/policy"
+	"github.com/pgtenancy/pgtenancy/policy"
 )
 
 //go:embed library/*.sql
 var library embed.FS
 
 // VersionTable is the tern version table of the library's own migrations.
-const VersionTable = "pgrls.schema_version"
+const VersionTable = "pgtenancy.schema_version"
 
 // separator splits a tern migration into its up and down parts.
 const separator = "---- create above / drop below ----"
@@ -47,7 +47,7 @@ func (o Options) data() (map[string]any, error) {
 	return map[string]any{"setting": s}, nil
 }
 
-// Install creates the pgrls schema and brings the library's own objects to
+// Install creates the pgtenancy schema and brings the library's own objects to
 // the newest version through tern, recording progress in [VersionTable]. It
 // is safe to run again: installed steps are skipped. conn must belong to a
 // role allowed to create a schema (usually the owner of the application's
@@ -57,8 +57,8 @@ func Install(ctx context.Context, conn *pgx.Conn, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS pgrls"); err != nil {
-		return fmt.Errorf("migrations: create schema pgrls: %w", err)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS pgtenancy"); err != nil {
+		return fmt.Errorf("migrations: create schema pgtenancy: %w", err)
 	}
 	m, err := migrate.NewMigrator(ctx, conn, VersionTable)
 	if err != nil {
@@ -81,16 +81,16 @@ func Install(ctx context.Context, conn *pgx.Conn, opts Options) error {
 // ErrSettingMismatch is returned by [Install] when the library's objects are
 // already installed for another setting: tern skips installed steps, so the
 // function would go on setting the old one.
-var ErrSettingMismatch = errors.New("migrations: pgrls is installed for another setting")
+var ErrSettingMismatch = errors.New("migrations: pgtenancy is installed for another setting")
 
 var installedSetting = regexp.MustCompile(`SET LOCAL ([a-z0-9_.]+) = %L`)
 
-// checkInstalledSetting compares the setting pgrls.set_tenant sets with want.
+// checkInstalledSetting compares the setting pgtenancy.set_tenant sets with want.
 func checkInstalledSetting(ctx context.Context, conn *pgx.Conn, want string) error {
 	var body string
-	err := conn.QueryRow(ctx, "SELECT prosrc FROM pg_catalog.pg_proc WHERE oid = 'pgrls.set_tenant(text)'::regprocedure").Scan(&body)
+	err := conn.QueryRow(ctx, "SELECT prosrc FROM pg_catalog.pg_proc WHERE oid = 'pgtenancy.set_tenant(text)'::regprocedure").Scan(&body)
 	if err != nil {
-		return fmt.Errorf("migrations: read pgrls.set_tenant: %w", err)
+		return fmt.Errorf("migrations: read pgtenancy.set_tenant: %w", err)
 	}
 	m := installedSetting.FindStringSubmatch(body)
 	if m == nil || m[1] != want {
@@ -98,7 +98,7 @@ func checkInstalledSetting(ctx context.Context, conn *pgx.Conn, want string) err
 		if m != nil {
 			got = strconv.Quote(m[1])
 		}
-		return fmt.Errorf("%w: pgrls.set_tenant sets %s, want %q (reinstall: drop schema pgrls, then install)", ErrSettingMismatch, got, want)
+		return fmt.Errorf("%w: pgtenancy.set_tenant sets %s, want %q (reinstall: drop schema pgtenancy, then install)", ErrSettingMismatch, got, want)
 	}
 	return nil
 }
@@ -114,7 +114,7 @@ func LibrarySQL(opts Options) (*policy.Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	up := []string{"CREATE SCHEMA IF NOT EXISTS pgrls;"}
+	up := []string{"CREATE SCHEMA IF NOT EXISTS pgtenancy;"}
 	var down []string
 	for _, name := range names {
 		body, err := library.ReadFile(name)
@@ -131,7 +131,7 @@ func LibrarySQL(opts Options) (*policy.Migration, error) {
 		up = append(up, strings.TrimSpace(u))
 		down = append([]string{strings.TrimSpace(d)}, down...)
 	}
-	down = append(down, "DROP SCHEMA pgrls;")
+	down = append(down, "DROP SCHEMA pgtenancy;")
 	return &policy.Migration{Up: strings.Join(up, "\n\n") + "\n", Down: strings.Join(down, "\n\n") + "\n"}, nil
 }
 

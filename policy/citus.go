@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgrls/pgrls/internal/sqlquote"
+	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
 )
 
 // The constraint types of a [Constraint].
@@ -29,7 +29,7 @@ type pcons struct {
 	ref     qname // foreign keys
 	refCols []string
 	def     string
-	// replaced: a foreign key that pgrls replaces by a composite key, or a
+	// replaced: a foreign key that pgtenancy replaces by a composite key, or a
 	// key without the tenant column that it replaces by one with it.
 	replaced bool
 	// onDelete: without Citus, the ON DELETE action of the plain foreign
@@ -119,7 +119,7 @@ func (p *plan) normalizeCitus(m *Model, schema string, byName map[qname]*ptable,
 			continue
 		case pc.tenant != nil && ref != nil && !pairsTenant(pc, pc.tenant, ref):
 			if pc.replacing(ref) < 0 {
-				bad(c.Table, strings.Join(c.Columns, ", "), "foreign key %q to %q does not pair the tenant columns, which Citus refuses between distributed tables: declare it in the table's ForeignKeys so that pgrls replaces it with a composite key", c.Name, c.RefTable)
+				bad(c.Table, strings.Join(c.Columns, ", "), "foreign key %q to %q does not pair the tenant columns, which Citus refuses between distributed tables: declare it in the table's ForeignKeys so that pgtenancy replaces it with a composite key", c.Name, c.RefTable)
 				continue
 			}
 			pc.replaced = true
@@ -136,7 +136,7 @@ func (p *plan) normalizeCitus(m *Model, schema string, byName map[qname]*ptable,
 				continue
 			}
 			if !slices.ContainsFunc(p.cons, func(c pcons) bool { return c.tenant == t && c.typ != ConstraintForeignKey && slices.Equal(c.cols, k) }) {
-				bad(m.Tables[i].Name, strings.Join(k, ", "), "with Citus, the key (%s) must include the tenant column, and Model.Constraints does not name it so that pgrls can replace it: complete the model with Resolve", strings.Join(k, ", "))
+				bad(m.Tables[i].Name, strings.Join(k, ", "), "with Citus, the key (%s) must include the tenant column, and Model.Constraints does not name it so that pgtenancy can replace it: complete the model with Resolve", strings.Join(k, ", "))
 			}
 		}
 	}
@@ -180,9 +180,9 @@ func (p *plan) ddl(stmt string) string {
 
 // dollarQuote quotes body with a dollar tag that body does not contain.
 func dollarQuote(body string) string {
-	tag := "$pgrls$"
+	tag := "$pgtenancy$"
 	for i := 1; strings.Contains(body, tag); i++ {
-		tag = fmt.Sprintf("$pgrls%d$", i)
+		tag = fmt.Sprintf("$pgtenancy%d$", i)
 	}
 	return tag + body + tag
 }

@@ -11,26 +11,26 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/internal/testschema"
-	"github.com/pgrls/pgrls/migrations"
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/internal/testschema"
+	"github.com/pgtenancy/pgtenancy/migrations"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // citusStore creates the store schema of internal/testschema, seeded, on a
 // fresh Citus database, installs the library, and applies the Citus
 // migration that Generate writes for the resolved model, as the tables'
 // owner (not a superuser) and in one Exec, as tern runs a migration.
-func citusStore(t *testing.T, key rls.KeyType) (*pgrlstest.CitusDB, *policy.Model, *policy.Migration) {
+func citusStore(t *testing.T, key rls.KeyType) (*pgtenancytest.CitusDB, *policy.Model, *policy.Migration) {
 	t.Helper()
-	db := pgrlstest.NewCitusDB(t)
+	db := pgtenancytest.NewCitusDB(t)
 	ctx := t.Context()
 	owner := db.OwnerConn(t)
 	_, err := owner.Exec(ctx, testschema.DDL(key)+testschema.Seed(key))
 	require.NoError(t, err)
 	require.NoError(t, migrations.Install(ctx, owner, migrations.Options{}))
-	m := testschema.Model(key, pgrlstest.AppRole)
+	m := testschema.Model(key, pgtenancytest.AppRole)
 	m.Citus = true
 	resolved, err := policy.Resolve(ctx, owner, m)
 	require.NoError(t, err)
@@ -56,7 +56,7 @@ func citusTenant(t *testing.T, conn *pgx.Conn, tenant rls.Tenant, fn func(tx pgx
 	tx, err := conn.Begin(ctx)
 	require.NoError(t, err)
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	_, err = tx.Exec(ctx, "SELECT pgrls.set_tenant($1) FROM pg_catalog.set_config('citus.propagate_set_commands', 'local', true)", tenant.String())
+	_, err = tx.Exec(ctx, "SELECT pgtenancy.set_tenant($1) FROM pg_catalog.set_config('citus.propagate_set_commands', 'local', true)", tenant.String())
 	require.NoError(t, err)
 	fn(tx)
 }
@@ -89,7 +89,7 @@ func execSavepoint(t *testing.T, tx pgx.Tx, sql string, args ...any) (pgconn.Com
 // CitusIsolation checks the whole isolation proof list on a Citus database
 // holding the seeded store schema, as the application role. It is shared
 // with the tests of shard moves and tenant isolation.
-func checkCitusIsolation(t *testing.T, db *pgrlstest.CitusDB, key rls.KeyType) {
+func checkCitusIsolation(t *testing.T, db *pgtenancytest.CitusDB, key rls.KeyType) {
 	t.Helper()
 	app := db.AppConn(t)
 	ctx := t.Context()
@@ -193,7 +193,7 @@ func checkCitusIsolation(t *testing.T, db *pgrlstest.CitusDB, key rls.KeyType) {
 		for name, set := range map[string]string{
 			"set_config local without propagation": "SELECT set_config('app.current_tenant', $1, true)",
 			"set_config local with propagation":    "SELECT set_config('app.current_tenant', $1, true) FROM set_config('citus.propagate_set_commands', 'local', true)",
-			"set_tenant without propagation":       "SELECT pgrls.set_tenant($1) FROM set_config('citus.propagate_set_commands', 'none', true)",
+			"set_tenant without propagation":       "SELECT pgtenancy.set_tenant($1) FROM set_config('citus.propagate_set_commands', 'none', true)",
 			"session set_config with propagation":  "SELECT set_config('app.current_tenant', $1, false) FROM set_config('citus.propagate_set_commands', 'local', false)",
 		} {
 			conn := db.AppConn(t)
@@ -223,7 +223,7 @@ func checkCitusIsolation(t *testing.T, db *pgrlstest.CitusDB, key rls.KeyType) {
 }
 
 func TestCitusGenerateIsolation(t *testing.T) {
-	pgrlstest.CitusURL(t)
+	pgtenancytest.CitusURL(t)
 	t.Parallel()
 	for _, key := range keyTypes {
 		t.Run(key.String(), func(t *testing.T) {
@@ -238,10 +238,10 @@ func TestCitusGenerateIsolation(t *testing.T) {
 // has nothing to do, that Down brings the catalog and the rows back as
 // they were, and that Up applies again.
 func TestCitusDownAndPlan(t *testing.T) {
-	pgrlstest.CitusURL(t)
+	pgtenancytest.CitusURL(t)
 	t.Parallel()
 	key := rls.BigInt
-	db := pgrlstest.NewCitusDB(t)
+	db := pgtenancytest.NewCitusDB(t)
 	ctx := t.Context()
 	admin, owner := db.AdminConn(t), db.OwnerConn(t)
 	// Citus cannot undistribute a table with an identity column: serials.
@@ -249,7 +249,7 @@ func TestCitusDownAndPlan(t *testing.T) {
 	_, err := owner.Exec(ctx, ddl+testschema.Seed(key))
 	require.NoError(t, err)
 	require.NoError(t, migrations.Install(ctx, owner, migrations.Options{}))
-	m := testschema.Model(key, pgrlstest.AppRole)
+	m := testschema.Model(key, pgtenancytest.AppRole)
 	m.Citus = true
 	resolved, err := policy.Resolve(ctx, owner, m)
 	require.NoError(t, err)
@@ -294,24 +294,24 @@ func withoutShardIDs(lines []string) []string {
 
 var shardID = regexp.MustCompile(`_[0-9]{6,}\b`)
 
-// TestCitusFromPlainRLS moves a database that already has pgrls's
+// TestCitusFromPlainRLS moves a database that already has pgtenancy's
 // isolation (FORCE ROW LEVEL SECURITY on tables with rows, composite keys)
 // to Citus with Plan, as the tables' owner, which is not a superuser.
 func TestCitusFromPlainRLS(t *testing.T) {
-	pgrlstest.CitusURL(t)
+	pgtenancytest.CitusURL(t)
 	t.Parallel()
 	key := rls.UUID
-	db := pgrlstest.NewCitusDB(t)
+	db := pgtenancytest.NewCitusDB(t)
 	ctx := t.Context()
 	owner := db.OwnerConn(t)
 	_, err := owner.Exec(ctx, testschema.DDL(key)+testschema.Seed(key))
 	require.NoError(t, err)
 	require.NoError(t, migrations.Install(ctx, owner, migrations.Options{}))
-	plain, err := policy.Generate(testschema.Model(key, pgrlstest.AppRole))
+	plain, err := policy.Generate(testschema.Model(key, pgtenancytest.AppRole))
 	require.NoError(t, err)
 	execInTx(t, owner, plain.Up)
 
-	m := testschema.Model(key, pgrlstest.AppRole)
+	m := testschema.Model(key, pgtenancytest.AppRole)
 	m.Citus = true
 	plan, err := policy.Plan(ctx, owner, m)
 	require.NoError(t, err)
@@ -337,7 +337,7 @@ func TestCitusFromPlainRLS(t *testing.T) {
 	require.NoError(t, err)
 	fks, err = pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
-	assert.Equal(t, []string{"purchases_store_id_fkey", "purchases_store_id_product_id_pgrls_fkey"}, fks)
+	assert.Equal(t, []string{"purchases_store_id_fkey", "purchases_store_id_product_id_pgtenancy_fkey"}, fks)
 
 	plan, err = policy.Plan(ctx, owner, m)
 	require.NoError(t, err)
@@ -347,7 +347,7 @@ func TestCitusFromPlainRLS(t *testing.T) {
 // TestCitusDownIdentity: Citus cannot undistribute a table with an identity
 // column, so Down fails there, and leaves everything as it was.
 func TestCitusDownIdentity(t *testing.T) {
-	pgrlstest.CitusURL(t)
+	pgtenancytest.CitusURL(t)
 	t.Parallel()
 	db, _, mig := citusStore(t, rls.Text)
 	admin, owner := db.AdminConn(t), db.OwnerConn(t)

@@ -9,17 +9,17 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/citus"
-	"github.com/pgrls/pgrls/internal/testschema"
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/citus"
+	"github.com/pgtenancy/pgtenancy/internal/testschema"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // TestCitusIsolationAfterMoveAndIsolate checks the whole isolation proof
 // list again after tenant A's shards move to the other worker, after A is
 // isolated onto shards of its own, and after those move back.
 func TestCitusIsolationAfterMoveAndIsolate(t *testing.T) {
-	pgrlstest.CitusURL(t)
+	pgtenancytest.CitusURL(t)
 	t.Parallel()
 	key := rls.BigInt
 	db, _, _ := citusStore(t, key)
@@ -94,7 +94,7 @@ func TestCitusIsolationAfterMoveAndIsolate(t *testing.T) {
 	t.Run("after isolating the tenant", func(t *testing.T) { checkCitusIsolation(t, db, key) })
 
 	// A's rows are the only rows of its new shard, on the worker.
-	var worker pgrlstest.CitusNode
+	var worker pgtenancytest.CitusNode
 	for _, w := range db.Workers {
 		if w.Port == isolated["products"].Port && w.Host == isolated["products"].Host {
 			worker = w

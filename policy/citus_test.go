@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // citusModel is the store model with Citus on and the constraints that
@@ -63,7 +63,7 @@ func TestGenerateCitusGolden(t *testing.T) {
 		`create_distributed_table('"public"."products"', 'store_id', colocate_with => '"public"."stores"')`,
 		`create_reference_table('"public"."currencies"')`,
 		`ADD CONSTRAINT "products_currency_fkey" FOREIGN KEY (currency) REFERENCES currencies(code)`,
-		`"purchases_store_id_product_id_pgrls_fkey" FOREIGN KEY`,
+		`"purchases_store_id_product_id_pgtenancy_fkey" FOREIGN KEY`,
 		"ENABLE ROW LEVEL SECURITY",
 		"CREATE POLICY",
 		"GRANT SELECT, INSERT",
@@ -74,7 +74,7 @@ func TestGenerateCitusGolden(t *testing.T) {
 		require.Greater(t, i, last, "%q must come after the previous step", s)
 		last = i
 	}
-	assert.NotContains(t, up, "_pgrls_key", "the replaced primary key (store_id, id) is the key the composite foreign key references")
+	assert.NotContains(t, up, "_pgtenancy_key", "the replaced primary key (store_id, id) is the key the composite foreign key references")
 	assert.NotContains(t, up, `ADD CONSTRAINT "purchases_product_id_fkey"`, "the plain foreign key is replaced, not re-created")
 	assert.Contains(t, mig.Down, `ADD CONSTRAINT "purchases_product_id_fkey" FOREIGN KEY (product_id) REFERENCES products(id)`)
 	assert.Contains(t, mig.Down, `DROP CONSTRAINT "products_pkey", ADD CONSTRAINT "products_pkey" PRIMARY KEY (id)`)
@@ -98,8 +98,8 @@ func TestGenerateCitusGolden(t *testing.T) {
 	assert.Equal(t, b, a)
 	assert.Contains(t, a.Up, `ALTER TABLE "public"."purchases" DROP CONSTRAINT "purchases_product_id_fkey";`)
 	assert.Contains(t, a.Down, `ALTER TABLE "public"."purchases" ADD CONSTRAINT "purchases_product_id_fkey" FOREIGN KEY ("product_id") REFERENCES "public"."products" ("id");`)
-	assert.Less(t, strings.Index(a.Up, "purchases_store_id_product_id_pgrls_fkey"), strings.Index(a.Up, `DROP CONSTRAINT "purchases_product_id_fkey"`))
-	assert.Less(t, strings.Index(a.Down, "ADD CONSTRAINT \"purchases_product_id_fkey\""), strings.Index(a.Down, "DROP CONSTRAINT \"purchases_store_id_product_id_pgrls_fkey\""))
+	assert.Less(t, strings.Index(a.Up, "purchases_store_id_product_id_pgtenancy_fkey"), strings.Index(a.Up, `DROP CONSTRAINT "purchases_product_id_fkey"`))
+	assert.Less(t, strings.Index(a.Down, "ADD CONSTRAINT \"purchases_product_id_fkey\""), strings.Index(a.Down, "DROP CONSTRAINT \"purchases_store_id_product_id_pgtenancy_fkey\""))
 	plain.Constraints = nil
 	c, err := policy.Generate(plain)
 	require.NoError(t, err)

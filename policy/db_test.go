@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,25 +15,25 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
-func ddlTemplate(name, ddl string) *pgrlstest.Template {
-	return &pgrlstest.Template{Name: name, Setup: func(ctx context.Context, conn *pgx.Conn) error {
+func ddlTemplate(name, ddl string) *pgtenancytest.Template {
+	return &pgtenancytest.Template{Name: name, Setup: func(ctx context.Context, conn *pgx.Conn) error {
 		_, err := conn.Exec(ctx, ddl)
 		return err
 	}}
 }
 
-var storeTemplates = map[rls.KeyType]*pgrlstest.Template{
+var storeTemplates = map[rls.KeyType]*pgtenancytest.Template{
 	rls.BigInt: ddlTemplate("policy_store_bigint", storeDDL(rls.BigInt)),
 	rls.UUID:   ddlTemplate("policy_store_uuid", storeDDL(rls.UUID)),
 	rls.Text:   ddlTemplate("policy_store_text", storeDDL(rls.Text)),
 }
 
-var quotingTemplate = ddlTemplate("policy_quoting", quotingDDL+`GRANT USAGE ON SCHEMA "Sales Data" TO `+pgrlstest.AppRole+`;`)
+var quotingTemplate = ddlTemplate("policy_quoting", quotingDDL+`GRANT USAGE ON SCHEMA "Sales Data" TO `+pgtenancytest.AppRole+`;`)
 
 var keyTypes = []rls.KeyType{rls.BigInt, rls.UUID, rls.Text}
 
@@ -87,18 +89,18 @@ func TestUpDownRoundTrip(t *testing.T) {
 	t.Parallel()
 	type tc struct {
 		name  string
-		tmpl  *pgrlstest.Template
+		tmpl  *pgtenancytest.Template
 		model *policy.Model
 	}
 	var cases []tc
 	for _, key := range keyTypes {
-		cases = append(cases, tc{"store_" + key.String(), storeTemplates[key], storeModel(key, pgrlstest.AppRole)})
+		cases = append(cases, tc{"store_" + key.String(), storeTemplates[key], storeModel(key, pgtenancytest.AppRole)})
 	}
-	cases = append(cases, tc{"quoting", quotingTemplate, quotingModel(pgrlstest.AppRole)})
+	cases = append(cases, tc{"quoting", quotingTemplate, quotingModel(pgtenancytest.AppRole)})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			db := pgrlstest.NewDB(t, c.tmpl)
+			db := pgtenancytest.NewDB(t, c.tmpl)
 			admin, owner := db.AdminConn(t), db.OwnerConn(t)
 			mig, err := policy.Generate(c.model)
 			require.NoError(t, err)
@@ -111,8 +113,8 @@ func TestUpDownRoundTrip(t *testing.T) {
 			assert.Contains(t, joined, "rls=true force=true")
 			assert.Contains(t, joined, policy.GuardPolicy+": false *")
 			assert.Contains(t, joined, policy.IsolationPolicy+": true *")
-			assert.Contains(t, joined, "_pgrls_fkey: FOREIGN KEY")
-			assert.Contains(t, joined, pgrlstest.AppRole+":DELETE")
+			assert.Contains(t, joined, "_pgtenancy_fkey: FOREIGN KEY")
+			assert.Contains(t, joined, pgtenancytest.AppRole+":DELETE")
 
 			execTx(t, owner, mig.Down)
 			assert.Equal(t, before, snapshot(t, admin), "Down restores the catalog")
@@ -158,9 +160,9 @@ func TestIsolationAsAppRole(t *testing.T) {
 	for _, key := range keyTypes {
 		t.Run(key.String(), func(t *testing.T) {
 			t.Parallel()
-			db := pgrlstest.NewDB(t, storeTemplates[key])
+			db := pgtenancytest.NewDB(t, storeTemplates[key])
 			owner, app := db.OwnerConn(t), db.AppConn(t)
-			mig, err := policy.Generate(storeModel(key, pgrlstest.AppRole))
+			mig, err := policy.Generate(storeModel(key, pgtenancytest.AppRole))
 			require.NoError(t, err)
 			execTx(t, owner, mig.Up)
 			// Another permissive policy must not widen access: the guard is restrictive.
@@ -239,9 +241,9 @@ func TestIsolationAsAppRole(t *testing.T) {
 
 func TestIsolationQuotedNames(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, quotingTemplate)
+	db := pgtenancytest.NewDB(t, quotingTemplate)
 	owner, app := db.OwnerConn(t), db.AppConn(t)
-	mig, err := policy.Generate(quotingModel(pgrlstest.AppRole))
+	mig, err := policy.Generate(quotingModel(pgtenancytest.AppRole))
 	require.NoError(t, err)
 	execTx(t, owner, mig.Up)
 	err = inTenant(t, app, "tenancy.shop", "2", func(tx pgx.Tx) error {
@@ -273,7 +275,7 @@ func TestIsolationQuotedNames(t *testing.T) {
 }
 
 func storeOptions() policy.DiscoverOptions {
-	return policy.DiscoverOptions{TenantColumn: "store_id", Root: "stores", Global: []string{"currencies"}, AppRole: pgrlstest.AppRole}
+	return policy.DiscoverOptions{TenantColumn: "store_id", Root: "stores", Global: []string{"currencies"}, AppRole: pgtenancytest.AppRole}
 }
 
 func TestDiscoverMatchesDeclared(t *testing.T) {
@@ -281,7 +283,7 @@ func TestDiscoverMatchesDeclared(t *testing.T) {
 	for _, key := range keyTypes {
 		t.Run(key.String(), func(t *testing.T) {
 			t.Parallel()
-			db := pgrlstest.NewDB(t, storeTemplates[key])
+			db := pgtenancytest.NewDB(t, storeTemplates[key])
 			conn := db.AppConn(t) // the catalog is readable by anyone
 			got, err := policy.Discover(t.Context(), conn, storeOptions())
 			require.NoError(t, err)
@@ -298,7 +300,7 @@ func TestDiscoverMatchesDeclared(t *testing.T) {
 				Definition: "FOREIGN KEY (product_id) REFERENCES public.products(id)"}
 			assert.Equal(t, []policy.Constraint{plainFK}, got.Constraints)
 
-			declared := storeModel(key, pgrlstest.AppRole)
+			declared := storeModel(key, pgtenancytest.AppRole)
 			require.NoError(t, policy.Check(t.Context(), conn, declared))
 			resolved, err := policy.Resolve(t.Context(), conn, declared)
 			require.NoError(t, err)
@@ -316,10 +318,10 @@ func TestDiscoverMatchesDeclared(t *testing.T) {
 			fromDeclared, err := policy.Generate(declared)
 			require.NoError(t, err)
 			assert.Equal(t, want, fromDeclared)
-			assert.Nil(t, storeModel(key, pgrlstest.AppRole).Constraints)
-			resolvedAgain, err := policy.Resolve(t.Context(), conn, storeModel(key, pgrlstest.AppRole))
+			assert.Nil(t, storeModel(key, pgtenancytest.AppRole).Constraints)
+			resolvedAgain, err := policy.Resolve(t.Context(), conn, storeModel(key, pgtenancytest.AppRole))
 			require.NoError(t, err)
-			assert.Nil(t, storeModel(key, pgrlstest.AppRole).Tables[1].ExistingKeys, "Resolve leaves its input alone")
+			assert.Nil(t, storeModel(key, pgtenancytest.AppRole).Tables[1].ExistingKeys, "Resolve leaves its input alone")
 			assert.Equal(t, resolved, resolvedAgain)
 		})
 	}
@@ -327,16 +329,16 @@ func TestDiscoverMatchesDeclared(t *testing.T) {
 
 func TestDiscoverQuotedNames(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, quotingTemplate)
+	db := pgtenancytest.NewDB(t, quotingTemplate)
 	conn := db.OwnerConn(t)
 	opts := policy.DiscoverOptions{
 		TenantColumn: "Shop ID", Root: "Shops", RootColumn: "Shop ID", Schemas: []string{"public", "Sales Data"},
-		Global: []string{"Sales Data.Tax Rates"}, Setting: "tenancy.shop", AppRole: pgrlstest.AppRole,
+		Global: []string{"Sales Data.Tax Rates"}, Setting: "tenancy.shop", AppRole: pgtenancytest.AppRole,
 	}
 	got, err := policy.Discover(t.Context(), conn, opts)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"Sales Data.Tax Rates"}, got.Global)
-	resolvedBefore, err := policy.Resolve(t.Context(), conn, quotingModel(pgrlstest.AppRole))
+	resolvedBefore, err := policy.Resolve(t.Context(), conn, quotingModel(pgtenancytest.AppRole))
 	require.NoError(t, err)
 	assert.Len(t, got.Constraints, 3, "the plain foreign keys that the composite ones replace")
 	want, err := policy.Generate(resolvedBefore)
@@ -356,7 +358,7 @@ func TestDiscoverQuotedNames(t *testing.T) {
 	assert.NotContains(t, again.Up, "ADD CONSTRAINT")
 	assert.NotContains(t, again.Down, "DROP CONSTRAINT")
 	assert.Contains(t, again.Up, "CREATE POLICY")
-	resolved, err := policy.Resolve(t.Context(), conn, quotingModel(pgrlstest.AppRole))
+	resolved, err := policy.Resolve(t.Context(), conn, quotingModel(pgtenancytest.AppRole))
 	require.NoError(t, err)
 	fromResolved, err := policy.Generate(resolved)
 	require.NoError(t, err)
@@ -365,7 +367,7 @@ func TestDiscoverQuotedNames(t *testing.T) {
 
 func TestDiscoverExistingComposite(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeTemplates[rls.BigInt])
+	db := pgtenancytest.NewDB(t, storeTemplates[rls.BigInt])
 	conn := db.OwnerConn(t)
 	_, err := conn.Exec(t.Context(), `
 		ALTER TABLE products ADD CONSTRAINT products_tenant_key UNIQUE (store_id, id);
@@ -379,17 +381,17 @@ func TestDiscoverExistingComposite(t *testing.T) {
 	assert.Equal(t, []policy.ForeignKey{{Columns: []string{"product_id"}, RefTable: "products", RefColumns: []string{"id"}, Exists: true}}, got.Tables[1].ForeignKeys)
 	assert.Equal(t, [][]string{{"id"}, {"store_id", "id"}}, got.Tables[0].ExistingKeys)
 	// reviews' key has the tenant column second: Citus needs it first, so
-	// pgrls adds its own.
+	// pgtenancy adds its own.
 	assert.Equal(t, "reviews", got.Tables[2].Name)
 	assert.Equal(t, []policy.ForeignKey{{Columns: []string{"product_id"}, RefTable: "products", RefColumns: []string{"id"}}}, got.Tables[2].ForeignKeys)
 
 	mig, err := policy.Generate(got)
 	require.NoError(t, err)
 	assert.NotContains(t, mig.Up, "UNIQUE")
-	assert.NotContains(t, mig.Up, `"purchases_store_id_product_id_pgrls_fkey"`)
-	assert.Contains(t, mig.Up, `ALTER TABLE "public"."reviews" ADD CONSTRAINT "reviews_store_id_product_id_pgrls_fkey" FOREIGN KEY ("store_id", "product_id") REFERENCES "public"."products" ("store_id", "id");`)
+	assert.NotContains(t, mig.Up, `"purchases_store_id_product_id_pgtenancy_fkey"`)
+	assert.Contains(t, mig.Up, `ALTER TABLE "public"."reviews" ADD CONSTRAINT "reviews_store_id_product_id_pgtenancy_fkey" FOREIGN KEY ("store_id", "product_id") REFERENCES "public"."products" ("store_id", "id");`)
 
-	declared := storeModel(rls.BigInt, pgrlstest.AppRole)
+	declared := storeModel(rls.BigInt, pgtenancytest.AppRole)
 	declared.Tables = append(declared.Tables, policy.Table{Name: "reviews", TenantColumn: "store_id", ForeignKeys: []policy.ForeignKey{{Columns: []string{"product_id"}, RefTable: "products"}}})
 	resolved, err := policy.Resolve(t.Context(), conn, declared)
 	require.NoError(t, err)
@@ -402,7 +404,7 @@ func TestDiscoverExistingComposite(t *testing.T) {
 
 func TestDiscoverOptions(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeTemplates[rls.BigInt])
+	db := pgtenancytest.NewDB(t, storeTemplates[rls.BigInt])
 	conn := db.OwnerConn(t)
 
 	opts := storeOptions()
@@ -486,7 +488,7 @@ func TestDiscoverErrors(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			db := pgrlstest.NewDB(t, storeTemplates[rls.BigInt])
+			db := pgtenancytest.NewDB(t, storeTemplates[rls.BigInt])
 			conn := db.OwnerConn(t)
 			if c.ddl != "" {
 				_, err := conn.Exec(t.Context(), c.ddl)
@@ -504,7 +506,7 @@ func TestDiscoverErrors(t *testing.T) {
 
 	t.Run("bad options", func(t *testing.T) {
 		t.Parallel()
-		db := pgrlstest.NewDB(t, nil)
+		db := pgtenancytest.NewDB(t, nil)
 		for _, o := range []policy.DiscoverOptions{
 			{Root: "stores"},
 			{TenantColumn: "store_id"},
@@ -525,7 +527,7 @@ func TestDiscoverErrors(t *testing.T) {
 
 func TestCheckErrors(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeTemplates[rls.BigInt])
+	db := pgtenancytest.NewDB(t, storeTemplates[rls.BigInt])
 	conn := db.AppConn(t)
 	fk := func(m *policy.Model) *policy.ForeignKey { return &m.Tables[2].ForeignKeys[0] }
 	cases := []struct {
@@ -548,7 +550,7 @@ func TestCheckErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			m := storeModel(rls.BigInt, pgrlstest.AppRole)
+			m := storeModel(rls.BigInt, pgtenancytest.AppRole)
 			c.mutate(m)
 			require.NoError(t, m.Validate(), "the model is valid in itself")
 			requireSchemaError(t, policy.Check(t.Context(), conn, m), c.table, c.column, c.reason)
@@ -558,7 +560,7 @@ func TestCheckErrors(t *testing.T) {
 		})
 	}
 	t.Run("invalid model", func(t *testing.T) {
-		m := storeModel(rls.BigInt, pgrlstest.AppRole)
+		m := storeModel(rls.BigInt, pgtenancytest.AppRole)
 		m.Setting = "App.X"
 		err := policy.Check(t.Context(), conn, m)
 		assert.ErrorIs(t, err, policy.ErrInvalidModel)
@@ -577,10 +579,10 @@ var (
 // PgBouncer users choose, names with spaces and quotes included.
 func TestDiscoverSimpleProtocolAndPool(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, quotingTemplate)
+	db := pgtenancytest.NewDB(t, quotingTemplate)
 	opts := policy.DiscoverOptions{
 		TenantColumn: "Shop ID", Root: "Shops", RootColumn: "Shop ID", Schemas: []string{"public", "Sales Data"},
-		Global: []string{"Sales Data.Tax Rates"}, Setting: "tenancy.shop", AppRole: pgrlstest.AppRole,
+		Global: []string{"Sales Data.Tax Rates"}, Setting: "tenancy.shop", AppRole: pgtenancytest.AppRole,
 	}
 	want, err := policy.Discover(t.Context(), db.OwnerConn(t), opts)
 	require.NoError(t, err)
@@ -599,12 +601,12 @@ func TestDiscoverSimpleProtocolAndPool(t *testing.T) {
 	got, err = policy.Discover(t.Context(), pool, opts)
 	require.NoError(t, err)
 	assert.Equal(t, want, got)
-	require.NoError(t, policy.Check(t.Context(), pool, quotingModel(pgrlstest.AppRole)))
+	require.NoError(t, policy.Check(t.Context(), pool, quotingModel(pgtenancytest.AppRole)))
 
 	tx, err := simple.Begin(t.Context())
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback(context.Background()) }()
-	require.NoError(t, policy.Check(t.Context(), tx, quotingModel(pgrlstest.AppRole)))
+	require.NoError(t, policy.Check(t.Context(), tx, quotingModel(pgtenancytest.AppRole)))
 }
 
 // TestGeneratePlainFKDropAndRestore: from the resolved model, Up drops the
@@ -612,7 +614,7 @@ func TestDiscoverSimpleProtocolAndPool(t *testing.T) {
 // as it was.
 func TestGeneratePlainFKDropAndRestore(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeTemplates[rls.BigInt])
+	db := pgtenancytest.NewDB(t, storeTemplates[rls.BigInt])
 	conn := db.OwnerConn(t)
 	def := func() string {
 		var d string
@@ -623,7 +625,7 @@ func TestGeneratePlainFKDropAndRestore(t *testing.T) {
 	}
 	before := def()
 	require.Equal(t, "FOREIGN KEY (product_id) REFERENCES products(id)", before)
-	resolved, err := policy.Resolve(t.Context(), conn, storeModel(rls.BigInt, pgrlstest.AppRole))
+	resolved, err := policy.Resolve(t.Context(), conn, storeModel(rls.BigInt, pgtenancytest.AppRole))
 	require.NoError(t, err)
 	mig, err := policy.Generate(resolved)
 	require.NoError(t, err)
@@ -633,4 +635,51 @@ func TestGeneratePlainFKDropAndRestore(t *testing.T) {
 	assert.Equal(t, before, def(), "Down restored it")
 	execTx(t, conn, mig.Up)
 	assert.Empty(t, def())
+}
+
+// TestLongNamesInDatabase applies a model whose table and column names use
+// PostgreSQL's whole 63 bytes and differ only in their last byte: every
+// constraint the server creates keeps exactly the name Generate chose (the
+// server would silently truncate a longer one), and no two collide.
+func TestLongNamesInDatabase(t *testing.T) {
+	t.Parallel()
+	long := func(prefix string, last byte) string {
+		return prefix + strings.Repeat("x", 62-len(prefix)) + string(last)
+	}
+	root, parent, child := long("root_", 'r'), long("parent_", 'p'), long("child_", 'c')
+	col1, col2, tenant := long("parent_ref_", '1'), long("parent_ref_", '2'), long("tenant_", 't')
+	ddl := fmt.Sprintf(`
+CREATE TABLE %[1]q (id bigint PRIMARY KEY);
+CREATE TABLE %[2]q (%[4]q bigint NOT NULL REFERENCES %[1]q, id bigint PRIMARY KEY);
+CREATE TABLE %[3]q (%[4]q bigint NOT NULL REFERENCES %[1]q, id bigint PRIMARY KEY,
+    %[5]q bigint REFERENCES %[2]q, %[6]q bigint REFERENCES %[2]q);`, root, parent, child, tenant, col1, col2)
+	db := pgtenancytest.NewDB(t, ddlTemplate("policy_long_names", ddl))
+	owner := db.OwnerConn(t)
+	m := &policy.Model{KeyType: rls.BigInt, AppRole: pgtenancytest.AppRole, Tables: []policy.Table{
+		{Name: root, TenantColumn: "id", Root: true},
+		{Name: parent, TenantColumn: tenant},
+		{Name: child, TenantColumn: tenant, ForeignKeys: []policy.ForeignKey{
+			{Columns: []string{col1}, RefTable: parent},
+			{Columns: []string{col2}, RefTable: parent},
+		}},
+	}}
+	mig, err := policy.Generate(m)
+	require.NoError(t, err)
+	var generated []string
+	for _, n := range regexp.MustCompile(`ADD CONSTRAINT "([^"]*)"`).FindAllStringSubmatch(mig.Up, -1) {
+		generated = append(generated, n[1])
+	}
+	require.Len(t, generated, 3, "one unique key on the parent, two composite foreign keys:\n%s", mig.Up)
+	for _, n := range generated {
+		assert.LessOrEqual(t, len(n), 63, n)
+		assert.Contains(t, n, "_pgtenancy_")
+	}
+	execTx(t, owner, mig.Up)
+	rows, err := owner.Query(t.Context(), `SELECT conname FROM pg_constraint WHERE conname LIKE '%pgtenancy%' ORDER BY conname`)
+	require.NoError(t, err)
+	inDB, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	slices.Sort(generated)
+	assert.Equal(t, generated, inDB, "the server keeps every generated name as it is, and they are distinct")
+	assert.Len(t, slices.Compact(slices.Clone(inDB)), 3)
 }

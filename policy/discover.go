@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // Querier runs catalog queries. *pgx.Conn, pgx.Tx and *pgxpool.Pool satisfy
@@ -284,7 +284,7 @@ func (o *DiscoverOptions) check() error {
 	}
 	for _, s := range o.Schemas {
 		if r := checkIdent(s); r != "" || strings.Contains(s, ".") {
-			bad("schema %q: %s", s, cmp.Or(r, "pgrls cannot name tables in a schema whose name holds a dot"))
+			bad("schema %q: %s", s, cmp.Or(r, "pgtenancy cannot name tables in a schema whose name holds a dot"))
 		}
 	}
 	if o.KeyType != 0 && !o.KeyType.Valid() {
@@ -464,7 +464,7 @@ func Resolve(ctx context.Context, conn Querier, m *Model) (*Model, error) {
 	return &out, nil
 }
 
-// catalog is what pgrls reads about the tables of some schemas.
+// catalog is what pgtenancy reads about the tables of some schemas.
 type catalog struct {
 	tables map[qname]*ctable
 	order  []*ctable // by schema, then name

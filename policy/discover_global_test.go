@@ -6,9 +6,9 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/rls"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -16,7 +16,7 @@ import (
 // childTables has tables that hold tenant data without the tenant column:
 // order_items belongs to a store only through orders, notes points at
 // stores under another column name. audit_log references nothing.
-var childTables = &pgrlstest.Template{
+var childTables = &pgtenancytest.Template{
 	Name: "discover_children",
 	Setup: func(ctx context.Context, conn *pgx.Conn) error {
 		_, err := conn.Exec(ctx, `
@@ -36,9 +36,9 @@ CREATE TABLE audit_log (at timestamptz, what text);`)
 // granted to the application role.
 func TestDiscoverRefusesUnprotectedChildTables(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, childTables)
+	db := pgtenancytest.NewDB(t, childTables)
 	conn := db.OwnerConn(t)
-	opts := policy.DiscoverOptions{TenantColumn: "store_id", Root: "stores", Global: []string{"currencies"}, AppRole: pgrlstest.AppRole}
+	opts := policy.DiscoverOptions{TenantColumn: "store_id", Root: "stores", Global: []string{"currencies"}, AppRole: pgtenancytest.AppRole}
 
 	_, err := policy.Discover(t.Context(), conn, opts)
 	require.ErrorIs(t, err, policy.ErrSchemaMismatch)
@@ -80,11 +80,11 @@ func TestDiscoverRefusesUnprotectedChildTables(t *testing.T) {
 // tenant column or references a tenant table.
 func TestCheckRefusesGlobalTenantData(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, childTables)
+	db := pgtenancytest.NewDB(t, childTables)
 	conn := db.OwnerConn(t)
 	_, err := conn.Exec(t.Context(), "CREATE TABLE invoices (store_id bigint, id bigint)")
 	require.NoError(t, err)
-	m := &policy.Model{KeyType: rls.BigInt, AppRole: pgrlstest.AppRole, Tables: []policy.Table{
+	m := &policy.Model{KeyType: rls.BigInt, AppRole: pgtenancytest.AppRole, Tables: []policy.Table{
 		{Name: "stores", TenantColumn: "id", Root: true},
 		{Name: "orders", TenantColumn: "store_id"},
 	}, Global: []string{"currencies", "invoices", "order_items"}}

@@ -70,8 +70,8 @@
 // Table names may be schema-qualified ("billing.invoices"); the name is split
 // at its first dot, and unqualified names are in [Model.Schema] ("public").
 // The generated SQL quotes and schema-qualifies every name, so any name
-// PostgreSQL accepts works and search_path does not matter. Names pgrls
-// creates are <table>_<columns>_pgrls_key and <table>_<columns>_pgrls_fkey,
+// PostgreSQL accepts works and search_path does not matter. Names pgtenancy
+// creates are <table>_<columns>_pgtenancy_key and <table>_<columns>_pgtenancy_fkey,
 // cut to 63 bytes with a short hash when longer.
 //
 // # Verification
@@ -79,11 +79,11 @@
 // [Verify] audits a live database for every hole that makes row level
 // security inert: an application role that is a superuser, has BYPASSRLS or
 // owns a tenant table; tenant tables without RLS, without FORCE, without the
-// pgrls policies or with policies that drifted; other permissive policies;
+// pgtenancy policies or with policies that drifted; other permissive policies;
 // tables with a tenant column left out of the model; foreign and unique keys
 // without the tenant column; views without security_invoker, readable
 // materialized views and SECURITY DEFINER functions over tenant tables;
-// TRUNCATE and REFERENCES privileges; an altered pgrls.set_tenant; and, with
+// TRUNCATE and REFERENCES privileges; an altered pgtenancy.set_tenant; and, with
 // Citus, distribution, co-location and unprotected shards. It returns a
 // [Report] of [Finding]s, each with a [Severity], a stable [Code], the object,
 // a message and the SQL that fixes it. [Report.Err] returns a [*VerifyError]
@@ -101,6 +101,6 @@
 // [CheckData] finds rows whose foreign keys already cross tenants, which
 // would make the generated composite keys fail; run it as a role that sees
 // every row. [Plan] returns what [Generate] would write less what is already
-// in place. The pgrls verify and pgrls plan commands wrap them;
+// in place. The pgtenancy verify and pgtenancy plan commands wrap them;
 // docs/verify.md lists every code.
 package policy

@@ -11,7 +11,7 @@ import (
 var ErrInvalidModel = errors.New("policy: invalid model")
 
 // ErrSchemaMismatch matches every [*SchemaError] with errors.Is: the model
-// does not fit the live database, or the database holds something pgrls
+// does not fit the live database, or the database holds something pgtenancy
 // cannot make tenant-safe.
 var ErrSchemaMismatch = errors.New("policy: model does not match the database")
 

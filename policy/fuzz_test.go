@@ -7,15 +7,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // fuzzNames are the names FuzzGenerate's fields take in the seed corpus:
 // ordinary, and each trying a different way out of its quotes.
 var fuzzNames = []string{
 	"stores", "id", "products", "store_id", "app", "billing.invoices", "currencies",
-	`x"; DROP TABLE t; --`, `x'; DROP TABLE t; --`, `a\b`, "$pgrls$", "$$", "pgrls_tenant_guard",
+	`x"; DROP TABLE t; --`, `x'; DROP TABLE t; --`, `a\b`, "$pgtenancy$", "$$", "pgtenancy_tenant_guard",
 	"a\nDROP TABLE t;", "/*", "*/ DROP TABLE t; /*", "-- c", "é", strings.Repeat("n", 63), strings.Repeat("n", 64),
 	"public", "pg_x", "none", "", "a.b.c", "E'x'", "%I", "%s", ")", "\xff",
 }
@@ -412,7 +412,7 @@ func statements(toks []token) int {
 // keywords and punctuation, and each quoted name or string decoding to the
 // name its placeholder stands for. Constraint names, which Generate
 // derives from the names (and shortens with a hash), need only end with
-// the same pgrls suffix and fit in 63 bytes. Dollar-quoted bodies and
+// the same pgtenancy suffix and fit in 63 bytes. Dollar-quoted bodies and
 // string literals holding SQL are compared the same way, recursively.
 func sameShape(got, want []token, sigma map[string]string, depth int) error {
 	if depth > 3 {
@@ -457,7 +457,7 @@ func sameShape(got, want []token, sigma map[string]string, depth int) error {
 }
 
 func sameConstraint(got, want string) bool {
-	for _, suffix := range []string{"_pgrls_key", "_pgrls_fkey"} {
+	for _, suffix := range []string{"_pgtenancy_key", "_pgtenancy_fkey"} {
 		if strings.HasSuffix(want, suffix) {
 			return strings.HasSuffix(got, suffix) && len(got) <= 63
 		}

@@ -8,19 +8,19 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/pgrls/pgrls/internal/sqlquote"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // The names of the two policies [Generate] creates on every tenant table.
 const (
 	// IsolationPolicy is the PERMISSIVE policy that grants access to the
 	// current tenant's rows.
-	IsolationPolicy = "pgrls_tenant_isolation"
+	IsolationPolicy = "pgtenancy_tenant_isolation"
 	// GuardPolicy is the RESTRICTIVE policy with the same expression: every
 	// row must pass it, so no other permissive policy can widen access
 	// beyond the current tenant.
-	GuardPolicy = "pgrls_tenant_guard"
+	GuardPolicy = "pgtenancy_tenant_guard"
 )
 
 // Migration is the SQL that [Generate] returns. Up and Down are each meant to
@@ -31,7 +31,7 @@ type Migration struct {
 	Down string
 }
 
-// PolicyExpr returns the expression of both pgrls policies for a tenant
+// PolicyExpr returns the expression of both pgtenancy policies for a tenant
 // column on PostgreSQL, without outer parentheses:
 //
 //	"store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint)
@@ -103,9 +103,9 @@ func Generate(m *Model) (*Migration, error) {
 	return p.render(p.steps()), nil
 }
 
-// pgrlsPolicies are the two policies on every tenant table, in the order
+// pgtenancyPolicies are the two policies on every tenant table, in the order
 // Generate creates them.
-var pgrlsPolicies = [...]struct {
+var pgtenancyPolicies = [...]struct {
 	name       string
 	permissive bool
 }{{IsolationPolicy, true}, {GuardPolicy, false}}
@@ -177,7 +177,7 @@ func (p *plan) steps() []step {
 		if p.citus {
 			expr = CitusPolicyExpr(t.column, p.key, p.setting)
 		}
-		for _, pol := range pgrlsPolicies {
+		for _, pol := range pgtenancyPolicies {
 			kind := "RESTRICTIVE"
 			if pol.permissive {
 				kind = "PERMISSIVE"
@@ -252,7 +252,7 @@ func fkID(t *ptable, fk pfk) string {
 }
 
 // constraintNames names every constraint Generate creates:
-// <table>_<columns>_pgrls_key and <table>_<columns>_pgrls_fkey, cut to 63
+// <table>_<columns>_pgtenancy_key and <table>_<columns>_pgtenancy_fkey, cut to 63
 // bytes with a short hash when longer. Names that would clash within a
 // schema (a unique constraint's index shares the schema's namespace) get a
 // hash of their definition too.
@@ -264,11 +264,11 @@ func (p *plan) constraintNames() map[string]string {
 	var entries []entry
 	for _, t := range p.tables {
 		for _, k := range p.keysFor(t) {
-			entries = append(entries, entry{keyID(t, k), t.q.schema, t.q.name, "_pgrls_key", k})
+			entries = append(entries, entry{keyID(t, k), t.q.schema, t.q.name, "_pgtenancy_key", k})
 		}
 		for _, fk := range t.fks {
 			if !fk.exists {
-				entries = append(entries, entry{fkID(t, fk), t.q.schema, t.q.name, "_pgrls_fkey", prepend(t.column, fk.cols)})
+				entries = append(entries, entry{fkID(t, fk), t.q.schema, t.q.name, "_pgtenancy_fkey", prepend(t.column, fk.cols)})
 			}
 		}
 	}
@@ -336,9 +336,9 @@ BEGIN
     END LOOP;
 END
 `, strings.Join(lits, ", "), sqlquote.Literal(stmt), sqlquote.Literal(role))
-	tag := "$pgrls$"
+	tag := "$pgtenancy$"
 	for i := 1; strings.Contains(body, tag); i++ {
-		tag = fmt.Sprintf("$pgrls%d$", i)
+		tag = fmt.Sprintf("$pgtenancy%d$", i)
 	}
 	return "-- Sequences owned by tenant table columns.\nDO " + tag + body + tag + ";"
 }

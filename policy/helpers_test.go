@@ -1,8 +1,8 @@
 package policy_test
 
 import (
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // storeModel declares the classic store schema: stores is the root,
@@ -105,7 +105,7 @@ func quotingModel(appRole string) *policy.Model {
 	}
 }
 
-const longTable = "ledger$pgrls$entries_with_a_rather_long_name_for_a_table"
+const longTable = "ledger$pgtenancy$entries_with_a_rather_long_name_for_a_table"
 
 const quotingDDL = `
 CREATE SCHEMA "Sales Data";
@@ -114,7 +114,7 @@ CREATE TABLE "Orders" (
     "Shop ID" bigint NOT NULL REFERENCES "Shops",
     "Order No" bigint NOT NULL PRIMARY KEY
 );
-CREATE TABLE "ledger$pgrls$entries_with_a_rather_long_name_for_a_table" (
+CREATE TABLE "ledger$pgtenancy$entries_with_a_rather_long_name_for_a_table" (
     "Shop ID" bigint NOT NULL REFERENCES "Shops",
     sku text NOT NULL PRIMARY KEY,
     another_rather_long_column_name bigint REFERENCES "Orders"
@@ -124,10 +124,10 @@ CREATE TABLE "Sales Data"."Order Items" (
     "Shop ID" bigint NOT NULL REFERENCES "Shops",
     line serial PRIMARY KEY,
     "order""ref" bigint REFERENCES "Orders" ON DELETE SET NULL,
-    sku text REFERENCES "ledger$pgrls$entries_with_a_rather_long_name_for_a_table" ON DELETE CASCADE
+    sku text REFERENCES "ledger$pgtenancy$entries_with_a_rather_long_name_for_a_table" ON DELETE CASCADE
 );
 INSERT INTO "Shops" VALUES (1), (2);
 INSERT INTO "Orders" VALUES (1, 10), (2, 20);
-INSERT INTO "ledger$pgrls$entries_with_a_rather_long_name_for_a_table" VALUES (1, 'a', 10), (2, 'b', NULL);
+INSERT INTO "ledger$pgtenancy$entries_with_a_rather_long_name_for_a_table" VALUES (1, 'a', 10), (2, 'b', NULL);
 INSERT INTO "Sales Data"."Order Items" ("Shop ID", "order""ref", sku) VALUES (1, 10, 'a'), (2, 20, 'b');
 `

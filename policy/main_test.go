@@ -3,7 +3,7 @@ package policy_test
 import (
 	"testing"
 
-	"github.com/pgrls/pgrls/pgrlstest"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
 )
 
-func TestMain(m *testing.M) { pgrlstest.Main(m) }
+func TestMain(m *testing.M) { pgtenancytest.Main(m) }

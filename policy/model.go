@@ -1,6 +1,6 @@
 package policy
 
-import "github.com/pgrls/pgrls/rls"
+import "github.com/pgtenancy/pgtenancy/rls"
 
 // DefaultSetting is the transaction setting that holds the current tenant.
 const DefaultSetting = "app.current_tenant"
@@ -96,7 +96,7 @@ type Table struct {
 }
 
 // ForeignKey is a reference from one tenant table to another, without the
-// tenant column, which pgrls adds in first position on both sides.
+// tenant column, which pgtenancy adds in first position on both sides.
 type ForeignKey struct {
 	// Columns are the referencing columns, such as ["product_id"].
 	Columns []string

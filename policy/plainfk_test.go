@@ -7,9 +7,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 func plainFKDef(t *testing.T, conn *pgx.Conn, table, name string) string {
@@ -24,7 +24,7 @@ func plainFKDef(t *testing.T, conn *pgx.Conn, table, name string) string {
 // Down restores the key onto the same table (names are qualified).
 var plainFKSchemaTmpl = ddlTemplate("plainfk_schema", `
 CREATE SCHEMA app;
-GRANT USAGE ON SCHEMA app TO `+pgrlstest.AppRole+`;
+GRANT USAGE ON SCHEMA app TO `+pgtenancytest.AppRole+`;
 CREATE TABLE app.stores (id bigint PRIMARY KEY);
 CREATE TABLE app.products (store_id bigint NOT NULL REFERENCES app.stores, id bigint PRIMARY KEY);
 CREATE TABLE app.purchases (store_id bigint NOT NULL REFERENCES app.stores, id bigint PRIMARY KEY,
@@ -36,13 +36,13 @@ INSERT INTO public.products VALUES (7);
 
 func TestPlainFKDownSearchPath(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, plainFKSchemaTmpl)
+	db := pgtenancytest.NewDB(t, plainFKSchemaTmpl)
 	owner := db.OwnerConn(t)
 	disc := db.OwnerConn(t)
 	_, err := disc.Exec(t.Context(), "SET search_path = app")
 	require.NoError(t, err)
 	m, err := policy.Discover(t.Context(), disc, policy.DiscoverOptions{TenantColumn: "store_id", Root: "stores",
-		Schemas: []string{"app"}, AppRole: pgrlstest.AppRole})
+		Schemas: []string{"app"}, AppRole: pgtenancytest.AppRole})
 	require.NoError(t, err)
 	require.Len(t, m.Constraints, 1)
 	mig, err := policy.Generate(m)
@@ -71,9 +71,9 @@ func TestPlainFKOnUpdateCascadeKept(t *testing.T) {
 	for _, drop := range []bool{false, true} {
 		t.Run(map[bool]string{false: "declared", true: "resolved"}[drop], func(t *testing.T) {
 			t.Parallel()
-			db := pgrlstest.NewDB(t, plainFKCascadeTmpl)
+			db := pgtenancytest.NewDB(t, plainFKCascadeTmpl)
 			owner := db.OwnerConn(t)
-			m := &policy.Model{KeyType: rls.BigInt, AppRole: pgrlstest.AppRole, Tables: []policy.Table{
+			m := &policy.Model{KeyType: rls.BigInt, AppRole: pgtenancytest.AppRole, Tables: []policy.Table{
 				{Name: "stores", TenantColumn: "id", Root: true},
 				{Name: "products", TenantColumn: "store_id"},
 				{Name: "purchases", TenantColumn: "store_id", ForeignKeys: []policy.ForeignKey{{Columns: []string{"product_id"}, RefTable: "products"}}},
@@ -107,8 +107,8 @@ CREATE TABLE purchases (store_id bigint NOT NULL REFERENCES stores, id bigint PR
 
 func TestPlainFKDiscoverSemicolon(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, plainFKSemiTmpl)
-	_, err := policy.Discover(t.Context(), db.OwnerConn(t), policy.DiscoverOptions{TenantColumn: "store_id", Root: "stores", AppRole: pgrlstest.AppRole})
+	db := pgtenancytest.NewDB(t, plainFKSemiTmpl)
+	_, err := policy.Discover(t.Context(), db.OwnerConn(t), policy.DiscoverOptions{TenantColumn: "store_id", Root: "stores", AppRole: pgtenancytest.AppRole})
 	assert.NoError(t, err)
 }
 
@@ -116,9 +116,9 @@ func TestPlainFKDiscoverSemicolon(t *testing.T) {
 // Down.
 func TestPlainFKDefinitionInjection(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeTemplates[rls.BigInt])
+	db := pgtenancytest.NewDB(t, storeTemplates[rls.BigInt])
 	owner, app := db.OwnerConn(t), db.AppConn(t)
-	m := storeModel(rls.BigInt, pgrlstest.AppRole)
+	m := storeModel(rls.BigInt, pgtenancytest.AppRole)
 	m.Constraints = []policy.Constraint{{Table: "purchases", Name: "purchases_product_id_fkey", Type: policy.ConstraintForeignKey,
 		Columns: []string{"product_id"}, RefTable: "products", RefColumns: []string{"id"},
 		Definition: "FOREIGN KEY (product_id) REFERENCES products(id), DROP COLUMN qty"}}
@@ -148,9 +148,9 @@ INSERT INTO stores VALUES (1); INSERT INTO products VALUES (1, 7); INSERT INTO p
 
 func TestPlainFKPlanTwoPlainKeys(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, plainFKTwoTmpl)
+	db := pgtenancytest.NewDB(t, plainFKTwoTmpl)
 	admin, owner := db.AdminConn(t), db.OwnerConn(t)
-	m := &policy.Model{KeyType: rls.BigInt, AppRole: pgrlstest.AppRole, Tables: []policy.Table{
+	m := &policy.Model{KeyType: rls.BigInt, AppRole: pgtenancytest.AppRole, Tables: []policy.Table{
 		{Name: "stores", TenantColumn: "id", Root: true},
 		{Name: "products", TenantColumn: "store_id"},
 		{Name: "purchases", TenantColumn: "store_id", ForeignKeys: []policy.ForeignKey{{Columns: []string{"product_id"}, RefTable: "products"}}},
@@ -163,7 +163,7 @@ func TestPlainFKPlanTwoPlainKeys(t *testing.T) {
 	assert.Equal(t, &policy.Migration{}, mustPlan(t, owner, m))
 	execTx(t, owner, plan.Down)
 	assert.Equal(t, before, snapshot(t, admin))
-	d, err := policy.Discover(t.Context(), owner, policy.DiscoverOptions{TenantColumn: "store_id", Root: "stores", AppRole: pgrlstest.AppRole})
+	d, err := policy.Discover(t.Context(), owner, policy.DiscoverOptions{TenantColumn: "store_id", Root: "stores", AppRole: pgtenancytest.AppRole})
 	require.NoError(t, err)
 	g, err := policy.Generate(d)
 	require.NoError(t, err)

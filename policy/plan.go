@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/pgrls/pgrls/internal/sqlquote"
+	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
 )
 
 // planSequencesSQL returns the number of sequences owned by columns of the
@@ -31,7 +31,7 @@ WHERE d.classid = 'pg_catalog.pg_class'::regclass
 //   - Unique keys and composite foreign keys that exist are left out (as
 //     Generate does for a resolved model).
 //   - ENABLE and FORCE ROW LEVEL SECURITY are left out where they are on.
-//   - A pgrls policy identical to the generated one (as [Verify] compares
+//   - A pgtenancy policy identical to the generated one (as [Verify] compares
 //     them) is left out; a missing one is created; one that differs is
 //     dropped and created again, and Down restores its old definition.
 //   - On a tenant table, the application role is granted those of SELECT,

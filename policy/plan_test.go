@@ -7,11 +7,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/internal/testschema"
-	"github.com/pgrls/pgrls/migrations"
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/internal/testschema"
+	"github.com/pgtenancy/pgtenancy/migrations"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 func mustPlan(t *testing.T, conn policy.TxQuerier, m *policy.Model) *policy.Migration {
@@ -28,18 +28,18 @@ func TestPlanFreshEqualsGenerate(t *testing.T) {
 	t.Parallel()
 	type tc struct {
 		name  string
-		tmpl  *pgrlstest.Template
+		tmpl  *pgtenancytest.Template
 		model *policy.Model
 	}
 	var cases []tc
 	for _, key := range keyTypes {
-		cases = append(cases, tc{"store_" + key.String(), storeTemplates[key], storeModel(key, pgrlstest.AppRole)})
+		cases = append(cases, tc{"store_" + key.String(), storeTemplates[key], storeModel(key, pgtenancytest.AppRole)})
 	}
-	cases = append(cases, tc{"quoting", quotingTemplate, quotingModel(pgrlstest.AppRole)})
+	cases = append(cases, tc{"quoting", quotingTemplate, quotingModel(pgtenancytest.AppRole)})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			db := pgrlstest.NewDB(t, c.tmpl)
+			db := pgtenancytest.NewDB(t, c.tmpl)
 			owner := db.OwnerConn(t)
 			resolved, err := policy.Resolve(t.Context(), owner, c.model)
 			require.NoError(t, err)
@@ -60,9 +60,9 @@ func TestPlanFreshEqualsGenerate(t *testing.T) {
 
 func TestPlanMatchingDatabaseIsEmpty(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, isolatedStore)
+	db := pgtenancytest.NewDB(t, isolatedStore)
 	for _, conn := range []policy.TxQuerier{db.OwnerConn(t), db.AppPool(t)} {
-		plan := mustPlan(t, conn, testschema.Model(rls.BigInt, pgrlstest.AppRole))
+		plan := mustPlan(t, conn, testschema.Model(rls.BigInt, pgtenancytest.AppRole))
 		assert.Empty(t, plan.Up)
 		assert.Empty(t, plan.Down)
 	}
@@ -73,26 +73,26 @@ func TestPlanMatchingDatabaseIsEmpty(t *testing.T) {
 // Down puts the broken state back.
 func TestPlanRepairsDrift(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, isolatedStore)
+	db := pgtenancytest.NewDB(t, isolatedStore)
 	admin, owner := db.AdminConn(t), db.OwnerConn(t)
-	model := testschema.Model(rls.BigInt, pgrlstest.AppRole)
+	model := testschema.Model(rls.BigInt, pgtenancytest.AppRole)
 	mustExec(t, admin, `
 ALTER TABLE products DISABLE ROW LEVEL SECURITY;
 ALTER TABLE stores NO FORCE ROW LEVEL SECURITY;
-ALTER POLICY pgrls_tenant_isolation ON purchases TO `+pgrlstest.AppRole+` USING (true);
-DROP POLICY pgrls_tenant_guard ON stores;
-ALTER TABLE purchases DROP CONSTRAINT purchases_store_id_product_id_pgrls_fkey;`)
+ALTER POLICY pgtenancy_tenant_isolation ON purchases TO `+pgtenancytest.AppRole+` USING (true);
+DROP POLICY pgtenancy_tenant_guard ON stores;
+ALTER TABLE purchases DROP CONSTRAINT purchases_store_id_product_id_pgtenancy_fkey;`)
 	broken := snapshot(t, admin)
 
 	plan := mustPlan(t, owner, model)
 	expr := policy.PolicyExpr("store_id", rls.BigInt, policy.DefaultSetting)
 	for _, s := range []string{
-		`ALTER TABLE "public"."purchases" ADD CONSTRAINT "purchases_store_id_product_id_pgrls_fkey" FOREIGN KEY ("store_id", "product_id") REFERENCES "public"."products" ("store_id", "id");`,
+		`ALTER TABLE "public"."purchases" ADD CONSTRAINT "purchases_store_id_product_id_pgtenancy_fkey" FOREIGN KEY ("store_id", "product_id") REFERENCES "public"."products" ("store_id", "id");`,
 		`ALTER TABLE "public"."products" ENABLE ROW LEVEL SECURITY;`,
 		`ALTER TABLE "public"."stores" FORCE ROW LEVEL SECURITY;`,
-		`DROP POLICY "pgrls_tenant_isolation" ON "public"."purchases";` + "\n" +
-			`CREATE POLICY "pgrls_tenant_isolation" ON "public"."purchases" AS PERMISSIVE FOR ALL TO PUBLIC` + "\n    USING (" + expr + ")",
-		`CREATE POLICY "pgrls_tenant_guard" ON "public"."stores" AS RESTRICTIVE`,
+		`DROP POLICY "pgtenancy_tenant_isolation" ON "public"."purchases";` + "\n" +
+			`CREATE POLICY "pgtenancy_tenant_isolation" ON "public"."purchases" AS PERMISSIVE FOR ALL TO PUBLIC` + "\n    USING (" + expr + ")",
+		`CREATE POLICY "pgtenancy_tenant_guard" ON "public"."stores" AS RESTRICTIVE`,
 	} {
 		assert.Contains(t, plan.Up, s)
 	}
@@ -100,7 +100,7 @@ ALTER TABLE purchases DROP CONSTRAINT purchases_store_id_product_id_pgrls_fkey;`
 	for _, s := range []string{"UNIQUE", "GRANT", `"products" FORCE`, `"stores" ENABLE`, `ON "public"."products"`} {
 		assert.NotContains(t, plan.Up, s)
 	}
-	assert.Contains(t, plan.Down, `CREATE POLICY "pgrls_tenant_isolation" ON "public"."purchases" AS PERMISSIVE FOR ALL TO "`+pgrlstest.AppRole+`"`+"\n    USING (true)")
+	assert.Contains(t, plan.Down, `CREATE POLICY "pgtenancy_tenant_isolation" ON "public"."purchases" AS PERMISSIVE FOR ALL TO "`+pgtenancytest.AppRole+`"`+"\n    USING (true)")
 
 	execTx(t, owner, plan.Up)
 	r := mustVerify(t, db.AppConn(t), policy.VerifyOptions{Model: model})
@@ -113,15 +113,15 @@ ALTER TABLE purchases DROP CONSTRAINT purchases_store_id_product_id_pgrls_fkey;`
 
 func TestPlanPrivileges(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, isolatedStore)
+	db := pgtenancytest.NewDB(t, isolatedStore)
 	admin, owner := db.AdminConn(t), db.OwnerConn(t)
-	model := testschema.Model(rls.BigInt, pgrlstest.AppRole)
-	mustExec(t, admin, "REVOKE DELETE ON products FROM "+pgrlstest.AppRole+"; GRANT TRUNCATE ON stores TO PUBLIC")
+	model := testschema.Model(rls.BigInt, pgtenancytest.AppRole)
+	mustExec(t, admin, "REVOKE DELETE ON products FROM "+pgtenancytest.AppRole+"; GRANT TRUNCATE ON stores TO PUBLIC")
 	plan := mustPlan(t, owner, model)
 	for _, s := range []string{
 		// Only what the role lacks.
-		`GRANT DELETE ON TABLE "public"."products" TO "pgrls_test_app";`,
-		`REVOKE TRUNCATE, REFERENCES, TRIGGER ON TABLE "public"."stores" FROM "pgrls_test_app", PUBLIC;`,
+		`GRANT DELETE ON TABLE "public"."products" TO "pgtenancy_test_app";`,
+		`REVOKE TRUNCATE, REFERENCES, TRIGGER ON TABLE "public"."stores" FROM "pgtenancy_test_app", PUBLIC;`,
 		"GRANT USAGE ON SEQUENCE",
 	} {
 		assert.Contains(t, plan.Up, s)
@@ -129,12 +129,12 @@ func TestPlanPrivileges(t *testing.T) {
 	assert.NotContains(t, plan.Up, `ON TABLE "public"."purchases"`)
 	assert.NotContains(t, plan.Up, `SELECT, INSERT`)
 	assert.NotContains(t, plan.Up, "POLICY")
-	assert.Contains(t, plan.Down, `REVOKE DELETE ON TABLE "public"."products" FROM "pgrls_test_app";`)
+	assert.Contains(t, plan.Down, `REVOKE DELETE ON TABLE "public"."products" FROM "pgtenancy_test_app";`)
 	privileges := func() []string {
 		var got []string
 		for _, priv := range []string{"SELECT", "INSERT", "UPDATE", "DELETE"} {
 			var ok bool
-			require.NoError(t, admin.QueryRow(t.Context(), "SELECT has_table_privilege($1, 'products', $2)", pgrlstest.AppRole, priv).Scan(&ok))
+			require.NoError(t, admin.QueryRow(t.Context(), "SELECT has_table_privilege($1, 'products', $2)", pgtenancytest.AppRole, priv).Scan(&ok))
 			if ok {
 				got = append(got, priv)
 			}
@@ -151,7 +151,7 @@ func TestPlanPrivileges(t *testing.T) {
 
 	// Identity columns need no privilege on their sequence; a serial
 	// column's default needs USAGE.
-	mustExec(t, admin, "REVOKE USAGE ON SEQUENCE purchases_id_seq FROM "+pgrlstest.AppRole)
+	mustExec(t, admin, "REVOKE USAGE ON SEQUENCE purchases_id_seq FROM "+pgtenancytest.AppRole)
 	assert.Equal(t, &policy.Migration{}, mustPlan(t, owner, model))
 	mustExec(t, owner, "ALTER TABLE purchases ADD COLUMN line serial")
 	plan = mustPlan(t, owner, model)
@@ -159,17 +159,17 @@ func TestPlanPrivileges(t *testing.T) {
 	assert.NotContains(t, plan.Up, "ON TABLE")
 	execTx(t, owner, plan.Up)
 	var usage bool
-	require.NoError(t, admin.QueryRow(t.Context(), "SELECT has_sequence_privilege($1, 'purchases_line_seq', 'USAGE')", pgrlstest.AppRole).Scan(&usage))
+	require.NoError(t, admin.QueryRow(t.Context(), "SELECT has_sequence_privilege($1, 'purchases_line_seq', 'USAGE')", pgtenancytest.AppRole).Scan(&usage))
 	assert.True(t, usage)
 }
 
 func TestPlanErrors(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, isolatedStore)
+	db := pgtenancytest.NewDB(t, isolatedStore)
 	owner := db.OwnerConn(t)
 	_, err := policy.Plan(t.Context(), owner, &policy.Model{})
 	assert.ErrorIs(t, err, policy.ErrInvalidModel)
-	m := testschema.Model(rls.BigInt, pgrlstest.AppRole)
+	m := testschema.Model(rls.BigInt, pgtenancytest.AppRole)
 	m.Tables = append(m.Tables, policy.Table{Name: "ghosts", TenantColumn: "store_id"})
 	_, err = policy.Plan(t.Context(), owner, m)
 	assert.ErrorIs(t, err, policy.ErrSchemaMismatch)
@@ -179,22 +179,22 @@ func TestPlanErrors(t *testing.T) {
 // columns' sequences the role lacks, and Down revokes only those.
 func TestPlanSequencePrivileges(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeTemplates[rls.BigInt])
+	db := pgtenancytest.NewDB(t, storeTemplates[rls.BigInt])
 	admin, owner := db.AdminConn(t), db.OwnerConn(t)
 	mustExec(t, owner, "ALTER TABLE purchases ADD COLUMN line serial")
-	mustExec(t, admin, `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO `+pgrlstest.AppRole+`;
-		GRANT USAGE ON SEQUENCE purchases_id_seq TO `+pgrlstest.AppRole+`;
-		REVOKE DELETE ON products FROM `+pgrlstest.AppRole)
+	mustExec(t, admin, `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO `+pgtenancytest.AppRole+`;
+		GRANT USAGE ON SEQUENCE purchases_id_seq TO `+pgtenancytest.AppRole+`;
+		REVOKE DELETE ON products FROM `+pgtenancytest.AppRole)
 	usage := func(seq string) bool {
 		var ok bool
-		require.NoError(t, admin.QueryRow(t.Context(), "SELECT has_sequence_privilege($1, $2, 'USAGE')", pgrlstest.AppRole, seq).Scan(&ok))
+		require.NoError(t, admin.QueryRow(t.Context(), "SELECT has_sequence_privilege($1, $2, 'USAGE')", pgtenancytest.AppRole, seq).Scan(&ok))
 		return ok
 	}
 	require.True(t, usage("purchases_id_seq"))
 	require.False(t, usage("purchases_line_seq"))
-	m := storeModel(rls.BigInt, pgrlstest.AppRole)
+	m := storeModel(rls.BigInt, pgtenancytest.AppRole)
 	plan := mustPlan(t, owner, m)
-	assert.Contains(t, plan.Up, `GRANT USAGE ON SEQUENCE public.purchases_line_seq TO "pgrls_test_app";`)
+	assert.Contains(t, plan.Up, `GRANT USAGE ON SEQUENCE public.purchases_line_seq TO "pgtenancy_test_app";`)
 	assert.NotContains(t, plan.Up, "purchases_id_seq")
 	execTx(t, owner, plan.Up)
 	assert.True(t, usage("purchases_line_seq"))

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/pgrls/pgrls/internal/sqlquote"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // maxIdentLen is the longest identifier PostgreSQL keeps (NAMEDATALEN-1);
@@ -18,7 +18,7 @@ import (
 // catalog disagree.
 const maxIdentLen = 63
 
-// settingRE is what pgrls accepts as a setting name: a custom (dotted)
+// settingRE is what pgtenancy accepts as a setting name: a custom (dotted)
 // setting in lower case, so that it needs no quoting in SET LOCAL.
 var settingRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+$`)
 
@@ -116,7 +116,7 @@ func checkTableName(def, s string) string {
 	return ""
 }
 
-// CheckSetting reports whether name is a setting name pgrls accepts: a
+// CheckSetting reports whether name is a setting name pgtenancy accepts: a
 // lower-case custom setting such as "app.current_tenant". The error is a
 // [*ModelError].
 func CheckSetting(name string) error {
@@ -300,7 +300,7 @@ func normalizeFK(t *Table, fk ForeignKey, schema string, byName map[qname]*ptabl
 			bad(t.Name, c, "foreign key column: %s", r)
 			ok = false
 		case c == t.TenantColumn:
-			bad(t.Name, c, "foreign key to %q lists the tenant column, which pgrls adds itself in first position", fk.RefTable)
+			bad(t.Name, c, "foreign key to %q lists the tenant column, which pgtenancy adds itself in first position", fk.RefTable)
 			ok = false
 		case seen[c]:
 			bad(t.Name, c, "foreign key to %q lists the column twice", fk.RefTable)
@@ -315,7 +315,7 @@ func normalizeFK(t *Table, fk ForeignKey, schema string, byName map[qname]*ptabl
 			bad(t.Name, colList, "foreign key referenced column of %q: %s", fk.RefTable, r)
 			ok = false
 		case c == ref.column:
-			bad(t.Name, colList, "foreign key references the tenant column %q of %q, which pgrls adds itself in first position", c, fk.RefTable)
+			bad(t.Name, colList, "foreign key references the tenant column %q of %q, which pgtenancy adds itself in first position", c, fk.RefTable)
 			ok = false
 		case seen[c]:
 			bad(t.Name, colList, "foreign key references column %q of %q twice", c, fk.RefTable)

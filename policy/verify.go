@@ -17,7 +17,7 @@ type Severity string
 // The severities of findings.
 const (
 	// SeverityError marks a hole: some tenant's rows can be read or written
-	// by another tenant, or the isolation is not what pgrls set up.
+	// by another tenant, or the isolation is not what pgtenancy set up.
 	SeverityError Severity = "error"
 	// SeverityWarning marks a weakness that does not by itself expose rows
 	// (a unique key that reveals that a row exists, a missing index).
@@ -61,7 +61,7 @@ const (
 	CodePolicyMissing Code = "policy_missing"
 	// CodeGuardMissing: the [GuardPolicy] is missing.
 	CodeGuardMissing Code = "guard_missing"
-	// CodePolicyDrift: a pgrls policy differs from the generated one.
+	// CodePolicyDrift: a pgtenancy policy differs from the generated one.
 	CodePolicyDrift Code = "policy_drift"
 	// CodePermissivePolicy: another permissive policy on a tenant table
 	// widens access.
@@ -102,12 +102,12 @@ const (
 	// CodeSecurityDefiner: the application role can execute a SECURITY
 	// DEFINER function.
 	CodeSecurityDefiner Code = "security_definer_function"
-	// CodeLibraryMissing: pgrls.set_tenant is not installed.
+	// CodeLibraryMissing: pgtenancy.set_tenant is not installed.
 	CodeLibraryMissing Code = "library_missing"
-	// CodeLibraryAltered: pgrls.set_tenant is not what pgrls installs.
+	// CodeLibraryAltered: pgtenancy.set_tenant is not what pgtenancy installs.
 	CodeLibraryAltered Code = "library_altered"
 	// CodeLibraryNotExec: the application role cannot execute
-	// pgrls.set_tenant.
+	// pgtenancy.set_tenant.
 	CodeLibraryNotExec Code = "library_not_executable"
 	// CodeCitusNotDistrib: with Citus, a tenant table is not distributed.
 	CodeCitusNotDistrib Code = "citus_not_distributed"
@@ -242,8 +242,8 @@ type TxQuerier interface {
 type VerifyOptions struct {
 	// Model is the schema model the database should match. When nil, the
 	// tenant tables are inferred: every table in Schemas that has
-	// TenantColumn, row level security enabled, or a pgrls policy; its
-	// tenant column is TenantColumn, or else the column its pgrls policy
+	// TenantColumn, row level security enabled, or a pgtenancy policy; its
+	// tenant column is TenantColumn, or else the column its pgtenancy policy
 	// reads, and its key type follows from the column's type.
 	Model *Model
 	// AppRole is the role the application connects as; Model.AppRole when
@@ -269,7 +269,7 @@ type VerifyOptions struct {
 //
 //   - the application role is a superuser, has BYPASSRLS (itself or through
 //     a role it can become), or owns a tenant table (or can become its owner);
-//   - a tenant table without RLS enabled, without FORCE, without the pgrls
+//   - a tenant table without RLS enabled, without FORCE, without the pgtenancy
 //     policies, or whose policies differ from what [Generate] creates (the
 //     expected expression is printed by the server itself, so the comparison
 //     does not depend on its formatting);
@@ -283,7 +283,7 @@ type VerifyOptions struct {
 //     functions it can execute;
 //   - TRUNCATE, REFERENCES or TRIGGER on tenant tables held by the
 //     application role (through PUBLIC or a membership too);
-//   - the library function pgrls.set_tenant missing, altered, or not
+//   - the library function pgtenancy.set_tenant missing, altered, or not
 //     executable by the application role;
 //   - with the citus extension: tenant tables not distributed by their tenant
 //     column, not co-located, shards without RLS or the policies, and

@@ -8,17 +8,17 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // manyTablesModel is a store with n tenant tables besides the root, each
-// referencing the previous one, all isolated by pgrls.
+// referencing the previous one, all isolated by pgtenancy.
 func manyTablesModel(n int) (string, *policy.Model) {
 	var ddl strings.Builder
 	ddl.WriteString("CREATE TABLE stores (id bigint PRIMARY KEY);\n")
-	m := &policy.Model{KeyType: rls.BigInt, AppRole: pgrlstest.AppRole, Tables: []policy.Table{{Name: "stores", TenantColumn: "id", Root: true}}}
+	m := &policy.Model{KeyType: rls.BigInt, AppRole: pgtenancytest.AppRole, Tables: []policy.Table{{Name: "stores", TenantColumn: "id", Root: true}}}
 	for i := range n {
 		name := fmt.Sprintf("t%03d", i)
 		fmt.Fprintf(&ddl, "CREATE TABLE %s (store_id bigint NOT NULL REFERENCES stores, id bigint NOT NULL, prev_id bigint, payload text, PRIMARY KEY (store_id, id));\n", name)
@@ -34,9 +34,9 @@ func manyTablesModel(n int) (string, *policy.Model) {
 	return ddl.String(), m
 }
 
-func manyTablesTemplate(name string, n int) *pgrlstest.Template {
+func manyTablesTemplate(name string, n int) *pgtenancytest.Template {
 	ddl, m := manyTablesModel(n)
-	return &pgrlstest.Template{Name: name, Setup: func(ctx context.Context, conn *pgx.Conn) error {
+	return &pgtenancytest.Template{Name: name, Setup: func(ctx context.Context, conn *pgx.Conn) error {
 		return setupIsolated(ctx, conn, ddl, m)
 	}}
 }
@@ -53,8 +53,8 @@ func BenchmarkVerify500(b *testing.B) { benchmarkVerify(b, tables500, 499) }
 
 func BenchmarkVerify3(b *testing.B) { benchmarkVerify(b, tables2, 2) }
 
-func benchmarkVerify(b *testing.B, tmpl *pgrlstest.Template, n int) {
-	db := pgrlstest.NewDB(b, tmpl)
+func benchmarkVerify(b *testing.B, tmpl *pgtenancytest.Template, n int) {
+	db := pgtenancytest.NewDB(b, tmpl)
 	conn := db.AppConn(b)
 	_, m := manyTablesModel(n)
 	opts := policy.VerifyOptions{Model: m}

@@ -10,8 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgrls/pgrls/internal/sqlquote"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // expectation is what Verify and Plan expect, from the options and model.
@@ -333,7 +333,7 @@ SELECT p.prosrc, p.prosecdef, l.lanname::text,
               AND pg_catalog.has_schema_privilege($1::text, p.pronamespace, 'USAGE') END
 FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_language l ON l.oid = p.prolang
-WHERE p.oid = pg_catalog.to_regprocedure('pgrls.set_tenant(text)')`
+WHERE p.oid = pg_catalog.to_regprocedure('pgtenancy.set_tenant(text)')`
 
 // loadSnapshot reads the catalog in tx. It creates temporary objects in tx,
 // which the caller rolls back.
@@ -498,7 +498,7 @@ func loadSnapshot(ctx context.Context, tx pgx.Tx, e *expectation) (*snapshot, er
 }
 
 // resolveTenants marks the tenant tables: the model's, or without a model
-// those with the tenant column, row level security or a pgrls policy.
+// those with the tenant column, row level security or a pgtenancy policy.
 func (s *snapshot) resolveTenants() {
 	e := s.exp
 	if e.plan != nil {
@@ -519,22 +519,22 @@ func (s *snapshot) resolveTenants() {
 		if t.partition {
 			continue
 		}
-		var pgrls *vpolicy
+		var pgtenancy *vpolicy
 		for i := range t.policies {
-			if p := &t.policies[i]; p.name == IsolationPolicy || (p.name == GuardPolicy && pgrls == nil) {
-				pgrls = p
+			if p := &t.policies[i]; p.name == IsolationPolicy || (p.name == GuardPolicy && pgtenancy == nil) {
+				pgtenancy = p
 			}
 		}
 		_, hasCol := t.cols[e.column]
-		if !(e.column != "" && hasCol) && !t.rls && pgrls == nil {
+		if !(e.column != "" && hasCol) && !t.rls && pgtenancy == nil {
 			continue
 		}
 		t.tenant = true
 		switch {
 		case e.column != "" && hasCol:
 			t.column, t.colType = e.column, t.cols[e.column]
-		case pgrls != nil && len(pgrls.depCols) == 1:
-			t.column, t.colType = pgrls.depCols[0], pgrls.depTypes[0]
+		case pgtenancy != nil && len(pgtenancy.depCols) == 1:
+			t.column, t.colType = pgtenancy.depCols[0], pgtenancy.depTypes[0]
 		}
 		t.key = keyTypeOf(t.colType)
 		s.tenants = append(s.tenants, t)
@@ -546,7 +546,7 @@ func (s *snapshot) resolveTenants() {
 var tempTypeRE = regexp.MustCompile(`^(bigint|uuid|text|character varying(\([0-9]+\))?)$`)
 
 // loadExpected asks the server how it prints the expected policy expression
-// of each tenant table: it creates the pgrls policies on temporary tables
+// of each tenant table: it creates the pgtenancy policies on temporary tables
 // with the same column names and types, and reads them back. That text is
 // exactly what pg_get_expr gives for a correct policy, whatever the server
 // version and the column's type (a varchar column gets a cast, say).
@@ -579,7 +579,7 @@ func (s *snapshot) loadExpected(ctx context.Context, tx pgx.Tx) error {
 	for i, typ := range types {
 		cols := byType[typ]
 		slices.Sort(cols)
-		tbl := fmt.Sprintf("pg_temp.pgrls_verify_expected_%d", i)
+		tbl := fmt.Sprintf("pg_temp.pgtenancy_verify_expected_%d", i)
 		defs := make([]string, len(cols))
 		for j, c := range cols {
 			defs[j] = sqlquote.Ident(c) + " " + typ
@@ -603,7 +603,7 @@ func (s *snapshot) loadExpected(ctx context.Context, tx pgx.Tx) error {
 SELECT p.polname::text, pg_catalog.pg_get_expr(p.polqual, p.polrelid)
 FROM pg_catalog.pg_policy p
 JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
-WHERE c.relnamespace = pg_catalog.pg_my_temp_schema() AND c.relname LIKE 'pgrls\_verify\_expected\_%'`)
+WHERE c.relnamespace = pg_catalog.pg_my_temp_schema() AND c.relname LIKE 'pgtenancy\_verify\_expected\_%'`)
 	if err != nil {
 		return fmt.Errorf("policy: verify: reading the expected policies: %w", err)
 	}

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/pgrls/pgrls/internal/sqlquote"
+	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
 )
 
 // checker collects findings.
@@ -124,9 +124,9 @@ func (c *checker) checkTable(t *vtable) {
 		if !p.permissive || p.name == IsolationPolicy || p.name == GuardPolicy {
 			continue
 		}
-		sev, why := SeverityError, "and no restrictive pgrls guard limits it"
+		sev, why := SeverityError, "and no restrictive pgtenancy guard limits it"
 		if guardOK {
-			sev, why = SeverityWarning, "though the restrictive pgrls guard still limits every row to the current tenant"
+			sev, why = SeverityWarning, "though the restrictive pgtenancy guard still limits every row to the current tenant"
 		}
 		c.add(sev, CodePermissivePolicy, "policy", p.name, name,
 			fmt.Sprintf("DROP POLICY %s ON %s;", sqlquote.Ident(p.name), tbl),
@@ -179,7 +179,7 @@ func findPolicy(t *vtable, name string) *vpolicy {
 	return nil
 }
 
-// policyDiff lists how p differs from the pgrls policy: permissive or
+// policyDiff lists how p differs from the pgtenancy policy: permissive or
 // restrictive, FOR ALL, TO PUBLIC, and USING and WITH CHECK the expected
 // expression (an ALL policy without WITH CHECK applies USING to new rows,
 // which is the same). No expected texts skips the expressions; the first
@@ -218,7 +218,7 @@ func orNone(s string) string {
 	return s
 }
 
-// checkPolicy checks one pgrls policy and reports whether it is there as
+// checkPolicy checks one pgtenancy policy and reports whether it is there as
 // generated.
 func (c *checker) checkPolicy(t *vtable, name string, permissive, colOK bool) bool {
 	tname := t.q.String()
@@ -250,7 +250,7 @@ func (c *checker) checkPolicy(t *vtable, name string, permissive, colOK bool) bo
 		fix = fmt.Sprintf("DROP POLICY %s ON %s;\n%s", sqlquote.Ident(name), t.q.sql(), create)
 	}
 	c.add(SeverityError, CodePolicyDrift, "policy", name, tname, fix,
-		"the policy differs from what pgrls generates: %s", strings.Join(diff, "; "))
+		"the policy differs from what pgtenancy generates: %s", strings.Join(diff, "; "))
 	return false
 }
 
@@ -330,7 +330,7 @@ func (c *checker) checkKeys(t *vtable) {
 // fkCovered reports whether a foreign key from t to ref cannot cross
 // tenants: it pairs the tenant columns itself, or (beside) another foreign
 // key between the same tables pairs them along with all of its column pairs
-// (a plain key left next to the composite one that pgrls added).
+// (a plain key left next to the composite one that pgtenancy added).
 func fkCovered(t, ref *vtable, fk vfk) (safe, beside bool) {
 	pairs := func(f vfk) map[[2]string]bool {
 		m := make(map[[2]string]bool, len(f.cols))
@@ -388,7 +388,7 @@ func (c *checker) checkUnlisted() {
 		name := t.q.String()
 		if t.rls && t.force {
 			c.add(SeverityWarning, CodeTableNotInModel, "table", name, name, "",
-				"the table has the tenant column %q but is not in the model; it has row level security of its own, which pgrls does not check: add it to the model", col)
+				"the table has the tenant column %q but is not in the model; it has row level security of its own, which pgtenancy does not check: add it to the model", col)
 		} else {
 			c.add(SeverityError, CodeTableNotInModel, "table", name, name, "",
 				"the table has the tenant column %q but is not in the model, and nothing isolates its rows: add it to the model's tables, then generate", col)
@@ -524,14 +524,14 @@ func mentions(src, word string) bool {
 	}
 }
 
-// setTenantBody is the body of pgrls.set_tenant that the migrations package
+// setTenantBody is the body of pgtenancy.set_tenant that the migrations package
 // installs (library/001_set_tenant.sql) for a setting. A test in
 // migrations keeps the two in step.
 func setTenantBody(setting string) string {
 	return `
 BEGIN
     IF tenant IS NULL OR tenant = '' THEN
-        RAISE EXCEPTION 'pgrls: tenant must not be null or empty' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'pgtenancy: tenant must not be null or empty' USING ERRCODE = '22023';
     END IF;
     EXECUTE pg_catalog.format('SET LOCAL ` + setting + ` = %L', tenant);
 END
@@ -539,7 +539,7 @@ END
 }
 
 func (c *checker) checkLibrary() {
-	const name = "pgrls.set_tenant(text)"
+	const name = "pgtenancy.set_tenant(text)"
 	sev := SeverityWarning
 	need := "the pool sets the tenant with set_config on plain PostgreSQL, so this matters for Citus and for code that calls it"
 	if c.s.citus {
@@ -548,13 +548,13 @@ func (c *checker) checkLibrary() {
 	lib := c.s.library
 	if lib == nil {
 		c.add(sev, CodeLibraryMissing, "function", name, "", "",
-			"the library function is not installed (run pgrls install, or apply migrations.LibrarySQL); %s", need)
+			"the library function is not installed (run pgtenancy install, or apply migrations.LibrarySQL); %s", need)
 		return
 	}
 	body := setTenantBody(c.s.exp.setting)
 	var diff []string
 	if strings.Join(strings.Fields(lib.src), " ") != strings.Join(strings.Fields(body), " ") {
-		diff = append(diff, fmt.Sprintf("its body is not the one pgrls installs for setting %s", c.s.exp.setting))
+		diff = append(diff, fmt.Sprintf("its body is not the one pgtenancy installs for setting %s", c.s.exp.setting))
 	}
 	if lib.secdef {
 		diff = append(diff, "it is SECURITY DEFINER")
@@ -564,12 +564,12 @@ func (c *checker) checkLibrary() {
 	}
 	if len(diff) > 0 {
 		c.add(SeverityError, CodeLibraryAltered, "function", name, "",
-			"CREATE OR REPLACE FUNCTION pgrls.set_tenant(tenant text) RETURNS void\nLANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY INVOKER\nAS $pgrls$"+body+"$pgrls$;",
+			"CREATE OR REPLACE FUNCTION pgtenancy.set_tenant(tenant text) RETURNS void\nLANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY INVOKER\nAS $pgtenancy$"+body+"$pgtenancy$;",
 			"the library function was altered: %s", strings.Join(diff, "; "))
 	}
 	if c.s.appRole != "" && !lib.canExec {
 		c.add(sev, CodeLibraryNotExec, "function", name, "",
-			fmt.Sprintf("GRANT USAGE ON SCHEMA pgrls TO %s;\nGRANT EXECUTE ON FUNCTION pgrls.set_tenant(text) TO %s;", c.role(), c.role()),
+			fmt.Sprintf("GRANT USAGE ON SCHEMA pgtenancy TO %s;\nGRANT EXECUTE ON FUNCTION pgtenancy.set_tenant(text) TO %s;", c.role(), c.role()),
 			"the application role cannot execute the library function; %s", need)
 	}
 }

@@ -11,10 +11,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/internal/sqlquote"
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // citusFindings lists the findings of r as "severity code object", Citus
@@ -34,7 +34,7 @@ func citusFindings(r *policy.Report) []string {
 // (CITUS_URL): a database set up by the Citus migration gives no error, and
 // each bad state gives its finding.
 func TestVerifyCitus(t *testing.T) {
-	pgrlstest.CitusURL(t)
+	pgtenancytest.CitusURL(t)
 	t.Parallel()
 	db, model, _ := citusStore(t, rls.BigInt)
 	ctx := t.Context()
@@ -47,13 +47,13 @@ func TestVerifyCitus(t *testing.T) {
 	verify := func(m *policy.Model) *policy.Report {
 		t.Helper()
 		// As the application role: Verify needs no privilege beyond it.
-		r, err := policy.Verify(ctx, db.AppConn(t), policy.VerifyOptions{Model: m, AppRole: pgrlstest.AppRole})
+		r, err := policy.Verify(ctx, db.AppConn(t), policy.VerifyOptions{Model: m, AppRole: pgtenancytest.AppRole})
 		require.NoError(t, err)
 		return r
 	}
 	setPropagate := func(value string) {
 		run(admin, fmt.Sprintf("ALTER ROLE %s IN DATABASE %s SET citus.propagate_set_commands = %s",
-			pgrlstest.AppRole, sqlquote.Ident(db.Name), sqlquote.Literal(value)))
+			pgtenancytest.AppRole, sqlquote.Ident(db.Name), sqlquote.Literal(value)))
 	}
 
 	// Citus 13.2 creates the policies on the shards without AS
@@ -86,7 +86,7 @@ func TestVerifyCitus(t *testing.T) {
 		tx, err := app.Begin(ctx)
 		require.NoError(t, err)
 		defer tx.Rollback(context.WithoutCancel(ctx))
-		_, err = tx.Exec(ctx, "SELECT pgrls.set_tenant('1') FROM set_config('citus.propagate_set_commands', 'local', true)")
+		_, err = tx.Exec(ctx, "SELECT pgtenancy.set_tenant('1') FROM set_config('citus.propagate_set_commands', 'local', true)")
 		require.NoError(t, err)
 		var n int
 		require.NoError(t, tx.QueryRow(ctx, "SELECT count(*) FROM products").Scan(&n))
@@ -111,7 +111,7 @@ func TestVerifyCitus(t *testing.T) {
 		var port int
 		require.NoError(t, admin.QueryRow(ctx, `SELECT shardid, nodename, nodeport FROM citus_shards
 			WHERE table_name = 'products'::regclass ORDER BY shardid LIMIT 1`).Scan(&shard, &host, &port))
-		var node pgrlstest.CitusNode
+		var node pgtenancytest.CitusNode
 		for _, w := range db.Workers {
 			if w.Host == host && w.Port == port {
 				node = w
@@ -164,8 +164,8 @@ SELECT create_distributed_table('audits', 'store_id', colocate_with => 'none');`
 			for _, sql := range []string{
 				ddl + "ALTER TABLE " + table + " ENABLE ROW LEVEL SECURITY",
 				ddl + "ALTER TABLE " + table + " FORCE ROW LEVEL SECURITY",
-				ddl + "CREATE POLICY pgrls_tenant_isolation ON " + table + " USING (" + expr + ") WITH CHECK (" + expr + ")",
-				ddl + "CREATE POLICY pgrls_tenant_guard ON " + table + " AS RESTRICTIVE USING (" + expr + ") WITH CHECK (" + expr + ")",
+				ddl + "CREATE POLICY pgtenancy_tenant_isolation ON " + table + " USING (" + expr + ") WITH CHECK (" + expr + ")",
+				ddl + "CREATE POLICY pgtenancy_tenant_guard ON " + table + " AS RESTRICTIVE USING (" + expr + ") WITH CHECK (" + expr + ")",
 			} {
 				run(owner, sql)
 			}

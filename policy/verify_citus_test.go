@@ -6,7 +6,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // The Citus checks need a Citus cluster; these tests cover the parts that
@@ -14,7 +14,7 @@ import (
 // when CITUS_URL is set.
 
 func TestParseShardResult(t *testing.T) {
-	st := shardState{ok: true, result: "true\x1ftrue\x1epgrls_tenant_guard\x1ffalse\x1f*\x1f(a = 1)\x1f(a = 1)\x1epgrls_tenant_isolation\x1ftrue\x1f*\x1f(a = 1)\x1f"}
+	st := shardState{ok: true, result: "true\x1ftrue\x1epgtenancy_tenant_guard\x1ffalse\x1f*\x1f(a = 1)\x1f(a = 1)\x1epgtenancy_tenant_isolation\x1ftrue\x1f*\x1f(a = 1)\x1f"}
 	require.True(t, parseShardResult(&st))
 	assert.True(t, st.rls)
 	assert.True(t, st.force)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgrls/pgrls/internal/sqlquote"
+	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
 )
 
 // ErrRowSecurityActive is returned by [CheckData] when row level security

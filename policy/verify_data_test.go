@@ -8,14 +8,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/internal/testschema"
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/internal/testschema"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
-// rawStore is the store schema and rows before pgrls.
-var rawStore = &pgrlstest.Template{
+// rawStore is the store schema and rows before pgtenancy.
+var rawStore = &pgtenancytest.Template{
 	Name: "verify_raw_store",
 	Setup: func(ctx context.Context, conn *pgx.Conn) error {
 		_, err := conn.Exec(ctx, testschema.DDL(rls.BigInt)+testschema.Seed(rls.BigInt))
@@ -25,9 +25,9 @@ var rawStore = &pgrlstest.Template{
 
 func TestCheckDataFindsCrossTenantRows(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, rawStore)
+	db := pgtenancytest.NewDB(t, rawStore)
 	owner := db.OwnerConn(t)
-	model := testschema.Model(rls.BigInt, pgrlstest.AppRole)
+	model := testschema.Model(rls.BigInt, pgtenancytest.AppRole)
 
 	refs, err := policy.CheckData(t.Context(), owner, model)
 	require.NoError(t, err)
@@ -57,7 +57,7 @@ func TestCheckDataFindsCrossTenantRows(t *testing.T) {
 	})
 	require.Error(t, err)
 	assert.Equal(t, "23503", sqlState(err), "foreign key violation: %v", err)
-	assert.ErrorContains(t, err, "purchases_store_id_product_id_pgrls_fkey")
+	assert.ErrorContains(t, err, "purchases_store_id_product_id_pgtenancy_fkey")
 
 	// Samples are capped at five, the count is not.
 	mustExec(t, owner, `INSERT INTO purchases (store_id, id, product_id, quantity)
@@ -71,8 +71,8 @@ SELECT 3, 5000 + g, 101, 1 FROM generate_series(1, 7) g`)
 
 func TestCheckDataRefusesRowSecurity(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, isolatedStore)
-	model := testschema.Model(rls.BigInt, pgrlstest.AppRole)
+	db := pgtenancytest.NewDB(t, isolatedStore)
+	model := testschema.Model(rls.BigInt, pgtenancytest.AppRole)
 	// The owner is subject to the forced policies, the application role
 	// too: neither sees every row.
 	for _, conn := range []*pgx.Conn{db.OwnerConn(t), db.AppConn(t)} {

@@ -9,8 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // Verify at startup, and refuse to start when the database has a hole.

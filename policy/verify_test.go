@@ -14,19 +14,19 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/internal/testschema"
-	"github.com/pgrls/pgrls/migrations"
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/internal/testschema"
+	"github.com/pgtenancy/pgtenancy/migrations"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // isolatedStore is the test store as a user would set it up: the schema
 // and its rows, the library objects, and the generated isolation applied.
-var isolatedStore = &pgrlstest.Template{
+var isolatedStore = &pgtenancytest.Template{
 	Name: "verify_store",
 	Setup: func(ctx context.Context, conn *pgx.Conn) error {
-		return setupIsolated(ctx, conn, testschema.DDL(rls.BigInt)+testschema.Seed(rls.BigInt), testschema.Model(rls.BigInt, pgrlstest.AppRole))
+		return setupIsolated(ctx, conn, testschema.DDL(rls.BigInt)+testschema.Seed(rls.BigInt), testschema.Model(rls.BigInt, pgtenancytest.AppRole))
 	},
 }
 
@@ -53,10 +53,10 @@ INSERT INTO stores VALUES (1, 'one'), (2, 'two');
 INSERT INTO products VALUES (1, 10, 'EUR'), (2, 20, 'EUR');
 `
 
-var cleanStore = &pgrlstest.Template{
+var cleanStore = &pgtenancytest.Template{
 	Name: "verify_clean",
 	Setup: func(ctx context.Context, conn *pgx.Conn) error {
-		return setupIsolated(ctx, conn, cleanDDL, testschema.Model(rls.BigInt, pgrlstest.AppRole))
+		return setupIsolated(ctx, conn, cleanDDL, testschema.Model(rls.BigInt, pgtenancytest.AppRole))
 	},
 }
 
@@ -89,7 +89,7 @@ func mustVerify(t *testing.T, conn policy.TxQuerier, opts policy.VerifyOptions) 
 }
 
 func storeOpts() policy.VerifyOptions {
-	return policy.VerifyOptions{Model: testschema.Model(rls.BigInt, pgrlstest.AppRole)}
+	return policy.VerifyOptions{Model: testschema.Model(rls.BigInt, pgtenancytest.AppRole)}
 }
 
 // findingKey identifies a finding in assertions.
@@ -119,7 +119,7 @@ var storeWarnings = []findingKey{
 
 func TestVerifyIsolatedStore(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, isolatedStore)
+	db := pgtenancytest.NewDB(t, isolatedStore)
 	for _, conn := range []struct {
 		name string
 		conn policy.TxQuerier
@@ -142,7 +142,7 @@ func TestVerifyIsolatedStore(t *testing.T) {
 // 2026-11-26) are as right as PolicyExpr's; a third form is drift.
 func TestVerifyAcceptsCitusForm(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, cleanStore)
+	db := pgtenancytest.NewDB(t, cleanStore)
 	admin := db.AdminConn(t)
 	var sql strings.Builder
 	for _, tbl := range []struct{ name, col string }{{"stores", "id"}, {"products", "store_id"}, {"purchases", "store_id"}} {
@@ -156,7 +156,7 @@ func TestVerifyAcceptsCitusForm(t *testing.T) {
 	assert.Empty(t, r.Findings)
 
 	// Not just anything goes: the setting read twice is drift.
-	mustExec(t, admin, `ALTER POLICY pgrls_tenant_guard ON stores
+	mustExec(t, admin, `ALTER POLICY pgtenancy_tenant_guard ON stores
     USING (id = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint) AND id = NULLIF(current_setting('app.current_tenant', true), '')::bigint)`)
 	r = mustVerify(t, db.OwnerConn(t), storeOpts())
 	assert.Equal(t, []findingKey{{policy.SeverityError, policy.CodePolicyDrift, policy.GuardPolicy}}, findingKeys(r))
@@ -164,31 +164,31 @@ func TestVerifyAcceptsCitusForm(t *testing.T) {
 
 func TestVerifyCleanDatabaseHasNoFindings(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, cleanStore)
+	db := pgtenancytest.NewDB(t, cleanStore)
 	r := mustVerify(t, db.OwnerConn(t), storeOpts())
 	assert.Empty(t, r.Findings)
 
 	// Without a model, from the tenant column: the same tables, inferred.
-	r = mustVerify(t, db.OwnerConn(t), policy.VerifyOptions{TenantColumn: "store_id", AppRole: pgrlstest.AppRole})
+	r = mustVerify(t, db.OwnerConn(t), policy.VerifyOptions{TenantColumn: "store_id", AppRole: pgtenancytest.AppRole})
 	assert.Empty(t, r.Findings)
 	// And from row level security alone.
-	r = mustVerify(t, db.OwnerConn(t), policy.VerifyOptions{AppRole: pgrlstest.AppRole})
+	r = mustVerify(t, db.OwnerConn(t), policy.VerifyOptions{AppRole: pgtenancytest.AppRole})
 	assert.Empty(t, r.Findings)
 }
 
 // newRole creates a role for one test (roles are shared by the server's
 // databases) and drops it when the test ends.
-func newRole(t *testing.T, db *pgrlstest.DB, attrs string) string {
+func newRole(t *testing.T, db *pgtenancytest.DB, attrs string) string {
 	t.Helper()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	name := "pgrls_verify_" + hex.EncodeToString(b)
+	name := "pgtenancy_verify_" + hex.EncodeToString(b)
 	admin := db.AdminConn(t)
 	_, err := admin.Exec(t.Context(), "CREATE ROLE "+name+" "+attrs)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx := context.Background()
-		_, err := admin.Exec(ctx, "REASSIGN OWNED BY "+name+" TO "+pgrlstest.OwnerRole+"; DROP OWNED BY "+name+"; DROP ROLE "+name)
+		_, err := admin.Exec(ctx, "REASSIGN OWNED BY "+name+" TO "+pgtenancytest.OwnerRole+"; DROP OWNED BY "+name+"; DROP ROLE "+name)
 		assert.NoError(t, err)
 	})
 	return name
@@ -205,21 +205,21 @@ func mustExec(t *testing.T, conn *pgx.Conn, sql string) {
 // store's usual warnings) when exact.
 func TestVerifyFindsHoles(t *testing.T) {
 	t.Parallel()
-	const app = pgrlstest.AppRole
+	const app = pgtenancytest.AppRole
 	E, W := policy.SeverityError, policy.SeverityWarning
 	tests := []struct {
 		name string
 		sql  string // run as the admin role
 		// prep may change the options and return SQL to run, for cases that
 		// need a role of their own.
-		prep    func(t *testing.T, db *pgrlstest.DB, opts *policy.VerifyOptions) string
+		prep    func(t *testing.T, db *pgtenancytest.DB, opts *policy.VerifyOptions) string
 		want    []findingKey
 		partial bool         // want is a subset of the findings, not all of them beyond storeWarnings
 		gone    []findingKey // storeWarnings the bad state makes go away
 	}{
 		{
 			name: "superuser",
-			prep: func(t *testing.T, db *pgrlstest.DB, opts *policy.VerifyOptions) string {
+			prep: func(t *testing.T, db *pgtenancytest.DB, opts *policy.VerifyOptions) string {
 				opts.AppRole = newRole(t, db, "SUPERUSER")
 				return ""
 			},
@@ -228,7 +228,7 @@ func TestVerifyFindsHoles(t *testing.T) {
 		},
 		{
 			name: "bypassrls",
-			prep: func(t *testing.T, db *pgrlstest.DB, opts *policy.VerifyOptions) string {
+			prep: func(t *testing.T, db *pgtenancytest.DB, opts *policy.VerifyOptions) string {
 				opts.AppRole = newRole(t, db, "BYPASSRLS")
 				return ""
 			},
@@ -236,7 +236,7 @@ func TestVerifyFindsHoles(t *testing.T) {
 		},
 		{
 			name: "member of a bypassrls role",
-			prep: func(t *testing.T, db *pgrlstest.DB, opts *policy.VerifyOptions) string {
+			prep: func(t *testing.T, db *pgtenancytest.DB, opts *policy.VerifyOptions) string {
 				admin := newRole(t, db, "BYPASSRLS NOLOGIN")
 				opts.AppRole = newRole(t, db, "LOGIN IN ROLE "+admin)
 				return ""
@@ -245,7 +245,7 @@ func TestVerifyFindsHoles(t *testing.T) {
 		},
 		{
 			name: "owns a tenant table",
-			prep: func(t *testing.T, db *pgrlstest.DB, opts *policy.VerifyOptions) string {
+			prep: func(t *testing.T, db *pgtenancytest.DB, opts *policy.VerifyOptions) string {
 				opts.AppRole = newRole(t, db, "LOGIN")
 				return "ALTER TABLE products OWNER TO " + opts.AppRole
 			},
@@ -258,8 +258,8 @@ func TestVerifyFindsHoles(t *testing.T) {
 		},
 		{
 			name: "member of the owner",
-			prep: func(t *testing.T, db *pgrlstest.DB, opts *policy.VerifyOptions) string {
-				opts.AppRole = newRole(t, db, "LOGIN NOINHERIT IN ROLE "+pgrlstest.OwnerRole)
+			prep: func(t *testing.T, db *pgtenancytest.DB, opts *policy.VerifyOptions) string {
+				opts.AppRole = newRole(t, db, "LOGIN NOINHERIT IN ROLE "+pgtenancytest.OwnerRole)
 				return ""
 			},
 			want: []findingKey{
@@ -270,15 +270,15 @@ func TestVerifyFindsHoles(t *testing.T) {
 		},
 		{
 			name: "app role missing",
-			prep: func(t *testing.T, db *pgrlstest.DB, opts *policy.VerifyOptions) string {
-				opts.AppRole = "pgrls_verify_no_such_role"
+			prep: func(t *testing.T, db *pgtenancytest.DB, opts *policy.VerifyOptions) string {
+				opts.AppRole = "pgtenancy_verify_no_such_role"
 				return ""
 			},
-			want: []findingKey{{E, policy.CodeAppRoleMissing, "pgrls_verify_no_such_role"}},
+			want: []findingKey{{E, policy.CodeAppRoleMissing, "pgtenancy_verify_no_such_role"}},
 		},
 		{
 			name: "no app role",
-			prep: func(t *testing.T, db *pgrlstest.DB, opts *policy.VerifyOptions) string {
+			prep: func(t *testing.T, db *pgtenancytest.DB, opts *policy.VerifyOptions) string {
 				opts.Model.AppRole = ""
 				return ""
 			},
@@ -296,41 +296,41 @@ func TestVerifyFindsHoles(t *testing.T) {
 		},
 		{
 			name: "policy missing",
-			sql:  "DROP POLICY pgrls_tenant_isolation ON products",
+			sql:  "DROP POLICY pgtenancy_tenant_isolation ON products",
 			want: []findingKey{{E, policy.CodePolicyMissing, policy.IsolationPolicy}},
 		},
 		{
 			name: "guard missing",
-			sql:  "DROP POLICY pgrls_tenant_guard ON products",
+			sql:  "DROP POLICY pgtenancy_tenant_guard ON products",
 			want: []findingKey{{W, policy.CodeGuardMissing, policy.GuardPolicy}},
 		},
 		{
 			name: "policy expression drifted",
-			sql:  "ALTER POLICY pgrls_tenant_isolation ON products USING (true)",
+			sql:  "ALTER POLICY pgtenancy_tenant_isolation ON products USING (true)",
 			want: []findingKey{{E, policy.CodePolicyDrift, policy.IsolationPolicy}},
 		},
 		{
 			name: "policy roles drifted",
-			sql:  "ALTER POLICY pgrls_tenant_guard ON purchases TO " + app,
+			sql:  "ALTER POLICY pgtenancy_tenant_guard ON purchases TO " + app,
 			want: []findingKey{{E, policy.CodePolicyDrift, policy.GuardPolicy}},
 		},
 		{
 			name: "policy reads another setting",
-			sql: `DROP POLICY pgrls_tenant_isolation ON stores;
-CREATE POLICY pgrls_tenant_isolation ON stores USING (id = NULLIF(current_setting('app.other', true), '')::bigint)`,
+			sql: `DROP POLICY pgtenancy_tenant_isolation ON stores;
+CREATE POLICY pgtenancy_tenant_isolation ON stores USING (id = NULLIF(current_setting('app.other', true), '')::bigint)`,
 			want: []findingKey{{E, policy.CodePolicyDrift, policy.IsolationPolicy}},
 		},
 		{
 			name: "policy made restrictive",
-			sql: `DROP POLICY pgrls_tenant_isolation ON stores;
-CREATE POLICY pgrls_tenant_isolation ON stores AS RESTRICTIVE
+			sql: `DROP POLICY pgtenancy_tenant_isolation ON stores;
+CREATE POLICY pgtenancy_tenant_isolation ON stores AS RESTRICTIVE
     USING (id = NULLIF(current_setting('app.current_tenant', true), '')::bigint)`,
 			want: []findingKey{{E, policy.CodePolicyDrift, policy.IsolationPolicy}},
 		},
 		{
 			name: "policy for SELECT only",
-			sql: `DROP POLICY pgrls_tenant_isolation ON stores;
-CREATE POLICY pgrls_tenant_isolation ON stores FOR SELECT
+			sql: `DROP POLICY pgtenancy_tenant_isolation ON stores;
+CREATE POLICY pgtenancy_tenant_isolation ON stores FOR SELECT
     USING (id = NULLIF(current_setting('app.current_tenant', true), '')::bigint)`,
 			want: []findingKey{{E, policy.CodePolicyDrift, policy.IsolationPolicy}},
 		},
@@ -341,7 +341,7 @@ CREATE POLICY pgrls_tenant_isolation ON stores FOR SELECT
 		},
 		{
 			name: "extra permissive policy without the guard",
-			sql:  "CREATE POLICY open ON products FOR SELECT TO " + app + " USING (true); DROP POLICY pgrls_tenant_guard ON products",
+			sql:  "CREATE POLICY open ON products FOR SELECT TO " + app + " USING (true); DROP POLICY pgtenancy_tenant_guard ON products",
 			want: []findingKey{{E, policy.CodePermissivePolicy, "open"}, {W, policy.CodeGuardMissing, policy.GuardPolicy}},
 		},
 		{
@@ -356,7 +356,7 @@ CREATE POLICY pgrls_tenant_isolation ON stores FOR SELECT
 		},
 		{
 			name: "foreign key without the tenant column",
-			sql: `ALTER TABLE purchases DROP CONSTRAINT purchases_store_id_product_id_pgrls_fkey;
+			sql: `ALTER TABLE purchases DROP CONSTRAINT purchases_store_id_product_id_pgtenancy_fkey;
 ALTER TABLE purchases ADD CONSTRAINT purchases_product_id_fkey FOREIGN KEY (product_id) REFERENCES products (id)`,
 			want: []findingKey{{E, policy.CodeFKWithoutTenant, "purchases_product_id_fkey"}},
 		},
@@ -426,33 +426,33 @@ CREATE FUNCTION invoker() RETURNS bigint LANGUAGE sql AS $$SELECT count(*) FROM 
 		},
 		{
 			name: "library missing",
-			sql:  "DROP FUNCTION pgrls.set_tenant(text)",
-			want: []findingKey{{W, policy.CodeLibraryMissing, "pgrls.set_tenant(text)"}},
+			sql:  "DROP FUNCTION pgtenancy.set_tenant(text)",
+			want: []findingKey{{W, policy.CodeLibraryMissing, "pgtenancy.set_tenant(text)"}},
 		},
 		{
 			name: "library altered",
-			sql: `CREATE OR REPLACE FUNCTION pgrls.set_tenant(tenant text) RETURNS void LANGUAGE plpgsql AS $$
+			sql: `CREATE OR REPLACE FUNCTION pgtenancy.set_tenant(tenant text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_catalog.set_config('app.current_tenant', '1', true);
 END$$`,
-			want: []findingKey{{E, policy.CodeLibraryAltered, "pgrls.set_tenant(text)"}},
+			want: []findingKey{{E, policy.CodeLibraryAltered, "pgtenancy.set_tenant(text)"}},
 		},
 		{
 			name: "library made security definer",
-			sql:  "ALTER FUNCTION pgrls.set_tenant(text) SECURITY DEFINER",
+			sql:  "ALTER FUNCTION pgtenancy.set_tenant(text) SECURITY DEFINER",
 			want: []findingKey{
-				{E, policy.CodeLibraryAltered, "pgrls.set_tenant(text)"},
-				{W, policy.CodeSecurityDefiner, "pgrls.set_tenant(text)"},
+				{E, policy.CodeLibraryAltered, "pgtenancy.set_tenant(text)"},
+				{W, policy.CodeSecurityDefiner, "pgtenancy.set_tenant(text)"},
 			},
 		},
 		{
 			name: "library not executable",
-			sql:  "REVOKE EXECUTE ON FUNCTION pgrls.set_tenant(text) FROM PUBLIC",
-			want: []findingKey{{W, policy.CodeLibraryNotExec, "pgrls.set_tenant(text)"}},
+			sql:  "REVOKE EXECUTE ON FUNCTION pgtenancy.set_tenant(text) FROM PUBLIC",
+			want: []findingKey{{W, policy.CodeLibraryNotExec, "pgtenancy.set_tenant(text)"}},
 		},
 		{
 			name: "partition reachable directly",
-			prep: func(t *testing.T, db *pgrlstest.DB, opts *policy.VerifyOptions) string {
+			prep: func(t *testing.T, db *pgtenancytest.DB, opts *policy.VerifyOptions) string {
 				opts.Model.Tables = append(opts.Model.Tables, policy.Table{Name: "events", TenantColumn: "store_id"})
 				expr := policy.PolicyExpr("store_id", rls.BigInt, policy.DefaultSetting)
 				return `
@@ -461,8 +461,8 @@ CREATE INDEX ON events (store_id);
 CREATE TABLE events_0 PARTITION OF events FOR VALUES WITH (MODULUS 2, REMAINDER 0);
 CREATE TABLE events_1 PARTITION OF events FOR VALUES WITH (MODULUS 2, REMAINDER 1);
 ALTER TABLE events ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
-CREATE POLICY pgrls_tenant_isolation ON events USING (` + expr + `) WITH CHECK (` + expr + `);
-CREATE POLICY pgrls_tenant_guard ON events AS RESTRICTIVE USING (` + expr + `) WITH CHECK (` + expr + `);
+CREATE POLICY pgtenancy_tenant_isolation ON events USING (` + expr + `) WITH CHECK (` + expr + `);
+CREATE POLICY pgtenancy_tenant_guard ON events AS RESTRICTIVE USING (` + expr + `) WITH CHECK (` + expr + `);
 GRANT SELECT ON events TO ` + app + `;
 GRANT SELECT ON events_1 TO ` + app
 			},
@@ -470,7 +470,7 @@ GRANT SELECT ON events_1 TO ` + app
 		},
 		{
 			name: "model tables missing or mistyped",
-			prep: func(t *testing.T, db *pgrlstest.DB, opts *policy.VerifyOptions) string {
+			prep: func(t *testing.T, db *pgtenancytest.DB, opts *policy.VerifyOptions) string {
 				opts.Model.Tables = append(opts.Model.Tables,
 					policy.Table{Name: "ghosts", TenantColumn: "store_id"},
 					policy.Table{Name: "notes", TenantColumn: "store_id"},
@@ -488,7 +488,7 @@ GRANT SELECT ON events_1 TO ` + app
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			db := pgrlstest.NewDB(t, isolatedStore)
+			db := pgtenancytest.NewDB(t, isolatedStore)
 			opts := storeOpts()
 			sql := tt.sql
 			if tt.prep != nil {
@@ -521,7 +521,7 @@ GRANT SELECT ON events_1 TO ` + app
 	}
 }
 
-// TestVerifyLibraryMatchesMigrations keeps Verify's idea of pgrls.set_tenant
+// TestVerifyLibraryMatchesMigrations keeps Verify's idea of pgtenancy.set_tenant
 // in step with what the migrations package installs, for the default
 // setting and another one.
 func TestVerifyLibraryMatchesMigrations(t *testing.T) {
@@ -529,20 +529,20 @@ func TestVerifyLibraryMatchesMigrations(t *testing.T) {
 	for _, setting := range []string{"", "tenancy.shop"} {
 		lib, err := migrations.LibrarySQL(migrations.Options{Setting: setting})
 		require.NoError(t, err)
-		want := "AS $pgrls$" + policy.SetTenantBody(cmp.Or(setting, policy.DefaultSetting)) + "$pgrls$;"
+		want := "AS $pgtenancy$" + policy.SetTenantBody(cmp.Or(setting, policy.DefaultSetting)) + "$pgtenancy$;"
 		assert.Contains(t, lib.Up, want, "migrations/library/001_set_tenant.sql changed: update setTenantBody in policy/verify_checks.go")
 	}
 
-	db := pgrlstest.NewDB(t, nil)
+	db := pgtenancytest.NewDB(t, nil)
 	owner := db.OwnerConn(t)
 	require.NoError(t, migrations.Install(t.Context(), owner, migrations.Options{Setting: "tenancy.shop"}))
-	opts := policy.VerifyOptions{AppRole: pgrlstest.AppRole, Setting: "tenancy.shop"}
+	opts := policy.VerifyOptions{AppRole: pgtenancytest.AppRole, Setting: "tenancy.shop"}
 	r := mustVerify(t, owner, opts)
 	assert.Empty(t, r.Findings, "an empty database with the library installed")
 
 	opts.Setting = ""
 	r = mustVerify(t, owner, opts)
-	assert.Equal(t, []findingKey{{policy.SeverityError, policy.CodeLibraryAltered, "pgrls.set_tenant(text)"}}, findingKeys(r),
+	assert.Equal(t, []findingKey{{policy.SeverityError, policy.CodeLibraryAltered, "pgtenancy.set_tenant(text)"}}, findingKeys(r),
 		"the function sets another setting than the policies read")
 	assert.Contains(t, r.Findings[0].Fix, "SET LOCAL app.current_tenant = %L")
 
@@ -553,7 +553,7 @@ func TestVerifyLibraryMatchesMigrations(t *testing.T) {
 
 func TestVerifyReportErr(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, isolatedStore)
+	db := pgtenancytest.NewDB(t, isolatedStore)
 	mustExec(t, db.AdminConn(t), "ALTER TABLE products NO FORCE ROW LEVEL SECURITY; ALTER TABLE stores DISABLE ROW LEVEL SECURITY")
 	r := mustVerify(t, db.AppConn(t), storeOpts())
 	require.True(t, r.HasErrors())
@@ -580,7 +580,7 @@ func TestVerifyReportErr(t *testing.T) {
 
 func TestVerifyBadOptions(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, nil)
+	db := pgtenancytest.NewDB(t, nil)
 	conn := db.OwnerConn(t)
 	for _, opts := range []policy.VerifyOptions{
 		{Model: &policy.Model{}},
@@ -598,19 +598,19 @@ func TestVerifyBadOptions(t *testing.T) {
 // broken store and checks that Verify then finds no error.
 func TestVerifyFixesClearFindings(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, isolatedStore)
+	db := pgtenancytest.NewDB(t, isolatedStore)
 	admin := db.AdminConn(t)
 	mustExec(t, admin, `
 ALTER TABLE products DISABLE ROW LEVEL SECURITY, NO FORCE ROW LEVEL SECURITY;
-DROP POLICY pgrls_tenant_isolation ON purchases;
-ALTER POLICY pgrls_tenant_guard ON stores USING (true);
+DROP POLICY pgtenancy_tenant_isolation ON purchases;
+ALTER POLICY pgtenancy_tenant_guard ON stores USING (true);
 CREATE POLICY open ON stores USING (true);
-ALTER TABLE purchases DROP CONSTRAINT purchases_store_id_product_id_pgrls_fkey;
+ALTER TABLE purchases DROP CONSTRAINT purchases_store_id_product_id_pgtenancy_fkey;
 GRANT TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA public TO PUBLIC;
 CREATE VIEW product_list AS SELECT * FROM products;
-GRANT SELECT ON product_list TO `+pgrlstest.AppRole+`;
+GRANT SELECT ON product_list TO `+pgtenancytest.AppRole+`;
 CREATE MATERIALIZED VIEW sales AS SELECT store_id, count(*) FROM purchases GROUP BY 1;
-GRANT SELECT ON sales TO `+pgrlstest.AppRole+`;
+GRANT SELECT ON sales TO `+pgtenancytest.AppRole+`;
 CREATE FUNCTION count_products() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS $$SELECT count(*) FROM products$$;
 `)
 	r := mustVerify(t, db.AppConn(t), storeOpts())

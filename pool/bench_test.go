@@ -19,12 +19,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pgrls/pgrls/internal/pgcluster"
-	"github.com/pgrls/pgrls/internal/testschema"
-	"github.com/pgrls/pgrls/migrations"
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/pool"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/internal/pgcluster"
+	"github.com/pgtenancy/pgtenancy/internal/testschema"
+	"github.com/pgtenancy/pgtenancy/migrations"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/pool"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // Benchmark shape: a point query by primary key over 10k tenants x 100 rows,
@@ -39,7 +39,7 @@ const (
 
 // benchDuration is how long each variant is measured per round; rounds
 // alternate the variants so that drift hits them all alike.
-var benchDuration = envDuration("PGRLS_BENCH_DURATION", 1200*time.Millisecond)
+var benchDuration = envDuration("PGTENANCY_BENCH_DURATION", 1200*time.Millisecond)
 
 const benchRounds = 5
 
@@ -62,7 +62,7 @@ CREATE TABLE copy_rls (LIKE copy_plain);
 GRANT SELECT, INSERT ON items_plain, items_rls, copy_plain, copy_rls TO %[3]s;
 `
 
-// BenchmarkPool measures pgrls against raw pgxpool in one database and one
+// BenchmarkPool measures pgtenancy against raw pgxpool in one database and one
 // run, and prints one line per variant: RATIO <variant> <throughput /
 // baseline>. Run it once:
 //
@@ -72,7 +72,7 @@ func BenchmarkPool(b *testing.B) {
 	start := time.Now()
 	db := benchDB(b)
 	owner := db.OwnerConn(b)
-	if _, err := owner.Exec(ctx, fmt.Sprintf(benchSchema, benchTenants, benchRows, pgrlstest.AppRole)+
+	if _, err := owner.Exec(ctx, fmt.Sprintf(benchSchema, benchTenants, benchRows, pgtenancytest.AppRole)+
 		testschema.RLS("items_rls")+testschema.RLS("copy_rls")); err != nil {
 		b.Fatal(err)
 	}
@@ -93,9 +93,9 @@ func BenchmarkPool(b *testing.B) {
 	fmt.Printf("machine: %d CPUs (%s), GOMAXPROCS %d, PostgreSQL %s, pgx 5.12\n",
 		runtime.NumCPU(), cpuModel(), runtime.GOMAXPROCS(0), version)
 
-	// PGRLS_BENCH_VARIANTS=copyfrom runs the copy alone; a list without
+	// PGTENANCY_BENCH_VARIANTS=copyfrom runs the copy alone; a list without
 	// copyfrom skips it.
-	only := os.Getenv("PGRLS_BENCH_VARIANTS")
+	only := os.Getenv("PGTENANCY_BENCH_VARIANTS")
 	if only == "" || strings.Trim(strings.ReplaceAll(","+only+",", ",copyfrom,", ","), ",") != "" {
 		direct := runVariants(b, db.AppURL)
 		report("", direct)
@@ -115,13 +115,13 @@ func BenchmarkPool(b *testing.B) {
 // that no variant pays for reading pages from the OS cache.
 const benchSharedBuffers = "512MB"
 
-// benchDB returns an empty database owned by pgrlstest.OwnerRole. It starts
-// a throwaway server of its own with benchSharedBuffers (pgrlstest's server
-// has 64MB), unless DATABASE_URL names a server: then pgrlstest's.
-func benchDB(b *testing.B) *pgrlstest.DB {
+// benchDB returns an empty database owned by pgtenancytest.OwnerRole. It starts
+// a throwaway server of its own with benchSharedBuffers (pgtenancytest's server
+// has 64MB), unless DATABASE_URL names a server: then pgtenancytest's.
+func benchDB(b *testing.B) *pgtenancytest.DB {
 	b.Helper()
 	if os.Getenv("DATABASE_URL") != "" {
-		return pgrlstest.NewDB(b, nil)
+		return pgtenancytest.NewDB(b, nil)
 	}
 	ctx := context.Background()
 	c, err := pgcluster.Start(ctx, pgcluster.Options{Settings: map[string]string{"shared_buffers": benchSharedBuffers}})
@@ -134,11 +134,11 @@ func benchDB(b *testing.B) *pgrlstest.DB {
 		b.Fatal(err)
 	}
 	defer admin.Close(ctx)
-	const name = "pgrls_bench"
+	const name = "pgtenancy_bench"
 	for _, sql := range []string{
-		"CREATE ROLE " + pgrlstest.OwnerRole + " LOGIN NOSUPERUSER NOBYPASSRLS",
-		"CREATE ROLE " + pgrlstest.AppRole + " LOGIN NOSUPERUSER NOBYPASSRLS",
-		"CREATE DATABASE " + name + " OWNER " + pgrlstest.OwnerRole,
+		"CREATE ROLE " + pgtenancytest.OwnerRole + " LOGIN NOSUPERUSER NOBYPASSRLS",
+		"CREATE ROLE " + pgtenancytest.AppRole + " LOGIN NOSUPERUSER NOBYPASSRLS",
+		"CREATE DATABASE " + name + " OWNER " + pgtenancytest.OwnerRole,
 	} {
 		if _, err := admin.Exec(ctx, sql); err != nil {
 			b.Fatal(err)
@@ -157,7 +157,7 @@ func benchDB(b *testing.B) *pgrlstest.DB {
 		b.Fatal(err)
 	}
 	b.Logf("benchmark server: shared_buffers %s", sb)
-	return &pgrlstest.DB{Name: name, AdminURL: c.URL(name), OwnerURL: as(pgrlstest.OwnerRole), AppURL: as(pgrlstest.AppRole)}
+	return &pgtenancytest.DB{Name: name, AdminURL: c.URL(name), OwnerURL: as(pgtenancytest.OwnerRole), AppURL: as(pgtenancytest.AppRole)}
 }
 
 // variant is one way to run the point query.
@@ -195,17 +195,17 @@ func runVariants(b *testing.B, appURL string) map[string]float64 {
 	const rlsQuery = "SELECT name, price FROM items_rls WHERE id = $1"
 
 	raw := newRaw(newCfg())
-	newPgrls := func(citus bool) *pool.Pool {
+	newPgtenancy := func(citus bool) *pool.Pool {
 		p, err := pool.Wrap(newRaw(newCfg()), pool.Options{Citus: citus})
 		if err != nil {
 			b.Fatal(err)
 		}
 		return p
 	}
-	txPool := newPgrls(false)
-	txFunc := newPgrls(false)
-	pool.SetTenantSQL(txFunc, "SELECT pgrls.set_tenant($1)")
-	citus := newPgrls(true)
+	txPool := newPgtenancy(false)
+	txFunc := newPgtenancy(false)
+	pool.SetTenantSQL(txFunc, "SELECT pgtenancy.set_tenant($1)")
+	citus := newPgtenancy(true)
 	sessCfg := newCfg()
 	if err := pool.ConfigureSession(sessCfg, ""); err != nil {
 		b.Fatal(err)
@@ -232,7 +232,7 @@ func runVariants(b *testing.B, appURL string) map[string]float64 {
 		{"session", func(ctx context.Context, _, id int64) error { return scanOne(session.QueryRow(ctx, rlsQuery, id)) }, session.Close},
 		{"naive-hook", func(ctx context.Context, _, id int64) error { return scanOne(naive.QueryRow(ctx, rlsQuery, id)) }, naive.Close},
 	}
-	if only := os.Getenv("PGRLS_BENCH_VARIANTS"); only != "" {
+	if only := os.Getenv("PGTENANCY_BENCH_VARIANTS"); only != "" {
 		keep := variants[:1] // the baseline
 		for _, v := range variants[1:] {
 			if strings.Contains(","+only+",", ","+v.name+",") {
@@ -312,9 +312,9 @@ func report(suffix string, qps map[string]float64) {
 	}
 }
 
-// benchCopy compares pgrls CopyFrom into a table under RLS with raw COPY
+// benchCopy compares pgtenancy CopyFrom into a table under RLS with raw COPY
 // into the same table without RLS.
-func benchCopy(b *testing.B, db *pgrlstest.DB, owner *pgx.Conn) {
+func benchCopy(b *testing.B, db *pgtenancytest.DB, owner *pgx.Conn) {
 	b.Helper()
 	ctx := context.Background()
 	const tenant = 7
@@ -357,7 +357,7 @@ func benchCopy(b *testing.B, db *pgrlstest.DB, owner *pgx.Conn) {
 		}
 	}
 	rawTime, rlsTime, tempTime := median(rawTimes), median(rlsTimes), median(tempTimes)
-	fmt.Printf("copy %d rows: raw COPY %v, pgrls CopyFrom %v, through a temporary table %v (medians of %d)\n",
+	fmt.Printf("copy %d rows: raw COPY %v, pgtenancy CopyFrom %v, through a temporary table %v (medians of %d)\n",
 		benchCopyRows, rawTime.Round(time.Microsecond), rlsTime.Round(time.Microsecond), tempTime.Round(time.Microsecond), runs)
 	fmt.Printf("RATIO copyfrom %.3f\n", rawTime.Seconds()/rlsTime.Seconds())
 	fmt.Printf("RATIO copyfrom-temptable %.3f\n", rawTime.Seconds()/tempTime.Seconds())

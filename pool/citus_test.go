@@ -12,12 +12,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/internal/testschema"
-	"github.com/pgrls/pgrls/migrations"
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/pool"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/internal/testschema"
+	"github.com/pgtenancy/pgtenancy/migrations"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/pool"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // tenantD is a store that TestCitusCluster adds to the seed, for its
@@ -25,17 +25,17 @@ import (
 var tenantD = rls.Int64(4)
 
 // citusStoreDB is the seeded store schema on a fresh Citus database (see
-// pgrlstest.NewCitusDB), distributed and isolated by the Citus migration
+// pgtenancytest.NewCitusDB), distributed and isolated by the Citus migration
 // that policy.Generate writes, applied as the tables' owner.
-func citusStoreDB(t *testing.T) *pgrlstest.CitusDB {
+func citusStoreDB(t *testing.T) *pgtenancytest.CitusDB {
 	t.Helper()
-	db := pgrlstest.NewCitusDB(t)
+	db := pgtenancytest.NewCitusDB(t)
 	ctx := t.Context()
 	owner := db.OwnerConn(t)
 	_, err := owner.Exec(ctx, testschema.DDL(rls.BigInt)+testschema.Seed(rls.BigInt))
 	require.NoError(t, err)
 	require.NoError(t, migrations.Install(ctx, owner, migrations.Options{}))
-	m := testschema.Model(rls.BigInt, pgrlstest.AppRole)
+	m := testschema.Model(rls.BigInt, pgtenancytest.AppRole)
 	m.Citus = true
 	m, err = policy.Resolve(ctx, owner, m)
 	require.NoError(t, err)
@@ -57,7 +57,7 @@ func citusStoreDB(t *testing.T) *pgrlstest.CitusDB {
 // queries (with the tenant filter) and multi-shard queries alike, and
 // writes for another tenant fail.
 func TestCitusCluster(t *testing.T) {
-	pgrlstest.CitusURL(t)
+	pgtenancytest.CitusURL(t)
 	t.Parallel()
 	db := citusStoreDB(t)
 	_, err := db.AdminConn(t).Exec(t.Context(), "INSERT INTO stores (id, name) VALUES ($1, 'Store D')", tenantD.String())
@@ -233,7 +233,7 @@ func citusCount(t *testing.T, ctx context.Context, q interface {
 // row of another tenant, even in the last statement, or a failure of the
 // source, leaves nothing inserted.
 func TestCitusCopyFrom(t *testing.T) {
-	pgrlstest.CitusURL(t)
+	pgtenancytest.CitusURL(t)
 	t.Parallel()
 	db := citusStoreDB(t)
 	p := newPool(t, &db.DB, poolOpts{citus: true})
@@ -316,10 +316,10 @@ func TestCitusModeCopyFromTypes(t *testing.T) {
 	t.Parallel()
 	const n = 5000
 	rows := typedRows(n)
-	db := pgrlstest.NewDB(t, storeTemplate)
+	db := pgtenancytest.NewDB(t, storeTemplate)
 	ctx := ctxFor(tenantA)
 	owner := db.OwnerConn(t)
-	_, err := owner.Exec(ctx, fmt.Sprintf(typedDDL, pgrlstest.AppRole))
+	_, err := owner.Exec(ctx, fmt.Sprintf(typedDDL, pgtenancytest.AppRole))
 	require.NoError(t, err)
 	p := newPool(t, db, poolOpts{citus: true})
 	_, err = p.Unwrap().CopyFrom(ctx, pgx.Identifier{"typed_plain"}, typedColumns, pgx.CopyFromRows(rows))
@@ -370,7 +370,7 @@ func TestCitusModeCopyFromTypes(t *testing.T) {
 	}
 	cols.WriteString(fmt.Sprintf(`); GRANT SELECT, INSERT ON wide TO %s;
 ALTER TABLE wide ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
-CREATE POLICY isolation ON wide USING (tenant_id = NULLIF(current_setting('app.current_tenant', true), '')::bigint);`, pgrlstest.AppRole))
+CREATE POLICY isolation ON wide USING (tenant_id = NULLIF(current_setting('app.current_tenant', true), '')::bigint);`, pgtenancytest.AppRole))
 	_, err = owner.Exec(ctx, ddl.String()+cols.String())
 	require.NoError(t, err)
 	wide := make([][]any, 2000)
@@ -399,7 +399,7 @@ CREATE POLICY isolation ON wide USING (tenant_id = NULLIF(current_setting('app.c
 // tenant with set_config, which Citus never sends to the shards: every
 // query sees no rows and every write fails, on a real cluster.
 func TestCitusNaiveFailsClosed(t *testing.T) {
-	pgrlstest.CitusURL(t)
+	pgtenancytest.CitusURL(t)
 	t.Parallel()
 	db := citusStoreDB(t)
 	p := newPool(t, &db.DB, poolOpts{})
@@ -433,7 +433,7 @@ func TestCitusNaiveFailsClosed(t *testing.T) {
 // parameters, which Citus routes to the shards as INSERTs, so the
 // policies check every row.
 func TestCitusMultiRowInsert(t *testing.T) {
-	pgrlstest.CitusURL(t)
+	pgtenancytest.CitusURL(t)
 	t.Parallel()
 	db := citusStoreDB(t)
 	p := newPool(t, &db.DB, poolOpts{citus: true})

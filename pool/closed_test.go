@@ -6,8 +6,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/pool"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/pool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -17,7 +17,7 @@ import (
 // tenant's, on a pool of one connection).
 func TestTxCopyFromAfterEnd(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeTemplate)
+	db := pgtenancytest.NewDB(t, storeTemplate)
 	p := newPool(t, db, poolOpts{maxConns: 1})
 	ctxA, ctxB := ctxFor(tenantA), ctxFor(tenantB)
 	cols := []string{"store_id", "name", "price_cents", "currency"}
@@ -54,7 +54,7 @@ func TestTxCopyFromAfterEnd(t *testing.T) {
 // committed.
 func TestAcquireFuncCallbackReleases(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeTemplate)
+	db := pgtenancytest.NewDB(t, storeTemplate)
 	p := newPool(t, db, poolOpts{maxConns: 2})
 	ctx := ctxFor(tenantA)
 	err := p.AcquireFunc(ctx, func(c *pgxpool.Conn) error {

@@ -6,8 +6,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pgrls/pgrls/internal/sqlquote"
-	"github.com/pgrls/pgrls/policy"
+	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
+	"github.com/pgtenancy/pgtenancy/policy"
 )
 
 // ErrConfig matches, with errors.Is, every error about an invalid [Config] or
@@ -32,11 +32,11 @@ type Config struct {
 	Setting string
 
 	// Citus makes every unit of work run in an explicit transaction that sets
-	// the tenant with SET LOCAL through pgrls.set_tenant (installed by the
+	// the tenant with SET LOCAL through pgtenancy.set_tenant (installed by the
 	// migrations package) after setting citus.propagate_set_commands to
 	// 'local' for the transaction, the only way the tenant reaches the
 	// shards. Still one round trip per unit of work. With Citus, the Setting
-	// must be the one pgrls.set_tenant was installed with. It works on plain
+	// must be the one pgtenancy.set_tenant was installed with. It works on plain
 	// PostgreSQL too, a little slower.
 	Citus bool
 
@@ -82,7 +82,7 @@ func (o Options) setSQL() (string, error) {
 	if o.Citus {
 		// The FROM item is evaluated before the target list, so the
 		// propagation is on when set_tenant runs SET LOCAL.
-		return "SELECT pgrls.set_tenant($1) FROM pg_catalog.set_config('citus.propagate_set_commands', 'local', true)", nil
+		return "SELECT pgtenancy.set_tenant($1) FROM pg_catalog.set_config('citus.propagate_set_commands', 'local', true)", nil
 	}
 	// set_config with is_local = true is SET LOCAL with the value as a bind
 	// parameter. The setting name is validated above and quoted.

@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // Chunks of a CopyFrom: a chunk ends at copyChunkRows rows (the first at
@@ -481,7 +481,7 @@ func encodeCopyValue(m *pgtype.Map, buf []byte, oid uint32, v any) ([]byte, erro
 // copySavepoint guards a multi-chunk copy inside the caller's transaction,
 // so that a failure on the client side (the source's error, a value that
 // cannot be encoded) after some chunks went in leaves none of them.
-const copySavepoint = "pgrls_copy"
+const copySavepoint = "pgtenancy_copy"
 
 // run inserts src's rows in chunks on conn, inside a transaction. own
 // reports that the transaction belongs to the copy: the last chunk then
@@ -646,7 +646,7 @@ func (cp *copyPlan) encode(m *pgtype.Map, src pgx.CopyFromSource, full, free cha
 }
 
 // copyTable is the temporary table that CopyFrom copies into.
-var copyTable = pgx.Identifier{"pg_temp", "pgrls_copy"}
+var copyTable = pgx.Identifier{"pg_temp", "pgtenancy_copy"}
 
 func columnList(columns []string) string {
 	var sb strings.Builder

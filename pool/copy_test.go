@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/pgrlstest"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
 )
 
 var productColumns = []string{"store_id", "name", "price_cents", "currency"}
@@ -26,7 +26,7 @@ func productRows(store int64, prefix string, n int) [][]any {
 	return rows
 }
 
-func countByName(t *testing.T, db *pgrlstest.DB, pattern string) int {
+func countByName(t *testing.T, db *pgtenancytest.DB, pattern string) int {
 	t.Helper()
 	var n int
 	require.NoError(t, db.AdminConn(t).QueryRow(context.Background(),
@@ -39,7 +39,7 @@ func TestCopyFrom(t *testing.T) {
 	t.Parallel()
 	forEachMode(t, func(t *testing.T, mode pgx.QueryExecMode) {
 		for _, citus := range []bool{false, true} {
-			db := pgrlstest.NewDB(t, storeTemplate)
+			db := pgtenancytest.NewDB(t, storeTemplate)
 			p := newPool(t, db, poolOpts{mode: mode, citus: citus})
 			ctx := ctxFor(tenantA)
 
@@ -101,7 +101,7 @@ func TestCopyFrom(t *testing.T) {
 }
 
 // typedDDL creates two tables of many column types, typed_rls under RLS
-// for bigint tenants (the policies pgrls generates) and typed_plain without,
+// for bigint tenants (the policies pgtenancy generates) and typed_plain without,
 // and the same pair for the columns that take the temporary table (an array
 // and a domain).
 const typedDDL = `
@@ -162,7 +162,7 @@ func typedRows(n int) [][]any {
 
 // tableText returns every row of table as text, ordered by id, read as the
 // superuser (who bypasses RLS).
-func tableText(t *testing.T, db *pgrlstest.DB, table string) []string {
+func tableText(t *testing.T, db *pgtenancytest.DB, table string) []string {
 	t.Helper()
 	rows, err := db.AdminConn(t).Query(context.Background(), "SELECT x::text FROM "+table+" x ORDER BY id")
 	require.NoError(t, err)
@@ -189,8 +189,8 @@ func TestCopyFromTypes(t *testing.T) {
 	const n = 40000 // several chunks
 	rows := typedRows(n)
 	forEachMode(t, func(t *testing.T, mode pgx.QueryExecMode) {
-		db := pgrlstest.NewDB(t, storeTemplate)
-		_, err := db.OwnerConn(t).Exec(context.Background(), fmt.Sprintf(typedDDL, pgrlstest.AppRole))
+		db := pgtenancytest.NewDB(t, storeTemplate)
+		_, err := db.OwnerConn(t).Exec(context.Background(), fmt.Sprintf(typedDDL, pgtenancytest.AppRole))
 		require.NoError(t, err)
 		p := newPool(t, db, poolOpts{mode: mode})
 		ctx := ctxFor(tenantA)
@@ -254,7 +254,7 @@ func failingSource(rows [][]any, n int, err error) pgx.CopyFromSource {
 // on the server and on the client: nothing is inserted.
 func TestCopyFromChunksAllOrNothing(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeTemplate)
+	db := pgtenancytest.NewDB(t, storeTemplate)
 	p := newPool(t, db, poolOpts{})
 	ctx := ctxFor(tenantA)
 	const n = 30000

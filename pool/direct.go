@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // The direct path. In pgx's default exec mode (cache_statement), Exec, Query
@@ -27,7 +27,7 @@ import (
 // Each connection keeps its own cache of prepared statements
 // (stmtCache, in the connection's pgconn.PgConn.CustomData), bounded by the
 // connection's StatementCacheCapacity. A statement's name is derived from
-// its SQL ("pgrls_" and a SHA-256 prefix), as pgx names its own: a name
+// its SQL ("pgtenancy_" and a SHA-256 prefix), as pgx names its own: a name
 // never stands for two statements, not even behind a pooler that shares
 // server connections between clients.
 //
@@ -40,7 +40,7 @@ import (
 
 // customDataKey is the key of a connection's stmtCache in
 // pgconn.PgConn.CustomData.
-const customDataKey = "github.com/pgrls/pgrls/pool.stmtCache"
+const customDataKey = "github.com/pgtenancy/pgtenancy/pool.stmtCache"
 
 // stmtCache is one connection's direct-path state. It is used only by the
 // holder of the connection, so it needs no lock.
@@ -174,7 +174,7 @@ func (sc *stmtCache) prepare(ctx context.Context, pc *pgconn.PgConn, setSQL, sql
 // stmtName is the name of the prepared statement of sql.
 func stmtName(sql string) string {
 	sum := sha256.Sum256([]byte(sql))
-	return "pgrls_" + hex.EncodeToString(sum[:24])
+	return "pgtenancy_" + hex.EncodeToString(sum[:24])
 }
 
 // drop removes an entry; its statement is deallocated before the next

@@ -24,12 +24,12 @@ func TestStmtCacheFailed(t *testing.T) {
 		{&pgconn.PgError{Code: "26000"}, false},
 	} {
 		sc := &stmtCache{capacity: 4, entries: map[string]*list.Element{}}
-		sc.entries["q"] = sc.lru.PushFront(&stmtEntry{sql: "q", sd: &pgconn.StatementDescription{Name: "pgrls_q"}})
+		sc.entries["q"] = sc.lru.PushFront(&stmtEntry{sql: "q", sd: &pgconn.StatementDescription{Name: "pgtenancy_q"}})
 		sc.failed("q", tc.err)
 		_, kept := sc.entries["q"]
 		assert.Equal(t, tc.kept, kept, "%v", tc.err)
 		if !tc.kept {
-			assert.Equal(t, []string{"pgrls_q"}, sc.stale, "%v", tc.err)
+			assert.Equal(t, []string{"pgtenancy_q"}, sc.stale, "%v", tc.err)
 		}
 	}
 }

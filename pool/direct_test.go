@@ -12,18 +12,18 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/pool"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/pool"
 )
 
-// pgrlsStatements returns the statements the pool prepared on p's only
+// pgtenancyStatements returns the statements the pool prepared on p's only
 // connection.
-func pgrlsStatements(t *testing.T, p *pool.Pool) int {
+func pgtenancyStatements(t *testing.T, p *pool.Pool) int {
 	t.Helper()
 	var n int
 	require.NoError(t, p.Unwrap().AcquireFunc(context.Background(), func(c *pgxpool.Conn) error {
 		return c.QueryRow(context.Background(),
-			`SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'pgrls\_%'`).Scan(&n)
+			`SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'pgtenancy\_%'`).Scan(&n)
 	}))
 	return n
 }
@@ -33,7 +33,7 @@ func pgrlsStatements(t *testing.T, p *pool.Pool) int {
 // prepared statements on the server stay bounded by the capacity.
 func TestDirectStatementCache(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeTemplate)
+	db := pgtenancytest.NewDB(t, storeTemplate)
 	const capacity = 3
 	p := newPool(t, db, poolOpts{maxConns: 1, tune: func(c *pgxpool.Config) {
 		c.ConnConfig.StatementCacheCapacity = capacity
@@ -58,7 +58,7 @@ func TestDirectStatementCache(t *testing.T) {
 	}
 	// The cache, the set statement, and the statement evicted last, which
 	// is closed before the next prepare.
-	got := pgrlsStatements(t, p)
+	got := pgtenancyStatements(t, p)
 	assert.LessOrEqual(t, got, capacity+2)
 	assert.Positive(t, got)
 }
@@ -67,7 +67,7 @@ func TestDirectStatementCache(t *testing.T) {
 // cost at most one failed unit of work, then the pool prepares them again.
 func TestDirectDeallocateAll(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeTemplate)
+	db := pgtenancytest.NewDB(t, storeTemplate)
 	p := newPool(t, db, poolOpts{maxConns: 1})
 	require.Equal(t, seedProducts[tenantA], productIDs(t, ctxFor(tenantA), p))
 	require.NoError(t, p.Unwrap().AcquireFunc(context.Background(), func(c *pgxpool.Conn) error {
@@ -92,7 +92,7 @@ func TestDirectDeallocateAll(t *testing.T) {
 // fails once, as with pgx's own cache, and is prepared again.
 func TestDirectSchemaChange(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeTemplate)
+	db := pgtenancytest.NewDB(t, storeTemplate)
 	p := newPool(t, db, poolOpts{maxConns: 1})
 	const sql = "SELECT * FROM products WHERE id = $1"
 	columns := func() (int, error) {
@@ -124,7 +124,7 @@ func TestDirectSchemaChange(t *testing.T) {
 // white space in the name or not.
 func TestDirectPreparedByName(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeTemplate)
+	db := pgtenancytest.NewDB(t, storeTemplate)
 	p := newPool(t, db, poolOpts{maxConns: 1, tune: func(c *pgxpool.Config) {
 		c.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
 			for _, name := range []string{"product_name", "product name"} {
@@ -150,7 +150,7 @@ func TestDirectPreparedByName(t *testing.T) {
 // batch path, so the tracer sees them.
 func TestDirectTracer(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeTemplate)
+	db := pgtenancytest.NewDB(t, storeTemplate)
 	tr := &batchTracer{}
 	p := newPool(t, db, poolOpts{maxConns: 1, tune: func(c *pgxpool.Config) { c.ConnConfig.Tracer = tr }})
 	require.Equal(t, seedProducts[tenantA], productIDs(t, ctxFor(tenantA), p))
@@ -176,7 +176,7 @@ func (b *batchTracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEn
 func TestDirectTwoPoolsOneConnection(t *testing.T) {
 	t.Parallel()
 	forEachMode(t, func(t *testing.T, mode pgx.QueryExecMode) {
-		db := pgrlstest.NewDB(t, storeTemplate)
+		db := pgtenancytest.NewDB(t, storeTemplate)
 		cfg, err := pgxpool.ParseConfig(db.AppURL)
 		require.NoError(t, err)
 		cfg.MaxConns = 1
@@ -209,7 +209,7 @@ func TestDirectTwoPoolsOneConnection(t *testing.T) {
 // prepared: the next unit of work is one round trip.
 func TestDirectKeepsStatementAfterDataErrors(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeTemplate)
+	db := pgtenancytest.NewDB(t, storeTemplate)
 	counter := &tripCounter{}
 	p := newPool(t, db, poolOpts{maxConns: 1, counter: counter})
 	const ins = "INSERT INTO products (store_id, name, price_cents, currency) VALUES ($1, $2, 1, $3)"

@@ -10,17 +10,17 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/pool"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/pool"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // exampleDB returns a test database with the store schema (stores 1, 2 and
 // 3 with their products, tenant isolation applied) for an example, and a
 // function that drops it. Examples have no *testing.T: exampleTB stands in.
-func exampleDB() (*pgrlstest.DB, func()) {
+func exampleDB() (*pgtenancytest.DB, func()) {
 	tb := &exampleTB{}
-	db := pgrlstest.NewDB(tb, storeTemplate)
+	db := pgtenancytest.NewDB(tb, storeTemplate)
 	return db, func() {
 		for i := len(tb.cleanups) - 1; i >= 0; i-- {
 			tb.cleanups[i]()
@@ -28,7 +28,7 @@ func exampleDB() (*pgrlstest.DB, func()) {
 	}
 }
 
-// exampleTB implements the parts of testing.TB that pgrlstest uses.
+// exampleTB implements the parts of testing.TB that pgtenancytest uses.
 type exampleTB struct {
 	testing.TB // nil: other methods panic
 	cleanups   []func()

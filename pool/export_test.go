@@ -5,7 +5,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // SetTenantSQL replaces the statement that sets the tenant (its one

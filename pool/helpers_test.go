@@ -13,19 +13,19 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/internal/testschema"
-	"github.com/pgrls/pgrls/migrations"
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/pool"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/internal/testschema"
+	"github.com/pgtenancy/pgtenancy/migrations"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/pool"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
-func TestMain(m *testing.M) { pgrlstest.Main(m) }
+func TestMain(m *testing.M) { pgtenancytest.Main(m) }
 
 // storeTemplate is the store schema (bigint tenants) seeded with stores A, B
 // and C, the library objects installed and tenant isolation applied.
-var storeTemplate = &pgrlstest.Template{
+var storeTemplate = &pgtenancytest.Template{
 	Name: "pool_store",
 	Setup: func(ctx context.Context, conn *pgx.Conn) error {
 		if _, err := conn.Exec(ctx, testschema.DDL(rls.BigInt)+testschema.Seed(rls.BigInt)); err != nil {
@@ -34,7 +34,7 @@ var storeTemplate = &pgrlstest.Template{
 		if err := migrations.Install(ctx, conn, migrations.Options{}); err != nil {
 			return err
 		}
-		gen, err := policy.Generate(testschema.Model(rls.BigInt, pgrlstest.AppRole))
+		gen, err := policy.Generate(testschema.Model(rls.BigInt, pgtenancytest.AppRole))
 		if err != nil {
 			return err
 		}
@@ -88,8 +88,8 @@ type poolOpts struct {
 	tune     func(*pgxpool.Config)
 }
 
-// newPool returns a pgrls pool connected as the app role.
-func newPool(t testing.TB, db *pgrlstest.DB, o poolOpts) *pool.Pool {
+// newPool returns a pgtenancy pool connected as the app role.
+func newPool(t testing.TB, db *pgtenancytest.DB, o poolOpts) *pool.Pool {
 	t.Helper()
 	url := o.url
 	if url == "" {

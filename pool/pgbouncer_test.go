@@ -17,17 +17,17 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/internal/pgcluster"
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/internal/pgcluster"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // startPgBouncer starts pgbouncer in transaction pooling mode in front of
 // the test server, knowing the app role, and returns the URL of db through
 // it.
-func startPgBouncer(t *testing.T, db *pgrlstest.DB, poolSize int) string {
+func startPgBouncer(t *testing.T, db *pgtenancytest.DB, poolSize int) string {
 	t.Helper()
-	server, err := url.Parse(pgrlstest.ServerURL(t))
+	server, err := url.Parse(pgtenancytest.ServerURL(t))
 	require.NoError(t, err)
 	host, portStr, err := net.SplitHostPort(server.Host)
 	require.NoError(t, err)
@@ -38,7 +38,7 @@ func startPgBouncer(t *testing.T, db *pgrlstest.DB, poolSize int) string {
 	password, _ := app.User.Password()
 	b, err := pgcluster.StartPgBouncer(context.Background(), host, port, pgcluster.PgBouncerOptions{
 		PoolSize: poolSize,
-		Users:    map[string]string{pgrlstest.AppRole: password},
+		Users:    map[string]string{pgtenancytest.AppRole: password},
 	})
 	if errors.Is(err, pgcluster.ErrNoPgBouncer) {
 		if os.Getenv("CI") == "true" {
@@ -56,7 +56,7 @@ func startPgBouncer(t *testing.T, db *pgrlstest.DB, poolSize int) string {
 // manyTenants are the stores the PgBouncer test adds, 200 of them.
 const firstTenant, numTenants = 1000, 200
 
-func seedManyTenants(t *testing.T, db *pgrlstest.DB) {
+func seedManyTenants(t *testing.T, db *pgtenancytest.DB) {
 	t.Helper()
 	_, err := db.AdminConn(t).Exec(context.Background(), fmt.Sprintf(`
 		INSERT INTO stores (id, name) SELECT g, 'store ' || g FROM generate_series(%[1]d, %[2]d) g;
@@ -67,7 +67,7 @@ func seedManyTenants(t *testing.T, db *pgrlstest.DB) {
 }
 
 // TestPgBouncer runs 32 goroutines across 200 tenants reading and writing
-// through a pgrls pool behind pgbouncer in transaction pooling mode, with
+// through a pgtenancy pool behind pgbouncer in transaction pooling mode, with
 // 4 server connections: no row is ever seen or written by the wrong
 // tenant.
 //
@@ -84,7 +84,7 @@ func TestPgBouncer(t *testing.T) {
 	} {
 		t.Run(mode.String(), func(t *testing.T) {
 			t.Parallel()
-			db := pgrlstest.NewDB(t, storeTemplate)
+			db := pgtenancytest.NewDB(t, storeTemplate)
 			seedManyTenants(t, db)
 			url := startPgBouncer(t, db, 4)
 			p := newPool(t, db, poolOpts{mode: mode, maxConns: 32, url: url})
@@ -217,7 +217,7 @@ func pgbouncerOp(p interface {
 // other server connection; the other modes pass the same dance.
 func TestPgBouncerCacheStatement(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeTemplate)
+	db := pgtenancytest.NewDB(t, storeTemplate)
 	url := startPgBouncer(t, db, 2)
 	ctx := context.Background()
 	cfg, err := pgx.ParseConfig(url)
@@ -259,10 +259,10 @@ func TestPgBouncerCacheStatement(t *testing.T) {
 // prevents: a tenant set at session level (set_config(..., false), as a
 // naive acquire hook does) stays on pgbouncer's server connection and shows
 // the tenant's rows to another client that set no tenant. The same two
-// clients through pgrls leak nothing.
+// clients through pgtenancy leak nothing.
 func TestPgBouncerNaiveSessionLeaks(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeTemplate)
+	db := pgtenancytest.NewDB(t, storeTemplate)
 	url := startPgBouncer(t, db, 1) // one server connection, shared
 	ctx := context.Background()
 	cfg, err := pgx.ParseConfig(url)
@@ -280,10 +280,10 @@ func TestPgBouncerNaiveSessionLeaks(t *testing.T) {
 	// The other client never set a tenant, yet sees A's products.
 	require.Equal(t, seedProducts[tenantA], productIDs(t, ctx, other), "the naive session setting did not leak")
 
-	// Clear it, then do the same through pgrls.
+	// Clear it, then do the same through pgtenancy.
 	_, err = naive.Exec(ctx, "SELECT set_config('app.current_tenant', '', false)")
 	require.NoError(t, err)
 	p := newPool(t, db, poolOpts{mode: pgx.QueryExecModeSimpleProtocol, url: url})
 	require.Equal(t, seedProducts[tenantA], productIDs(t, ctxFor(tenantA), p))
-	require.Empty(t, productIDs(t, ctx, other), "pgrls leaked the tenant")
+	require.Empty(t, productIDs(t, ctx, other), "pgtenancy leaked the tenant")
 }

@@ -9,10 +9,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/pool"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/pool"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // TestIsolation reads and writes through every method as the app role,
@@ -22,7 +22,7 @@ func TestIsolation(t *testing.T) {
 	t.Parallel()
 	forEachMode(t, func(t *testing.T, mode pgx.QueryExecMode) {
 		for _, citus := range []bool{false, true} {
-			db := pgrlstest.NewDB(t, storeTemplate)
+			db := pgtenancytest.NewDB(t, storeTemplate)
 			p := newPool(t, db, poolOpts{mode: mode, citus: citus})
 			testIsolation(t, p)
 			requireClean(t, p.Unwrap(), policy.DefaultSetting)
@@ -136,7 +136,7 @@ func testIsolation(t *testing.T, p *pool.Pool) {
 // rls.ErrNoTenant before any I/O: no connection acquired, nothing written.
 func TestNoTenant(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeTemplate)
+	db := pgtenancytest.NewDB(t, storeTemplate)
 	counter := &tripCounter{}
 	p := newPool(t, db, poolOpts{counter: counter})
 	ctx := context.Background()
@@ -198,7 +198,7 @@ func TestRoundTrips(t *testing.T) {
 	t.Parallel()
 	forEachMode(t, func(t *testing.T, mode pgx.QueryExecMode) {
 		for _, citus := range []bool{false, true} {
-			db := pgrlstest.NewDB(t, storeTemplate)
+			db := pgtenancytest.NewDB(t, storeTemplate)
 			counter := &tripCounter{}
 			p := newPool(t, db, poolOpts{mode: mode, maxConns: 1, counter: counter, citus: citus})
 			testRoundTrips(t, mode, p, counter, citus)

@@ -10,9 +10,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/pool"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/pool"
 )
 
 // TestCleanAfterFailures makes units of work fail in every way we know,
@@ -22,7 +22,7 @@ func TestCleanAfterFailures(t *testing.T) {
 	t.Parallel()
 	forEachMode(t, func(t *testing.T, mode pgx.QueryExecMode) {
 		for _, citus := range []bool{false, true} {
-			db := pgrlstest.NewDB(t, storeTemplate)
+			db := pgtenancytest.NewDB(t, storeTemplate)
 			p := newPool(t, db, poolOpts{mode: mode, maxConns: 2, citus: citus})
 			failures(t, p)
 			n := requireClean(t, p.Unwrap(), policy.DefaultSetting)
@@ -162,7 +162,7 @@ func failures(t *testing.T, p *pool.Pool) {
 func TestTenantSwitch(t *testing.T) {
 	t.Parallel()
 	forEachMode(t, func(t *testing.T, mode pgx.QueryExecMode) {
-		db := pgrlstest.NewDB(t, storeTemplate)
+		db := pgtenancytest.NewDB(t, storeTemplate)
 		p := newPool(t, db, poolOpts{mode: mode, maxConns: 1})
 		pids := map[uint32]bool{}
 		for i := range 12 {

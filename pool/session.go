@@ -7,13 +7,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // sessionKey is the key, in each connection's pgconn CustomData, of the
 // tenant that ConfigureSession last set on it.
-const sessionKey = "pgrls.session_tenant"
+const sessionKey = "pgtenancy.session_tenant"
 
 // ConfigureSession sets cfg.PrepareConn so that a plain [pgxpool.Pool] built
 // from cfg hands out every connection holding exactly the tenant of the

@@ -8,11 +8,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/pool"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/pool"
 )
 
-func sessionPool(t *testing.T, db *pgrlstest.DB, mode pgx.QueryExecMode, counter *tripCounter, edit func(*pgxpool.Config)) *pgxpool.Pool {
+func sessionPool(t *testing.T, db *pgtenancytest.DB, mode pgx.QueryExecMode, counter *tripCounter, edit func(*pgxpool.Config)) *pgxpool.Pool {
 	t.Helper()
 	cfg, err := pgxpool.ParseConfig(db.AppURL)
 	require.NoError(t, err)
@@ -33,7 +33,7 @@ func sessionPool(t *testing.T, db *pgrlstest.DB, mode pgx.QueryExecMode, counter
 func TestSession(t *testing.T) {
 	t.Parallel()
 	forEachMode(t, func(t *testing.T, mode pgx.QueryExecMode) {
-		db := pgrlstest.NewDB(t, storeTemplate)
+		db := pgtenancytest.NewDB(t, storeTemplate)
 		var hookTenants []string
 		counter := &tripCounter{}
 		p := sessionPool(t, db, mode, counter, func(cfg *pgxpool.Config) {
@@ -118,7 +118,7 @@ func TestConfigErrors(t *testing.T) {
 // TestWrapAndSetting wraps an existing pgxpool, with a custom setting name.
 func TestWrapAndSetting(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, nil)
+	db := pgtenancytest.NewDB(t, nil)
 	ctx := context.Background()
 	owner := db.OwnerConn(t)
 	_, err := owner.Exec(ctx, `
@@ -126,7 +126,7 @@ func TestWrapAndSetting(t *testing.T) {
 		INSERT INTO notes VALUES (1, 'one'), (2, 'two');
 		ALTER TABLE notes ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 		CREATE POLICY t ON notes USING (tenant_id = NULLIF(current_setting('acme.tenant', true), '')::bigint);
-		GRANT SELECT ON notes TO `+pgrlstest.AppRole)
+		GRANT SELECT ON notes TO `+pgtenancytest.AppRole)
 	require.NoError(t, err)
 	raw := db.AppPool(t)
 	p, err := pool.Wrap(raw, pool.Options{Setting: "acme.tenant"})
@@ -143,7 +143,7 @@ func TestWrapAndSetting(t *testing.T) {
 // keeps running after ConfigureSession, which sets PrepareConn.
 func TestSessionKeepsBeforeAcquire(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeTemplate)
+	db := pgtenancytest.NewDB(t, storeTemplate)
 	calls := 0
 	p := sessionPool(t, db, pgx.QueryExecModeCacheStatement, nil, func(cfg *pgxpool.Config) {
 		//lint:ignore SA1019 testing the deprecated hook on purpose

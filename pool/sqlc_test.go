@@ -9,8 +9,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/pool"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/pool"
 )
 
 // The code below is what sqlc (sql_package: pgx/v5) generates for a few
@@ -138,7 +138,7 @@ var (
 func TestSQLC(t *testing.T) {
 	t.Parallel()
 	forEachMode(t, func(t *testing.T, mode pgx.QueryExecMode) {
-		db := pgrlstest.NewDB(t, storeTemplate)
+		db := pgtenancytest.NewDB(t, storeTemplate)
 		p := newPool(t, db, poolOpts{mode: mode})
 		q := New(p)
 		ctxA, ctxB := ctxFor(tenantA), ctxFor(tenantB)

@@ -4,11 +4,11 @@ import (
 	"context"
 	"testing"
 
-	"github.com/pgrls/pgrls/internal/testschema"
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/pool"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/internal/testschema"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/pool"
+	"github.com/pgtenancy/pgtenancy/rls"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -17,7 +17,7 @@ import (
 // before it starts, and refuses a database with a hole.
 func TestVerifyAtStartup(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeTemplate)
+	db := pgtenancytest.NewDB(t, storeTemplate)
 	ctx := context.Background()
 	newVerified := func() (*pool.Pool, error) {
 		cfg, err := pool.ParseConfig(db.AppURL)

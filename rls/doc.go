@@ -1,4 +1,4 @@
-// Package rls holds tenant identity: the validated tenant value that pgrls
+// Package rls holds tenant identity: the validated tenant value that pgtenancy
 // carries in a [context.Context] and hands to PostgreSQL.
 //
 // # Key types
@@ -15,7 +15,7 @@
 // # Context
 //
 // [WithTenant] stores a tenant in a context and [FromContext] reads it back.
-// [Require] returns [ErrNoTenant] when a context carries none: pgrls's pool
+// [Require] returns [ErrNoTenant] when a context carries none: pgtenancy's pool
 // calls it before any I/O, so work without a tenant fails before it reaches
 // the database.
 //

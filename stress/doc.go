@@ -1,4 +1,4 @@
-// Package stress holds pgrls's load and fault tests, and nothing else: its
+// Package stress holds pgtenancy's load and fault tests, and nothing else: its
 // tests run 64 goroutines across 1,000 tenants through a pool.Pool, directly
 // and behind PgBouncer in transaction pooling mode, while backends are
 // killed, contexts cancelled, statements timed out, transaction callbacks

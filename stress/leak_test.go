@@ -16,21 +16,21 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/middleware"
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/pool"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/middleware"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/pool"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // TestCloseLeavesNoGoroutines serves requests through the middleware and a
-// pgrls pool (queries, batches, transactions, CopyFrom, requests cancelled
+// pgtenancy pool (queries, batches, transactions, CopyFrom, requests cancelled
 // mid-query, malformed tenants), closes the server, the client and the
 // pool, and waits for the process's goroutine count to return to what it
 // was before the pool existed.
 //
 // It does not call t.Parallel: it counts every goroutine of the process.
 func TestCloseLeavesNoGoroutines(t *testing.T) {
-	db := pgrlstest.NewDB(t, storeTemplate)
+	db := pgtenancytest.NewDB(t, storeTemplate)
 	ctx := context.Background()
 	baseline := settledGoroutines()
 
@@ -155,12 +155,12 @@ func settledGoroutines() int {
 	return n
 }
 
-// ours keeps the goroutine stacks that mention pgx, pgrls or net/http.
+// ours keeps the goroutine stacks that mention pgx, pgtenancy or net/http.
 func ours(stacks string) string {
 	var keep []string
 	for _, g := range strings.Split(stacks, "\n\n") {
-		if strings.Contains(g, "jackc/") || strings.Contains(g, "pgrls/pgrls/pool") ||
-			strings.Contains(g, "pgrls/pgrls/middleware") || strings.Contains(g, "net/http") {
+		if strings.Contains(g, "jackc/") || strings.Contains(g, "pgtenancy/pgtenancy/pool") ||
+			strings.Contains(g, "pgtenancy/pgtenancy/middleware") || strings.Contains(g, "net/http") {
 			keep = append(keep, g)
 		}
 	}

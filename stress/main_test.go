@@ -19,12 +19,12 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/internal/pgcluster"
-	"github.com/pgrls/pgrls/internal/testschema"
-	"github.com/pgrls/pgrls/migrations"
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/internal/pgcluster"
+	"github.com/pgtenancy/pgtenancy/internal/testschema"
+	"github.com/pgtenancy/pgtenancy/migrations"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 var (
@@ -33,7 +33,7 @@ var (
 	stressSeed = flag.Uint64("stress.seed", 0, "seed of TestStress's random choices; 0 picks one from the clock")
 )
 
-func TestMain(m *testing.M) { pgrlstest.Main(m) }
+func TestMain(m *testing.M) { pgtenancytest.Main(m) }
 
 // The tenants of the stress test are the stores firstTenant ..
 // firstTenant+numTenants-1, each seeded with two products and a purchase.
@@ -53,7 +53,7 @@ const tokenPrefix = "stress:"
 // store_id lands wherever the connection's setting points: a tenant leaking
 // from one unit of work to the next would put rows in the wrong tenant, and
 // the final check would see it.
-var storeTemplate = &pgrlstest.Template{
+var storeTemplate = &pgtenancytest.Template{
 	Name: "stress_store",
 	Setup: func(ctx context.Context, conn *pgx.Conn) error {
 		if _, err := conn.Exec(ctx, testschema.DDL(rls.BigInt)+testschema.Seed(rls.BigInt)); err != nil {
@@ -74,7 +74,7 @@ var storeTemplate = &pgrlstest.Template{
 		if err := migrations.Install(ctx, conn, migrations.Options{}); err != nil {
 			return err
 		}
-		gen, err := policy.Generate(testschema.Model(rls.BigInt, pgrlstest.AppRole))
+		gen, err := policy.Generate(testschema.Model(rls.BigInt, pgtenancytest.AppRole))
 		if err != nil {
 			return err
 		}
@@ -87,9 +87,9 @@ var storeTemplate = &pgrlstest.Template{
 // the test server, knowing the app role, and returns the URL of db's app
 // role through it. Without pgbouncer on the machine it returns "" (and
 // fails the test on CI).
-func startPgBouncer(t *testing.T, db *pgrlstest.DB, poolSize int) string {
+func startPgBouncer(t *testing.T, db *pgtenancytest.DB, poolSize int) string {
 	t.Helper()
-	server, err := url.Parse(pgrlstest.ServerURL(t))
+	server, err := url.Parse(pgtenancytest.ServerURL(t))
 	require.NoError(t, err)
 	host, portStr, err := net.SplitHostPort(server.Host)
 	require.NoError(t, err)
@@ -100,7 +100,7 @@ func startPgBouncer(t *testing.T, db *pgrlstest.DB, poolSize int) string {
 	password, _ := app.User.Password()
 	b, err := pgcluster.StartPgBouncer(context.Background(), host, port, pgcluster.PgBouncerOptions{
 		PoolSize: poolSize,
-		Users:    map[string]string{pgrlstest.AppRole: password},
+		Users:    map[string]string{pgtenancytest.AppRole: password},
 		Settings: map[string]string{
 			// Retry a failed server login after 1 s, not 15: the server
 			// restarts during the test.

@@ -17,9 +17,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/pool"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/pool"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // workers is the number of goroutines per pool.
@@ -29,7 +29,7 @@ const workers = 64
 // op that reaches it is reported as hung.
 const opTimeout = 30 * time.Second
 
-// TestStress runs 64 goroutines across 1,000 tenants through a pgrls pool
+// TestStress runs 64 goroutines across 1,000 tenants through a pgtenancy pool
 // connected directly, and 64 more through a pool behind PgBouncer in
 // transaction pooling mode (each on its own database), for -stress.duration
 // (20 s by default). Every goroutine runs a random mix of units of work
@@ -38,7 +38,7 @@ const opTimeout = 30 * time.Second
 // refused, and raw probes of pooled connections) and checks every row it
 // sees. Meanwhile backends of the app role are killed, contexts are
 // cancelled mid-query, statements time out, transaction callbacks panic,
-// and the server restarts once (not with PGRLS_TEST_DATABASE_URL).
+// and the server restarts once (not with PGTENANCY_TEST_DATABASE_URL).
 //
 // Afterwards, with an admin connection: no row seen by the wrong tenant, no
 // row written into the wrong tenant, no cross-tenant write accepted, no
@@ -78,8 +78,8 @@ func TestStress(t *testing.T) {
 
 	// The restart, 40% into the run.
 	restarted := make(chan time.Time, 1)
-	if c := pgrlstest.Local(t); c == nil {
-		t.Log("no server restart: PGRLS_TEST_DATABASE_URL names a server this test does not control")
+	if c := pgtenancytest.Local(t); c == nil {
+		t.Log("no server restart: PGTENANCY_TEST_DATABASE_URL names a server this test does not control")
 		close(restarted)
 	} else {
 		faults.Add(1)
@@ -142,7 +142,7 @@ func TestStress(t *testing.T) {
 // target is one pool under load, its database and its tallies.
 type target struct {
 	name       string
-	db         *pgrlstest.DB
+	db         *pgtenancytest.DB
 	faultKinds tally
 	p          *pool.Pool
 	st         stats
@@ -217,12 +217,12 @@ type stats struct {
 	restartDone                     atomic.Int64 // unix nanos when the restart finished, 0 before
 }
 
-// newTarget creates a database from storeTemplate and a pgrls pool on it
+// newTarget creates a database from storeTemplate and a pgtenancy pool on it
 // as the app role, directly or through pgbouncer (nil when pgbouncer is
 // not installed).
 func newTarget(t *testing.T, name string, mode pgx.QueryExecMode, bounce bool) *target {
 	t.Helper()
-	db := pgrlstest.NewDB(t, storeTemplate)
+	db := pgtenancytest.NewDB(t, storeTemplate)
 	u := db.AppURL
 	if bounce {
 		if u = startPgBouncer(t, db, 4); u == "" {
@@ -908,7 +908,7 @@ func (w *worker) opProbe(ctx context.Context, _ int64) error {
 // the targets' databases every 50-250 ms until stop closes, and returns
 // how many it killed. It rides out the restart.
 func killBackends(t *testing.T, targets []*target, stop chan struct{}, seed uint64) int64 {
-	cfg, err := pgxpool.ParseConfig(pgrlstest.ServerURL(t))
+	cfg, err := pgxpool.ParseConfig(pgtenancytest.ServerURL(t))
 	if err != nil {
 		t.Errorf("killer: %v", err)
 		return 0
@@ -940,7 +940,7 @@ func killBackends(t *testing.T, targets []*target, stop chan struct{}, seed uint
 			FROM (SELECT pid FROM pg_stat_activity
 			      WHERE usename = $1 AND datname = ANY($2) AND pid <> pg_backend_pid()
 			      ORDER BY random() LIMIT $3) s`,
-			pgrlstest.AppRole, dbs, 1+rng.IntN(2)).Scan(&n)
+			pgtenancytest.AppRole, dbs, 1+rng.IntN(2)).Scan(&n)
 		cancel()
 		if err == nil {
 			kills += n

@@ -11,14 +11,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/pgrls/pgrls/examples/storefront/internal/db"
-	"github.com/pgrls/pgrls/middleware"
-	"github.com/pgrls/pgrls/pool"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/examples/storefront/internal/db"
+	"github.com/pgtenancy/pgtenancy/middleware"
+	"github.com/pgtenancy/pgtenancy/pool"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // server is the storefront's JSON API. Its handlers never filter by store:
-// the pgrls pool sets the request's tenant for every query and PostgreSQL's
+// the pgtenancy pool sets the request's tenant for every query and PostgreSQL's
 // policies do the filtering.
 type server struct {
 	q   *db.Queries

@@ -14,13 +14,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/policy"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/policy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-func TestMain(m *testing.M) { pgrlstest.Main(m) }
+func TestMain(m *testing.M) { pgtenancytest.Main(m) }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
 type syncBuffer struct {
@@ -43,9 +43,9 @@ func (s *syncBuffer) String() string {
 // TestTour runs the scripted tour of make demo, verify steps included.
 // The steps check their own expectations and fail the tour on a surprise.
 func TestTour(t *testing.T) {
-	t.Setenv("DATABASE_URL", pgrlstest.ServerURL(t)) // the storefront reads DATABASE_URL
-	bin := filepath.Join(t.TempDir(), "pgrls")
-	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/pgrls").CombinedOutput()
+	t.Setenv("DATABASE_URL", pgtenancytest.ServerURL(t)) // the storefront reads DATABASE_URL
+	bin := filepath.Join(t.TempDir(), "pgtenancy")
+	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/pgtenancy").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 
 	var buf syncBuffer
@@ -58,9 +58,9 @@ func TestTour(t *testing.T) {
 		`"sqlstate":"23503"`,
 		"< 403 forbidden",
 		"< 400 missing tenant",
-		"ok: pgrls verify reports no errors (exit 0)",
+		"ok: pgtenancy verify reports no errors (exit 0)",
 		"error   rls_not_forced",
-		"ok: pgrls verify reports the holes (exit 1)",
+		"ok: pgtenancy verify reports the holes (exit 1)",
 	} {
 		assert.Contains(t, buf.String(), want)
 	}
@@ -70,7 +70,7 @@ func TestTour(t *testing.T) {
 // TestServe runs the server as make run-example does, asks it for products,
 // and stops it.
 func TestServe(t *testing.T) {
-	t.Setenv("DATABASE_URL", pgrlstest.ServerURL(t)) // the storefront reads DATABASE_URL
+	t.Setenv("DATABASE_URL", pgtenancytest.ServerURL(t)) // the storefront reads DATABASE_URL
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var buf syncBuffer
@@ -110,11 +110,11 @@ func TestServe(t *testing.T) {
 }
 
 // TestCommittedMigrationIsGenerated guards against drift: the committed
-// 002_tenant_isolation.sql is what pgrls generate discovers from the schema
+// 002_tenant_isolation.sql is what pgtenancy generate discovers from the schema
 // of 001.
 func TestCommittedMigrationIsGenerated(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, nil)
+	db := pgtenancytest.NewDB(t, nil)
 	ctx := context.Background()
 	owner := db.OwnerConn(t)
 	schema, err := fs.ReadFile(migrationFiles, "db/migrations/001_schema.sql")

@@ -16,7 +16,7 @@ import (
 
 // tour runs the scripted walk through the storefront over real HTTP and
 // checks every answer; it fails on the first surprise.
-func tour(ctx context.Context, out io.Writer, base string, e *env, pgrlsBin string) error {
+func tour(ctx context.Context, out io.Writer, base string, e *env, pgtenancyBin string) error {
 	t := &tourist{ctx: ctx, out: out, base: base}
 
 	t.step("1. Store A (alice) lists its products. The handler's query has no WHERE store_id:")
@@ -34,7 +34,7 @@ func tour(ctx context.Context, out io.Writer, base string, e *env, pgrlsBin stri
 	t.expect(t.call("POST", "/purchases", "1", "alice-token", `{"product_id": 102, "quantity": 1}`, nil), 201)
 	var refusal apiError
 	t.expect(t.call("POST", "/purchases", "1", "alice-token", `{"product_id": 201, "quantity": 1}`, &refusal), 422)
-	t.check(refusal.SQLState == "23503" && refusal.Constraint == "purchases_store_id_product_id_pgrls_fkey",
+	t.check(refusal.SQLState == "23503" && refusal.Constraint == "purchases_store_id_product_id_pgtenancy_fkey",
 		"PostgreSQL refused it on the composite foreign key (store_id, product_id) -> products (store_id, id)")
 
 	t.step("4. alice sends store B's id in the header (a forged tenant)")
@@ -51,12 +51,12 @@ func tour(ctx context.Context, out io.Writer, base string, e *env, pgrlsBin stri
 		t.check(n == 0, "no tenant set: 0 rows")
 	}
 
-	if pgrlsBin == "" {
-		t.step("7. pgrls verify: skipped (pass -pgrls path/to/pgrls; make demo does)")
+	if pgtenancyBin == "" {
+		t.step("7. pgtenancy verify: skipped (pass -pgtenancy path/to/pgtenancy; make demo does)")
 		return t.err
 	}
-	t.step("7. pgrls verify on the storefront database")
-	t.check(t.verify(pgrlsBin, e) == 0, "pgrls verify reports no errors (exit 0)")
+	t.step("7. pgtenancy verify on the storefront database")
+	t.check(t.verify(pgtenancyBin, e) == 0, "pgtenancy verify reports no errors (exit 0)")
 
 	t.step("8. Someone weakens the database: NO FORCE on products, a wide-open policy on purchases")
 	weaken := "ALTER TABLE products NO FORCE ROW LEVEL SECURITY; CREATE POLICY wide_open ON purchases USING (true);"
@@ -64,7 +64,7 @@ func tour(ctx context.Context, out io.Writer, base string, e *env, pgrlsBin stri
 	if err := execAs(ctx, e.ownerURL, weaken); err != nil {
 		t.failf("weaken: %v", err)
 	}
-	t.check(t.verify(pgrlsBin, e) == 1, "pgrls verify reports the holes (exit 1)")
+	t.check(t.verify(pgtenancyBin, e) == 1, "pgtenancy verify reports the holes (exit 1)")
 	return t.err
 }
 
@@ -133,10 +133,10 @@ func (t *tourist) call(method, path, tenant, token, body string, v any) int {
 	return resp.StatusCode
 }
 
-// verify runs the pgrls CLI and returns its exit code.
+// verify runs the pgtenancy CLI and returns its exit code.
 func (t *tourist) verify(bin string, e *env) int {
 	args := []string{"verify", "--database-url", e.ownerURL, "--app-role", appRole}
-	fmt.Fprintf(t.out, "   $ pgrls %s\n", strings.Join(args, " "))
+	fmt.Fprintf(t.out, "   $ pgtenancy %s\n", strings.Join(args, " "))
 	cmd := exec.CommandContext(t.ctx, bin, args...)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf

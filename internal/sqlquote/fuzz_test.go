@@ -12,11 +12,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/internal/sqlquote"
-	"github.com/pgrls/pgrls/pgrlstest"
+	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
 )
 
-func TestMain(m *testing.M) { pgrlstest.Main(m) }
+func TestMain(m *testing.M) { pgtenancytest.Main(m) }
 
 // seeds are the hostile strings both fuzz targets and the database test
 // start from.
@@ -189,7 +189,7 @@ func unquoteLiteral(q string, scs bool) (string, error) {
 // standard_conforming_strings on and off.
 func TestQuotingAgainstPostgres(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, nil)
+	db := pgtenancytest.NewDB(t, nil)
 	conn := db.AppConn(t)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(1, 2))

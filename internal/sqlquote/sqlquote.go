@@ -1,4 +1,4 @@
-// Package sqlquote quotes identifiers and literals for SQL text that pgrls
+// Package sqlquote quotes identifiers and literals for SQL text that pgtenancy
 // generates. Callers validate values first; quoting is the second line.
 package sqlquote
 

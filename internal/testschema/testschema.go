@@ -1,4 +1,4 @@
-// Package testschema is the classic multi-tenant store used by pgrls's tests,
+// Package testschema is the classic multi-tenant store used by pgtenancy's tests,
 // benchmarks and demo: stores are the tenants, products and purchases belong
 // to a store, currencies are global.
 package testschema
@@ -8,15 +8,15 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/pgrls/pgrls/migrations"
+	"github.com/pgtenancy/pgtenancy/migrations"
 
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
-// DDL returns the application schema (before pgrls) for a tenant key type.
+// DDL returns the application schema (before pgtenancy) for a tenant key type.
 // Tables have plain single-column keys and foreign keys, as an application
-// that has not adopted pgrls yet would.
+// that has not adopted pgtenancy yet would.
 func DDL(key rls.KeyType) string {
 	var storeID string
 	switch key {
@@ -56,7 +56,7 @@ INSERT INTO currencies VALUES ('EUR', 'Euro'), ('USD', 'US dollar');
 `, storeID, key.String())
 }
 
-// Model returns the pgrls schema model of the store schema.
+// Model returns the pgtenancy schema model of the store schema.
 func Model(key rls.KeyType, appRole string) *policy.Model {
 	return &policy.Model{
 		KeyType: key,
@@ -126,8 +126,8 @@ func escape(s string) string {
 
 // Isolated sets the store up on conn, a connection of the role that will own
 // the tables: the schema, the seed data, the library's objects, and the
-// tenant isolation that pgrls generates for Model(key, appRole) completed
-// from the catalog (policy.Resolve, as pgrls generate does with a
+// tenant isolation that pgtenancy generates for Model(key, appRole) completed
+// from the catalog (policy.Resolve, as pgtenancy generate does with a
 // database), in one transaction.
 func Isolated(ctx context.Context, conn *pgx.Conn, key rls.KeyType, appRole string) error {
 	if _, err := conn.Exec(ctx, DDL(key)+Seed(key)); err != nil {
@@ -150,7 +150,7 @@ func Isolated(ctx context.Context, conn *pgx.Conn, key rls.KeyType, appRole stri
 	return nil
 }
 
-// RLS is the row level security that pgrls generates for a table with a
+// RLS is the row level security that pgtenancy generates for a table with a
 // bigint tenant_id column (ENABLE and FORCE, the isolation policy and the
 // guard), for benchmarks that build their own tables. The expression and
 // the policy names come from the policy package, so they measure what

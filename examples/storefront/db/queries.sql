@@ -1,5 +1,5 @@
 -- Queries of the storefront. None of them filters by store: PostgreSQL's
--- row-level security does, for the tenant that pgrls sets from the context.
+-- row-level security does, for the tenant that pgtenancy sets from the context.
 
 -- name: ListProducts :many
 SELECT id, name, price_cents, currency FROM products ORDER BY id;

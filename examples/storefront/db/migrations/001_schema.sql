@@ -1,4 +1,4 @@
--- The storefront's own schema, as an application has it before pgrls.
+-- The storefront's own schema, as an application has it before pgtenancy.
 -- Stores are the tenants. Products, purchases and memberships belong to a
 -- store; users and currencies are shared by all stores.
 

@@ -114,7 +114,7 @@ type ListProductsRow struct {
 }
 
 // Queries of the storefront. None of them filters by store: PostgreSQL's
-// row-level security does, for the tenant that pgrls sets from the context.
+// row-level security does, for the tenant that pgtenancy sets from the context.
 func (q *Queries) ListProducts(ctx context.Context) ([]ListProductsRow, error) {
 	rows, err := q.db.Query(ctx, listProducts)
 	if err != nil {

@@ -41,31 +41,31 @@ func (r *results) markdown() string {
 	if len(r.scale) > 0 {
 		fmt.Fprintf(&b, "Server: %s. %d goroutines, pool of %d connections, slices of %v x %d per variant, alternating.\n\n",
 			strings.Join(r.scaleSettings, ", "), goroutines, poolConns, r.opts.duration, r.opts.rounds)
-		b.WriteString("| tenants | rows | size | build | point raw | point pgrls | pgrls/raw | p50 raw / pgrls | p99 raw / pgrls |\n")
+		b.WriteString("| tenants | rows | size | build | point raw | point pgtenancy | pgtenancy/raw | p50 raw / pgtenancy | p99 raw / pgtenancy |\n")
 		b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 		for _, s := range r.scale {
-			raw, rls := s.ops["point/raw"], s.ops["point/pgrls"]
+			raw, rls := s.ops["point/raw"], s.ops["point/pgtenancy"]
 			fmt.Fprintf(&b, "| %s | %s | %.0f MB | %v | %.0f q/s | %.0f q/s | **%.3f** | %v / %v | %v / %v |\n",
 				short(s.tenants), fmtCount(float64(s.tenants*(rowsPerTenant+categoriesPerTenant))), s.sizeMB, s.build.Round(time.Second),
 				raw.qps, rls.qps, rls.qps/raw.qps, roundLat(raw.p50), roundLat(rls.p50), roundLat(raw.p99), roundLat(rls.p99))
 		}
-		b.WriteString("\n| tenants | join raw | join pgrls | pgrls/raw | insert raw | insert pgrls | pgrls/raw | CopyFrom raw | CopyFrom pgrls | pgrls/raw |\n")
+		b.WriteString("\n| tenants | join raw | join pgtenancy | pgtenancy/raw | insert raw | insert pgtenancy | pgtenancy/raw | CopyFrom raw | CopyFrom pgtenancy | pgtenancy/raw |\n")
 		b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, s := range r.scale {
-			j, jr := s.ops["join/raw"], s.ops["join/pgrls"]
-			in, ir := s.ops["insert/raw"], s.ops["insert/pgrls"]
+			j, jr := s.ops["join/raw"], s.ops["join/pgtenancy"]
+			in, ir := s.ops["insert/raw"], s.ops["insert/pgtenancy"]
 			fmt.Fprintf(&b, "| %s | %.0f q/s | %.0f q/s | %.3f | %.0f/s | %.0f/s | %.3f | %.0f rows/s | %.0f rows/s | %.3f |\n",
-				short(s.tenants), j.qps, jr.qps, jr.qps/j.qps, in.qps, ir.qps, ir.qps/in.qps, s.copyRaw, s.copyPgrls, s.copyPgrls/s.copyRaw)
+				short(s.tenants), j.qps, jr.qps, jr.qps/j.qps, in.qps, ir.qps, ir.qps/in.qps, s.copyRaw, s.copyPgtenancy, s.copyPgtenancy/s.copyRaw)
 		}
 		base := r.scale[0]
 		fmt.Fprintf(&b, "\nGrowth: throughput at each size relative to %s tenants (1.000 = no loss), and the shared-table "+
 			"migration (add a column, then an index on (tenant_id, column), once):\n\n", short(base.tenants))
-		b.WriteString("| tenants | point raw | point pgrls | join raw | join pgrls | insert raw | insert pgrls | migration (shared) |\n")
+		b.WriteString("| tenants | point raw | point pgtenancy | join raw | join pgtenancy | insert raw | insert pgtenancy | migration (shared) |\n")
 		b.WriteString("|---|---|---|---|---|---|---|---|\n")
 		for _, s := range r.scale {
 			fmt.Fprintf(&b, "| %s ", short(s.tenants))
 			for _, op := range opNames {
-				for _, v := range []string{"raw", "pgrls"} {
+				for _, v := range []string{"raw", "pgtenancy"} {
 					k := op.key + "/" + v
 					fmt.Fprintf(&b, "| %.3f ", s.ops[k].qps/base.ops[k].qps)
 				}
@@ -114,19 +114,19 @@ func (r *results) ratios() []string {
 	}
 	for _, s := range r.scale {
 		for _, op := range opNames {
-			raw, rls := s.ops[op.key+"/raw"], s.ops[op.key+"/pgrls"]
-			add(fmt.Sprintf("%s-pgrls-vs-raw-%s", op.ratio, short(s.tenants)), rls.qps/raw.qps,
+			raw, rls := s.ops[op.key+"/raw"], s.ops[op.key+"/pgtenancy"]
+			add(fmt.Sprintf("%s-pgtenancy-vs-raw-%s", op.ratio, short(s.tenants)), rls.qps/raw.qps,
 				fmt.Sprintf("%.0f vs %.0f per second", rls.qps, raw.qps))
 		}
-		add("copyfrom-pgrls-vs-raw-"+short(s.tenants), s.copyPgrls/s.copyRaw, fmt.Sprintf("%.0f vs %.0f rows/s", s.copyPgrls, s.copyRaw))
+		add("copyfrom-pgtenancy-vs-raw-"+short(s.tenants), s.copyPgtenancy/s.copyRaw, fmt.Sprintf("%.0f vs %.0f rows/s", s.copyPgtenancy, s.copyRaw))
 	}
 	if len(r.scale) > 1 {
 		base := r.scale[0]
 		for _, s := range r.scale[1:] {
 			for _, op := range opNames {
-				k := op.key + "/pgrls"
+				k := op.key + "/pgtenancy"
 				add(fmt.Sprintf("%s-%s-vs-%s", op.ratio, short(s.tenants), short(base.tenants)), s.ops[k].qps/base.ops[k].qps,
-					"pgrls throughput")
+					"pgtenancy throughput")
 				k = op.key + "/raw"
 				add(fmt.Sprintf("%s-raw-%s-vs-%s", op.ratio, short(s.tenants), short(base.tenants)), s.ops[k].qps/base.ops[k].qps,
 					"raw throughput")
@@ -185,28 +185,28 @@ func (r *results) writeSVGs(dir string) ([]string, error) {
 			groups = append(groups, short(s.tenants)+" tenants")
 		}
 		point := chart{title: "Point query throughput by tenant count", yLabel: "queries/s", groups: groups,
-			series: []string{"raw pgxpool, manual filter", "pgrls pool.Pool, RLS"}, format: fmtCount}
+			series: []string{"raw pgxpool, manual filter", "pgtenancy pool.Pool, RLS"}, format: fmtCount}
 		lat := chart{title: "Point query latency (16 goroutines, 8 connections)", yLabel: "ms", groups: groups,
-			series: []string{"raw p50", "pgrls p50", "raw p99", "pgrls p99"}, format: fmtMs}
+			series: []string{"raw p50", "pgtenancy p50", "raw p99", "pgtenancy p99"}, format: fmtMs}
 		point.values = make([][]float64, 2)
 		lat.values = make([][]float64, 4)
 		for _, s := range r.scale {
-			raw, rls := s.ops["point/raw"], s.ops["point/pgrls"]
+			raw, rls := s.ops["point/raw"], s.ops["point/pgtenancy"]
 			point.values[0] = append(point.values[0], raw.qps)
 			point.values[1] = append(point.values[1], rls.qps)
 			for i, d := range []time.Duration{raw.p50, rls.p50, raw.p99, rls.p99} {
 				lat.values[i] = append(lat.values[i], float64(d.Microseconds())/1000)
 			}
 		}
-		rel := chart{title: "pgrls throughput relative to raw pgx (1.0 = same)", yLabel: "pgrls / raw",
+		rel := chart{title: "pgtenancy throughput relative to raw pgx (1.0 = same)", yLabel: "pgtenancy / raw",
 			groups: []string{"point query", "join", "insert", "CopyFrom"}, format: fmtRatio}
 		for _, s := range r.scale {
 			rel.series = append(rel.series, short(s.tenants)+" tenants")
 			var v []float64
 			for _, op := range opNames {
-				v = append(v, s.ops[op.key+"/pgrls"].qps/s.ops[op.key+"/raw"].qps)
+				v = append(v, s.ops[op.key+"/pgtenancy"].qps/s.ops[op.key+"/raw"].qps)
 			}
-			rel.values = append(rel.values, append(v, s.copyPgrls/s.copyRaw))
+			rel.values = append(rel.values, append(v, s.copyPgtenancy/s.copyRaw))
 		}
 		addChart("bench-scale-point.svg", point)
 		addChart("bench-scale-latency.svg", lat)
@@ -245,7 +245,7 @@ func (r *results) writeSVGs(dir string) ([]string, error) {
 	}
 	var files []string
 	for _, c := range charts {
-		c.c.note = fmt.Sprintf("pgrls-bench, %s, %d CPUs, PostgreSQL %s", r.machine.date, r.machine.cpus, r.machine.pgVersion)
+		c.c.note = fmt.Sprintf("pgtenancy-bench, %s, %d CPUs, PostgreSQL %s", r.machine.date, r.machine.cpus, r.machine.pgVersion)
 		path := filepath.Join(dir, c.file)
 		if err := os.WriteFile(path, []byte(c.c.svg()), 0o644); err != nil {
 			return files, err

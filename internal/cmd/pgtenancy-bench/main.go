@@ -1,24 +1,24 @@
-// Command pgrls-bench measures pgrls at scale and compares the three
+// Command pgtenancy-bench measures pgtenancy at scale and compares the three
 // multi-tenant architectures. It is the program behind `make bench` and
 // `make bench-quick`; docs/benchmarks.md describes what it measures.
 //
 // Scale: at each tenant count (100 rows per tenant, generated inside the
-// database), pgrls transaction mode ([pool.Pool]) against raw pgxpool with a
+// database), pgtenancy transaction mode ([pool.Pool]) against raw pgxpool with a
 // manual tenant filter: point queries (throughput, p50, p99), a join query,
 // single-row inserts and CopyFrom.
 //
 // Architectures: database per tenant, schema per tenant and shared tables
-// under pgrls, at several tenant counts: the time to add a column and an
+// under pgtenancy, at several tenant counts: the time to add a column and an
 // index to products, the setup time, and the size of the catalog.
 //
 // It runs on throwaway clusters from internal/pgcluster, or on the server
-// of PGRLS_BENCH_DATABASE_URL (a superuser URL; the program creates and
+// of PGTENANCY_BENCH_DATABASE_URL (a superuser URL; the program creates and
 // drops its own roles and databases there). Results are printed as
 // markdown tables and `RATIO <name> <value>` lines, and written as SVG
 // plots with -svg.
 //
-//	go run ./internal/cmd/pgrls-bench -quick
-//	go run ./internal/cmd/pgrls-bench -svg docs/img -markdown bench-results.md
+//	go run ./internal/cmd/pgtenancy-bench -quick
+//	go run ./internal/cmd/pgtenancy-bench -svg docs/img -markdown bench-results.md
 package main
 
 import (
@@ -98,7 +98,7 @@ func run(ctx context.Context, o options) error {
 	start := time.Now()
 	m := describeMachine()
 	prog := newProgress(os.Stdout)
-	prog.linef("pgrls-bench: %s", m.summary())
+	prog.linef("pgtenancy-bench: %s", m.summary())
 
 	res := &results{machine: m, opts: o}
 	if !strings.Contains(","+o.skip+",", ",scale,") {
@@ -145,7 +145,7 @@ func flagSet(name string) bool {
 }
 
 func fatalf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "pgrls-bench: "+format+"\n", args...)
+	fmt.Fprintf(os.Stderr, "pgtenancy-bench: "+format+"\n", args...)
 	os.Exit(1)
 }
 

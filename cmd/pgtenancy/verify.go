@@ -13,8 +13,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 const verifySynopsis = `[flags]
@@ -24,14 +24,14 @@ for the tenant tables; docs/verify.md lists the checks and their codes. The
 tenant tables come from a declared model (--model, or --table flags), from
 discovery (--root with --tenant-column), or, without either, from
 --tenant-column alone or from the tables that have row level security or a
-pgrls policy.
+pgtenancy policy.
 
 Exits 0 when it found no error (warnings allowed), 1 when it found errors,
 and 2 when it could not run.
 
 Examples:
-  pgrls verify --database-url $DATABASE_URL --app-role app --model model.json
-  pgrls verify --app-role app --tenant-column store_id --root stores --format json`
+  pgtenancy verify --database-url $DATABASE_URL --app-role app --model model.json
+  pgtenancy verify --app-role app --tenant-column store_id --root stores --format json`
 
 // addModelFlags registers the flags that say where the schema model comes
 // from, shared by generate, verify and plan; dbUsage describes
@@ -141,7 +141,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	return exitOK
 }
 
-// jsonReport is the JSON output of pgrls verify; docs/verify.md documents
+// jsonReport is the JSON output of pgtenancy verify; docs/verify.md documents
 // it. Findings are sorted: errors first, then by table, kind, object, code.
 type jsonReport struct {
 	OK       bool             `json:"ok"`

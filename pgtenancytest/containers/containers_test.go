@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgrls/pgrls/pgrlstest"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
 )
 
 func TestMain(m *testing.M) { Main(m) }
@@ -51,24 +51,24 @@ func TestStart(t *testing.T) {
 	}
 }
 
-// TestHarnessUsesContainer checks that Main pointed pgrlstest at the container.
+// TestHarnessUsesContainer checks that Main pointed pgtenancytest at the container.
 func TestHarnessUsesContainer(t *testing.T) {
 	t.Parallel()
 	if startedURL == "" {
-		t.Skip("Main started no container (no Docker engine, or PGRLS_TEST_DATABASE_URL was set)")
+		t.Skip("Main started no container (no Docker engine, or PGTENANCY_TEST_DATABASE_URL was set)")
 	}
-	if os.Getenv("PGRLS_TEST_DATABASE_URL") != startedURL {
-		t.Fatalf("PGRLS_TEST_DATABASE_URL = %q, want the container's %q", os.Getenv("PGRLS_TEST_DATABASE_URL"), startedURL)
+	if os.Getenv("PGTENANCY_TEST_DATABASE_URL") != startedURL {
+		t.Fatalf("PGTENANCY_TEST_DATABASE_URL = %q, want the container's %q", os.Getenv("PGTENANCY_TEST_DATABASE_URL"), startedURL)
 	}
-	if pgrlstest.Local(t) != nil {
-		t.Fatal("pgrlstest started a local cluster although the container runs")
+	if pgtenancytest.Local(t) != nil {
+		t.Fatal("pgtenancytest started a local cluster although the container runs")
 	}
-	db := pgrlstest.NewDB(t, nil)
+	db := pgtenancytest.NewDB(t, nil)
 	var user string
 	if err := db.AppConn(t).QueryRow(t.Context(), "SELECT current_user").Scan(&user); err != nil {
 		t.Fatal(err)
 	}
-	if user != pgrlstest.AppRole {
-		t.Errorf("connected as %s, want %s", user, pgrlstest.AppRole)
+	if user != pgtenancytest.AppRole {
+		t.Errorf("connected as %s, want %s", user, pgtenancytest.AppRole)
 	}
 }

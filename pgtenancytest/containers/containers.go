@@ -1,13 +1,13 @@
-// Package containers runs the pgrlstest harness against PostgreSQL in a
+// Package containers runs the pgtenancytest harness against PostgreSQL in a
 // Docker container, for machines that have a Docker engine and no local
 // PostgreSQL server binaries. It is a separate module so that the main
 // module does not depend on testcontainers-go.
 //
-// Use [Main] in place of pgrlstest.Main:
+// Use [Main] in place of pgtenancytest.Main:
 //
 //	func TestMain(m *testing.M) { containers.Main(m) }
 //
-// Tests then use pgrlstest as usual. When PGRLS_TEST_DATABASE_URL is already set, Main
+// Tests then use pgtenancytest as usual. When PGTENANCY_TEST_DATABASE_URL is already set, Main
 // uses that server and starts no container.
 package containers
 
@@ -23,7 +23,7 @@ import (
 	tclog "github.com/testcontainers/testcontainers-go/log"
 	"github.com/testcontainers/testcontainers-go/modules/postgres"
 
-	"github.com/pgrls/pgrls/pgrlstest"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
 )
 
 // Image is the container image that [Start] runs.
@@ -33,39 +33,39 @@ const Image = "postgres:15"
 // Docker engine can be reached.
 var ErrNoEngine = errors.New("containers: no Docker engine reachable")
 
-// Main starts a PostgreSQL container, points PGRLS_TEST_DATABASE_URL at it, runs the
-// tests with pgrlstest, stops the container and exits. Call it from TestMain.
+// Main starts a PostgreSQL container, points PGTENANCY_TEST_DATABASE_URL at it, runs the
+// tests with pgtenancytest, stops the container and exits. Call it from TestMain.
 //
-// When PGRLS_TEST_DATABASE_URL is already set, no container is started. When no Docker
+// When PGTENANCY_TEST_DATABASE_URL is already set, no container is started. When no Docker
 // engine is reachable, Main says so on stderr and runs the tests anyway:
-// pgrlstest then uses local server binaries if there are any, and otherwise
+// pgtenancytest then uses local server binaries if there are any, and otherwise
 // skips (or, with CI=true, fails) the tests that need a database.
 func Main(m *testing.M) {
 	os.Exit(run(m))
 }
 
 func run(m *testing.M) int {
-	if os.Getenv("PGRLS_TEST_DATABASE_URL") != "" {
-		return pgrlstest.Run(m)
+	if os.Getenv("PGTENANCY_TEST_DATABASE_URL") != "" {
+		return pgtenancytest.Run(m)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	url, stop, err := Start(ctx)
 	cancel()
 	switch {
 	case errors.Is(err, ErrNoEngine):
-		fmt.Fprintf(os.Stderr, "pgrlstest/containers: %v; running without a container\n", err)
-		return pgrlstest.Run(m)
+		fmt.Fprintf(os.Stderr, "pgtenancytest/containers: %v; running without a container\n", err)
+		return pgtenancytest.Run(m)
 	case err != nil:
-		fmt.Fprintf(os.Stderr, "pgrlstest/containers: %v\n", err)
+		fmt.Fprintf(os.Stderr, "pgtenancytest/containers: %v\n", err)
 		return 1
 	}
 	defer stop()
 	startedURL = url
-	if err := os.Setenv("PGRLS_TEST_DATABASE_URL", url); err != nil {
-		fmt.Fprintf(os.Stderr, "pgrlstest/containers: %v\n", err)
+	if err := os.Setenv("PGTENANCY_TEST_DATABASE_URL", url); err != nil {
+		fmt.Fprintf(os.Stderr, "pgtenancytest/containers: %v\n", err)
 		return 1
 	}
-	return pgrlstest.Run(m)
+	return pgtenancytest.Run(m)
 }
 
 // startedURL is the URL of the container that Main started, if any.

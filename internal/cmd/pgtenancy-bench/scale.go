@@ -13,9 +13,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pgrls/pgrls/internal/testschema"
-	"github.com/pgrls/pgrls/pool"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/internal/testschema"
+	"github.com/pgtenancy/pgtenancy/pool"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // Shape of the scale benchmark.
@@ -54,13 +54,13 @@ type opResult struct {
 
 // scaleResult is everything measured at one tenant count.
 type scaleResult struct {
-	tenants   int
-	build     time.Duration
-	sizeMB    float64
-	ops       map[string]opResult // "point/raw", "point/pgrls", "join/...", "insert/..."
-	copyRaw   float64             // rows/s
-	copyPgrls float64
-	migrate   time.Duration // shared tables: add a column and an index, once
+	tenants       int
+	build         time.Duration
+	sizeMB        float64
+	ops           map[string]opResult // "point/raw", "point/pgtenancy", "join/...", "insert/..."
+	copyRaw       float64             // rows/s
+	copyPgtenancy float64
+	migrate       time.Duration // shared tables: add a column and an index, once
 }
 
 func runScale(ctx context.Context, o options, prog *progress, res *results) error {
@@ -97,7 +97,7 @@ func runScale(ctx context.Context, o options, prog *progress, res *results) erro
 func runOneScale(ctx context.Context, o options, prog *progress, srv *server, admin *pgx.Conn, n int) (*scaleResult, error) {
 	r := &scaleResult{tenants: n, ops: map[string]opResult{}}
 	label := short(n) + " tenants"
-	db := "pgrls_bench_" + short(n)
+	db := "pgtenancy_bench_" + short(n)
 	if err := srv.createDB(ctx, admin, db, ""); err != nil {
 		return nil, err
 	}
@@ -184,7 +184,7 @@ func runOneScale(ctx context.Context, o options, prog *progress, srv *server, ad
 		variants := []struct {
 			name string
 			f    queryFunc
-		}{{"raw", op.raw}, {"pgrls", op.rls}}
+		}{{"raw", op.raw}, {"pgtenancy", op.rls}}
 		total := len(variants) * (1 + o.rounds)
 		bar := prog.step(fmt.Sprintf("%s: %s", label, op.name), total)
 		for _, v := range variants { // warm-up: statement caches, buffers
@@ -251,8 +251,8 @@ func runOneScale(ctx context.Context, o options, prog *progress, srv *server, ad
 		}
 	}
 	r.copyRaw = float64(o.copyRows*o.copyReps) / rawTime.Seconds()
-	r.copyPgrls = float64(o.copyRows*o.copyReps) / rlsTime.Seconds()
-	bar.done(fmt.Sprintf("raw %.0f rows/s, pgrls %.0f rows/s", r.copyRaw, r.copyPgrls))
+	r.copyPgtenancy = float64(o.copyRows*o.copyReps) / rlsTime.Seconds()
+	bar.done(fmt.Sprintf("raw %.0f rows/s, pgtenancy %.0f rows/s", r.copyRaw, r.copyPgtenancy))
 
 	// The migration of the shared-table architecture at this size.
 	bar = prog.step(label+": add a column and an index to products", 1)

@@ -1,16 +1,16 @@
-// Command pgrls generates and installs PostgreSQL row-level security for
+// Command pgtenancy generates and installs PostgreSQL row-level security for
 // multi-tenant applications.
 //
 // Usage:
 //
-//	pgrls generate [flags]   print or write the SQL that isolates tenant tables
-//	pgrls install  [flags]   install the library's own objects (schema pgrls)
-//	pgrls verify   [flags]   audit a live database for holes in tenant isolation
-//	pgrls plan     [flags]   print the SQL that would bring a database to the model
-//	pgrls citus-placement    show where a tenant's rows live on Citus
-//	pgrls citus-isolate      move a large tenant onto shards of its own on Citus
+//	pgtenancy generate [flags]   print or write the SQL that isolates tenant tables
+//	pgtenancy install  [flags]   install the library's own objects (schema pgtenancy)
+//	pgtenancy verify   [flags]   audit a live database for holes in tenant isolation
+//	pgtenancy plan     [flags]   print the SQL that would bring a database to the model
+//	pgtenancy citus-placement    show where a tenant's rows live on Citus
+//	pgtenancy citus-isolate      move a large tenant onto shards of its own on Citus
 //
-// Run `pgrls <command> -h` for a command's flags.
+// Run `pgtenancy <command> -h` for a command's flags.
 package main
 
 import (
@@ -46,7 +46,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"generate", "print or write the SQL that isolates the tenant tables", runGenerate},
-		{"install", "install the library's own objects (schema pgrls) through tern, or print their SQL", runInstall},
+		{"install", "install the library's own objects (schema pgtenancy) through tern, or print their SQL", runInstall},
 		{"verify", "audit a live database for holes in tenant isolation (exit 1 on errors)", runVerify},
 		{"plan", "print the SQL that would bring the database to the model, without applying it", runPlan},
 		{"citus-placement", "show the shards and nodes that hold a tenant's rows on Citus", runPlacement},
@@ -67,18 +67,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return c.run(ctx, args[1:], stdout, stderr)
 		}
 	}
-	fmt.Fprintf(stderr, "pgrls: unknown command %q\n\n", args[0])
+	fmt.Fprintf(stderr, "pgtenancy: unknown command %q\n\n", args[0])
 	usage(stderr)
 	return exitError
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "pgrls makes PostgreSQL enforce tenant isolation with row-level security.")
-	fmt.Fprintln(w, "\nUsage: pgrls <command> [flags]\n\nCommands:")
+	fmt.Fprintln(w, "pgtenancy makes PostgreSQL enforce tenant isolation with row-level security.")
+	fmt.Fprintln(w, "\nUsage: pgtenancy <command> [flags]\n\nCommands:")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'pgrls <command> -h' for a command's flags.")
+	fmt.Fprintln(w, "\nRun 'pgtenancy <command> -h' for a command's flags.")
 }
 
 // newFlagSet returns a flag set that reports errors instead of exiting.
@@ -86,7 +86,7 @@ func newFlagSet(name string, stderr io.Writer, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: pgrls %s %s\n\nFlags:\n", name, synopsis)
+		fmt.Fprintf(stderr, "Usage: pgtenancy %s %s\n\nFlags:\n", name, synopsis)
 		fs.PrintDefaults()
 	}
 	return fs
@@ -102,7 +102,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
 		return exitError, false
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "pgrls %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fmt.Fprintf(fs.Output(), "pgtenancy %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
 		return exitError, false
 	}
 	return 0, true
@@ -131,6 +131,6 @@ func databaseURL(flagValue string) string {
 }
 
 func fail(stderr io.Writer, cmd string, err error) int {
-	fmt.Fprintf(stderr, "pgrls %s: %v\n", cmd, err)
+	fmt.Fprintf(stderr, "pgtenancy %s: %v\n", cmd, err)
 	return exitError
 }

@@ -1,4 +1,4 @@
-package pgrlstest_test
+package pgtenancytest_test
 
 import (
 	"context"
@@ -13,10 +13,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/pgrls/pgrls/pgrlstest"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
 )
 
-func TestMain(m *testing.M) { pgrlstest.Main(m) }
+func TestMain(m *testing.M) { pgtenancytest.Main(m) }
 
 // exists reports whether relation name exists in the database of conn.
 func exists(t *testing.T, conn *pgx.Conn, name string) bool {
@@ -30,7 +30,7 @@ func exists(t *testing.T, conn *pgx.Conn, name string) bool {
 
 func TestNewDBIsIndependent(t *testing.T) {
 	t.Parallel()
-	a, b := pgrlstest.NewDB(t, nil), pgrlstest.NewDB(t, nil)
+	a, b := pgtenancytest.NewDB(t, nil), pgtenancytest.NewDB(t, nil)
 	if a.Name == b.Name {
 		t.Fatalf("both databases are named %s", a.Name)
 	}
@@ -44,15 +44,15 @@ func TestNewDBIsIndependent(t *testing.T) {
 	if exists(t, cb, "only_in_a") {
 		t.Fatal("table created in one database appears in the other")
 	}
-	for _, db := range []*pgrlstest.DB{a, b} {
+	for _, db := range []*pgtenancytest.DB{a, b} {
 		var owner, current string
 		err := db.AdminConn(t).QueryRow(t.Context(),
 			"SELECT pg_get_userbyid(datdba), current_database() FROM pg_database WHERE datname = current_database()").Scan(&owner, &current)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if owner != pgrlstest.OwnerRole || current != db.Name {
-			t.Errorf("database %s (connected to %s) is owned by %s, want %s", db.Name, current, owner, pgrlstest.OwnerRole)
+		if owner != pgtenancytest.OwnerRole || current != db.Name {
+			t.Errorf("database %s (connected to %s) is owned by %s, want %s", db.Name, current, owner, pgtenancytest.OwnerRole)
 		}
 	}
 }
@@ -60,7 +60,7 @@ func TestNewDBIsIndependent(t *testing.T) {
 var (
 	setupRuns   atomic.Int32
 	setupUser   atomic.Value
-	notesSchema = &pgrlstest.Template{
+	notesSchema = &pgtenancytest.Template{
 		Name: "notes",
 		Setup: func(ctx context.Context, conn *pgx.Conn) error {
 			setupRuns.Add(1)
@@ -75,7 +75,7 @@ var (
 				ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
 				CREATE POLICY tenant ON notes
 					USING (tenant_id = NULLIF(current_setting('app.tenant', true), '')::int);
-				GRANT SELECT ON notes TO pgrls_test_app;`)
+				GRANT SELECT ON notes TO pgtenancy_test_app;`)
 			return err
 		},
 	}
@@ -88,7 +88,7 @@ func TestTemplateSetupRunsOnceAndIsCloned(t *testing.T) {
 		for i := range cap(names) {
 			t.Run(fmt.Sprint(i), func(t *testing.T) {
 				t.Parallel()
-				db := pgrlstest.NewDB(t, notesSchema)
+				db := pgtenancytest.NewDB(t, notesSchema)
 				names <- db.Name
 				conn := db.OwnerConn(t)
 				var n int
@@ -106,8 +106,8 @@ func TestTemplateSetupRunsOnceAndIsCloned(t *testing.T) {
 				if err := conn.QueryRow(t.Context(), "SELECT tableowner FROM pg_tables WHERE tablename = 'notes'").Scan(&owner); err != nil {
 					t.Fatal(err)
 				}
-				if owner != pgrlstest.OwnerRole {
-					t.Errorf("notes owned by %s, want %s", owner, pgrlstest.OwnerRole)
+				if owner != pgtenancytest.OwnerRole {
+					t.Errorf("notes owned by %s, want %s", owner, pgtenancytest.OwnerRole)
 				}
 			})
 		}
@@ -123,15 +123,15 @@ func TestTemplateSetupRunsOnceAndIsCloned(t *testing.T) {
 	if got := setupRuns.Load(); got != 1 {
 		t.Errorf("Setup ran %d times, want 1", got)
 	}
-	if got := setupUser.Load(); got != pgrlstest.OwnerRole {
-		t.Errorf("Setup ran as %v, want %s", got, pgrlstest.OwnerRole)
+	if got := setupUser.Load(); got != pgtenancytest.OwnerRole {
+		t.Errorf("Setup ran as %v, want %s", got, pgtenancytest.OwnerRole)
 	}
 }
 
 func TestAppRole(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	db := pgrlstest.NewDB(t, notesSchema)
+	db := pgtenancytest.NewDB(t, notesSchema)
 	app := db.AppConn(t)
 
 	var user string
@@ -141,7 +141,7 @@ func TestAppRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if user != pgrlstest.AppRole || super || bypass || createdb || createrole || !login {
+	if user != pgtenancytest.AppRole || super || bypass || createdb || createrole || !login {
 		t.Errorf("app role: %s super=%v bypassrls=%v createdb=%v createrole=%v login=%v",
 			user, super, bypass, createdb, createrole, login)
 	}
@@ -202,10 +202,10 @@ func TestAppRole(t *testing.T) {
 
 func TestPools(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, nil)
+	db := pgtenancytest.NewDB(t, nil)
 	for want, p := range map[string]interface {
 		QueryRow(context.Context, string, ...any) pgx.Row
-	}{pgrlstest.OwnerRole: db.OwnerPool(t), pgrlstest.AppRole: db.AppPool(t)} {
+	}{pgtenancytest.OwnerRole: db.OwnerPool(t), pgtenancytest.AppRole: db.AppPool(t)} {
 		var user, dbName string
 		if err := p.QueryRow(t.Context(), "SELECT current_user, current_database()").Scan(&user, &dbName); err != nil {
 			t.Fatal(err)
@@ -221,7 +221,7 @@ func TestDatabaseDroppedAfterTest(t *testing.T) {
 	var name string
 	var leaked *pgx.Conn
 	t.Run("uses a database", func(t *testing.T) {
-		db := pgrlstest.NewDB(t, notesSchema)
+		db := pgtenancytest.NewDB(t, notesSchema)
 		name = db.Name
 		_ = db.AppConn(t)
 		// A connection the test forgets to close must not block the drop.
@@ -235,7 +235,7 @@ func TestDatabaseDroppedAfterTest(t *testing.T) {
 	if name == "" {
 		t.Fatal("subtest did not create a database")
 	}
-	admin, err := pgx.Connect(t.Context(), pgrlstest.ServerURL(t))
+	admin, err := pgx.Connect(t.Context(), pgtenancytest.ServerURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,14 +287,14 @@ func (f *fakeTB) run(fn func(tb testing.TB)) string {
 var (
 	brokenRuns   atomic.Int32
 	errBadSchema = errors.New("bad schema 7f3a")
-	broken       = &pgrlstest.Template{
+	broken       = &pgtenancytest.Template{
 		Name: "broken",
 		Setup: func(ctx context.Context, conn *pgx.Conn) error {
 			brokenRuns.Add(1)
 			return errBadSchema
 		},
 	}
-	panicky = &pgrlstest.Template{
+	panicky = &pgtenancytest.Template{
 		Name:  "panicky",
 		Setup: func(ctx context.Context, conn *pgx.Conn) error { panic("boom 41c2") },
 	}
@@ -302,10 +302,10 @@ var (
 
 func TestTemplateErrors(t *testing.T) {
 	t.Parallel()
-	_ = pgrlstest.ServerURL(t) // skip here, not in fakeTB, when there is no server
+	_ = pgtenancytest.ServerURL(t) // skip here, not in fakeTB, when there is no server
 	ftb := &fakeTB{TB: t}
 	for i := range 2 {
-		msg := ftb.run(func(tb testing.TB) { pgrlstest.NewDB(tb, broken) })
+		msg := ftb.run(func(tb testing.TB) { pgtenancytest.NewDB(tb, broken) })
 		if !strings.Contains(msg, errBadSchema.Error()) {
 			t.Errorf("call %d: NewDB with a failing Setup: fatal %q, want the Setup error", i, msg)
 		}
@@ -314,23 +314,23 @@ func TestTemplateErrors(t *testing.T) {
 		t.Errorf("failing Setup ran %d times, want 1", n)
 	}
 	for i := range 2 {
-		msg := ftb.run(func(tb testing.TB) { pgrlstest.NewDB(tb, panicky) })
+		msg := ftb.run(func(tb testing.TB) { pgtenancytest.NewDB(tb, panicky) })
 		if !strings.Contains(msg, "boom 41c2") {
 			t.Errorf("call %d: NewDB with a panicking Setup: fatal %q, want the panic", i, msg)
 		}
 	}
 	if msg := ftb.run(func(tb testing.TB) {
-		pgrlstest.NewDB(tb, &pgrlstest.Template{Name: "Bad-Name"})
+		pgtenancytest.NewDB(tb, &pgtenancytest.Template{Name: "Bad-Name"})
 	}); !strings.Contains(msg, "Bad-Name") {
 		t.Errorf("invalid template name: fatal %q", msg)
 	}
 	if msg := ftb.run(func(tb testing.TB) {
-		pgrlstest.NewDB(tb, &pgrlstest.Template{Name: notesSchema.Name})
+		pgtenancytest.NewDB(tb, &pgtenancytest.Template{Name: notesSchema.Name})
 	}); !strings.Contains(msg, "two different Templates") {
 		t.Errorf("duplicate template name: fatal %q", msg)
 	}
 	// The failures did not break the harness.
-	if msg := ftb.run(func(tb testing.TB) { pgrlstest.NewDB(tb, nil) }); msg != "" {
+	if msg := ftb.run(func(tb testing.TB) { pgtenancytest.NewDB(tb, nil) }); msg != "" {
 		t.Errorf("NewDB after template errors: %s", msg)
 	}
 }
@@ -338,12 +338,12 @@ func TestTemplateErrors(t *testing.T) {
 // TestClusterRestart is not parallel: restarting ends every connection of
 // the process.
 func TestClusterRestart(t *testing.T) {
-	c := pgrlstest.Local(t)
+	c := pgtenancytest.Local(t)
 	if c == nil {
-		t.Skip("PGRLS_TEST_DATABASE_URL names the server: no local cluster to restart")
+		t.Skip("PGTENANCY_TEST_DATABASE_URL names the server: no local cluster to restart")
 	}
 	ctx := t.Context()
-	db := pgrlstest.NewDB(t, nil)
+	db := pgtenancytest.NewDB(t, nil)
 	conn := db.OwnerConn(t)
 	if _, err := conn.Exec(ctx, "CREATE TABLE kept (v int); INSERT INTO kept VALUES (7)"); err != nil {
 		t.Fatal(err)
@@ -366,7 +366,7 @@ func TestClusterRestart(t *testing.T) {
 		t.Fatalf("after restart: v = %d, err = %v; want 7", v, err)
 	}
 	// The harness's own connections recover: new databases still work.
-	other := pgrlstest.NewDB(t, notesSchema)
+	other := pgtenancytest.NewDB(t, notesSchema)
 	if !exists(t, other.OwnerConn(t), "notes") {
 		t.Error("template clone after restart lacks its table")
 	}

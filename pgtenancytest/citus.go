@@ -1,4 +1,4 @@
-package pgrlstest
+package pgtenancytest
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pgrls/pgrls/internal/sqlquote"
+	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
 )
 
 // EnvCitusURL names the environment variable that points the Citus tests at
@@ -89,10 +89,10 @@ func NewCitusDB(tb testing.TB) *CitusDB {
 	adminURL := CitusURL(tb)
 	citusOnce.Do(func() { citus = loadCitusCluster(adminURL) })
 	if citus.err != nil {
-		tb.Fatalf("pgrlstest: Citus cluster at %s: %v", EnvCitusURL, citus.err)
+		tb.Fatalf("pgtenancytest: Citus cluster at %s: %v", EnvCitusURL, citus.err)
 	}
 	ctx := context.WithoutCancel(tb.Context())
-	name := fmt.Sprintf("pgrlsc_%s_%d", suffix, dbSeq.Add(1))
+	name := fmt.Sprintf("pgtenancyc_%s_%d", suffix, dbSeq.Add(1))
 	nodeURL := func(n CitusNode, db, role string) string {
 		u, _ := url.Parse(withDB(citus.adminURL, db, role))
 		u.Host = net.JoinHostPort(n.Host, strconv.Itoa(n.Port))
@@ -121,14 +121,14 @@ func NewCitusDB(tb testing.TB) *CitusDB {
 	}
 	tb.Cleanup(func() {
 		if err := drop(); err != nil {
-			tb.Errorf("pgrlstest: drop Citus database %s: %v", name, err)
+			tb.Errorf("pgtenancytest: drop Citus database %s: %v", name, err)
 		}
 	})
 	// Workers first: the coordinator's citus_add_node connects to them.
 	for i := len(nodes) - 1; i >= 0; i-- {
 		n := nodes[i]
 		if err := execOn(ctx, nodeURL(n, "postgres", ""), "CREATE DATABASE "+sqlquote.Ident(name)+" TEMPLATE template0 ENCODING 'UTF8' OWNER "+sqlquote.Ident(OwnerRole)); err != nil {
-			tb.Fatalf("pgrlstest: create database %s on %s:%d: %v", name, n.Host, n.Port, err)
+			tb.Fatalf("pgtenancytest: create database %s on %s:%d: %v", name, n.Host, n.Port, err)
 		}
 		sql := "CREATE EXTENSION citus; REVOKE CREATE ON SCHEMA public FROM PUBLIC; GRANT ALL ON SCHEMA public TO " + sqlquote.Ident(OwnerRole) + ";"
 		if i == 0 {
@@ -144,7 +144,7 @@ func NewCitusDB(tb testing.TB) *CitusDB {
 			err = execOn(ctx, nodeURL(n, name, ""), sql)
 		}
 		if err != nil {
-			tb.Fatalf("pgrlstest: set up Citus in database %s on %s:%d: %v", name, n.Host, n.Port, err)
+			tb.Fatalf("pgtenancytest: set up Citus in database %s on %s:%d: %v", name, n.Host, n.Port, err)
 		}
 	}
 	coord := citus.coordinator
@@ -225,10 +225,10 @@ func ensureCitusRoles(ctx context.Context, p *pgxpool.Pool) error {
 		return err
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtext('pgrlstest citus nodes'))"); err != nil {
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtext('pgtenancytest citus nodes'))"); err != nil {
 		return err
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(hashtext('pgrlstest citus nodes'))") //nolint:errcheck
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(hashtext('pgtenancytest citus nodes'))") //nolint:errcheck
 	for attempt := 0; ; attempt++ {
 		err = ensureRoles(ctx, p)
 		var pgErr *pgconn.PgError
@@ -251,7 +251,7 @@ func registerNodes(ctx context.Context, lockURL, dbURL, sql string) error {
 		return err
 	}
 	defer lock.Close(context.WithoutCancel(ctx))
-	if _, err := lock.Exec(ctx, "SELECT pg_advisory_lock(hashtext('pgrlstest citus nodes'))"); err != nil {
+	if _, err := lock.Exec(ctx, "SELECT pg_advisory_lock(hashtext('pgtenancytest citus nodes'))"); err != nil {
 		return err
 	}
 	return execOn(ctx, dbURL, sql)

@@ -10,9 +10,9 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/pgrls/pgrls/migrations"
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/migrations"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 const generateSynopsis = `[flags]
@@ -23,8 +23,8 @@ table. With a database, a declared model is checked against it. Prints the up
 SQL (or --down) on stdout, or writes the next tern migration into --out.
 
 Examples:
-  pgrls generate --database-url $DATABASE_URL --tenant-column store_id --root stores --app-role app --out db/migrations
-  pgrls generate --key bigint --root stores --tenant-column store_id --table products --table purchases \
+  pgtenancy generate --database-url $DATABASE_URL --tenant-column store_id --root stores --app-role app --out db/migrations
+  pgtenancy generate --key bigint --root stores --tenant-column store_id --table products --table purchases \
       --fk purchases.product_id=products.id --global currencies --app-role app`
 
 type generateFlags struct {

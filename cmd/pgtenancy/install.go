@@ -6,7 +6,7 @@ import (
 	"io"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/pgrls/pgrls/migrations"
+	"github.com/pgtenancy/pgtenancy/migrations"
 )
 
 func runInstall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -38,6 +38,6 @@ func runInstall(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err := migrations.Install(ctx, conn, opts); err != nil {
 		return fail(stderr, "install", err)
 	}
-	fmt.Fprintln(stdout, "pgrls: library objects installed (schema pgrls, version table "+migrations.VersionTable+")")
+	fmt.Fprintln(stdout, "pgtenancy: library objects installed (schema pgtenancy, version table "+migrations.VersionTable+")")
 	return exitOK
 }

@@ -1,4 +1,4 @@
-package pgrlstest_test
+package pgtenancytest_test
 
 import (
 	"context"
@@ -8,22 +8,22 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/pgrlstest"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
 )
 
 func TestNewCitusDB(t *testing.T) {
-	pgrlstest.CitusURL(t)
+	pgtenancytest.CitusURL(t)
 	t.Parallel()
-	var db *pgrlstest.CitusDB
+	var db *pgtenancytest.CitusDB
 	t.Run("create", func(t *testing.T) {
-		db = pgrlstest.NewCitusDB(t)
+		db = pgtenancytest.NewCitusDB(t)
 		ctx := t.Context()
 		require.NotEmpty(t, db.Workers)
 		owner := db.OwnerConn(t)
 		var workers int
 		require.NoError(t, owner.QueryRow(ctx, "SELECT count(*) FROM pg_dist_node WHERE groupid <> 0").Scan(&workers))
 		assert.Equal(t, len(db.Workers), workers)
-		_, err := owner.Exec(ctx, "CREATE TABLE t (k bigint); SELECT create_distributed_table('t', 'k'); INSERT INTO t SELECT generate_series(1, 100); GRANT SELECT ON t TO "+pgrlstest.AppRole)
+		_, err := owner.Exec(ctx, "CREATE TABLE t (k bigint); SELECT create_distributed_table('t', 'k'); INSERT INTO t SELECT generate_series(1, 100); GRANT SELECT ON t TO "+pgtenancytest.AppRole)
 		require.NoError(t, err, "the owner can create and distribute tables")
 		var placed int
 		require.NoError(t, owner.QueryRow(ctx, "SELECT count(DISTINCT nodeport) FROM citus_shards WHERE table_name = 't'::regclass").Scan(&placed))
@@ -48,7 +48,7 @@ func TestNewCitusDB(t *testing.T) {
 		}
 	})
 	// The subtest's cleanup dropped the database from every node.
-	for _, n := range append([]pgrlstest.CitusNode{db.Coordinator}, db.Workers...) {
+	for _, n := range append([]pgtenancytest.CitusNode{db.Coordinator}, db.Workers...) {
 		conn, err := pgx.Connect(t.Context(), db.NodeAdminURL(n))
 		if err == nil {
 			conn.Close(context.Background())

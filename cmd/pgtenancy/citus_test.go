@@ -9,13 +9,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgrls/pgrls/pgrlstest"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
 )
 
 func TestCitusVerbs(t *testing.T) {
-	pgrlstest.CitusURL(t)
+	pgtenancytest.CitusURL(t)
 	t.Parallel()
-	db := pgrlstest.NewCitusDB(t)
+	db := pgtenancytest.NewCitusDB(t)
 	ctx := t.Context()
 	_, err := db.OwnerConn(t).Exec(ctx, `
 CREATE TABLE stores (id bigint PRIMARY KEY);

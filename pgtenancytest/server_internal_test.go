@@ -1,4 +1,4 @@
-package pgrlstest
+package pgtenancytest
 
 import (
 	"fmt"
@@ -31,7 +31,7 @@ func (r *recordTB) check(s *server) {
 
 // TestNoServer is not parallel: it sets CI.
 func TestNoServer(t *testing.T) {
-	noServer := &server{skip: "no PostgreSQL: PGRLS_TEST_DATABASE_URL is not set and no binaries"}
+	noServer := &server{skip: "no PostgreSQL: PGTENANCY_TEST_DATABASE_URL is not set and no binaries"}
 
 	t.Setenv("CI", "")
 	r := &recordTB{TB: t}
@@ -60,7 +60,7 @@ func TestWithDB(t *testing.T) {
 	if got, want := withDB(base, "d1", ""), "postgres://admin:s%40cret@db.example:5433/d1?sslmode=require&application_name=x"; got != want {
 		t.Errorf("admin: %s, want %s", got, want)
 	}
-	if got, want := withDB(base, "d1", AppRole), "postgres://pgrls_test_app:pgrls_test_password@db.example:5433/d1?sslmode=require&application_name=x"; got != want {
+	if got, want := withDB(base, "d1", AppRole), "postgres://pgtenancy_test_app:pgtenancy_test_password@db.example:5433/d1?sslmode=require&application_name=x"; got != want {
 		t.Errorf("app: %s, want %s", got, want)
 	}
 }

@@ -1,4 +1,4 @@
-// Package pgrlstest gives each test its own PostgreSQL database, cloned from
+// Package pgtenancytest gives each test its own PostgreSQL database, cloned from
 // a template, with the roles that Row Level Security tests need. Tests that
 // use it run in parallel against a real server.
 //
@@ -7,28 +7,28 @@
 // Call [Main] from TestMain, declare templates as package variables, and ask
 // for a database in each test:
 //
-//	func TestMain(m *testing.M) { pgrlstest.Main(m) }
+//	func TestMain(m *testing.M) { pgtenancytest.Main(m) }
 //
-//	var schema = &pgrlstest.Template{
+//	var schema = &pgtenancytest.Template{
 //		Name: "notes",
 //		Setup: func(ctx context.Context, conn *pgx.Conn) error {
 //			_, err := conn.Exec(ctx, `
 //				CREATE TABLE notes (tenant_id int NOT NULL, body text);
-//				GRANT SELECT, INSERT ON notes TO pgrls_test_app;`)
+//				GRANT SELECT, INSERT ON notes TO pgtenancy_test_app;`)
 //			return err
 //		},
 //	}
 //
 //	func TestNotes(t *testing.T) {
 //		t.Parallel()
-//		db := pgrlstest.NewDB(t, schema)
+//		db := pgtenancytest.NewDB(t, schema)
 //		conn := db.AppConn(t) // NOSUPERUSER, NOBYPASSRLS, owns nothing
 //		// ... RLS applies to every query on conn.
 //	}
 //
 // # The server
 //
-// When PGRLS_TEST_DATABASE_URL is set (a postgres:// URL), tests use that
+// When PGTENANCY_TEST_DATABASE_URL is set (a postgres:// URL), tests use that
 // server; its role must be allowed to CREATE DATABASE and CREATE ROLE (a
 // superuser is simplest). The variable is not DATABASE_URL on purpose: an
 // application's own database must never be used by accident. The roles get a fixed test password, which the URLs in [DB]
@@ -43,7 +43,7 @@
 //
 // With neither, tests that need a database are skipped, or fail when the
 // environment variable CI is "true". Machines with Docker and no PostgreSQL
-// can use the separate module github.com/pgrls/pgrls/pgrlstest/containers.
+// can use the separate module github.com/pgtenancy/pgtenancy/pgtenancytest/containers.
 //
 // # Roles
 //
@@ -71,4 +71,4 @@
 // Each database is dropped when its test ends, and the templates when [Main]
 // returns. Database names carry a random per-process suffix, so test
 // processes of several packages can share one server.
-package pgrlstest
+package pgtenancytest

@@ -1,4 +1,4 @@
-package pgrlstest
+package pgtenancytest
 
 import (
 	"context"
@@ -20,28 +20,28 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pgrls/pgrls/internal/pgcluster"
-	"github.com/pgrls/pgrls/internal/sqlquote"
+	"github.com/pgtenancy/pgtenancy/internal/pgcluster"
+	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
 )
 
 // OwnerRole is the role that runs migrations and template setup, owns the
 // tables and the test databases. It is NOSUPERUSER and NOBYPASSRLS, but as
 // the tables' owner it bypasses RLS unless a table has FORCE ROW LEVEL
 // SECURITY.
-const OwnerRole = "pgrls_test_owner"
+const OwnerRole = "pgtenancy_test_owner"
 
 // AppRole is the role an application connects as: LOGIN NOSUPERUSER
 // NOBYPASSRLS NOCREATEDB NOCREATEROLE, owning nothing and unable to create
 // objects in schema public. Queries that test RLS must run as this role.
 // Grant it privileges on tables in the template's Setup.
-const AppRole = "pgrls_test_app"
+const AppRole = "pgtenancy_test_app"
 
 // rolePassword is the password of OwnerRole and AppRole, which the URLs carry.
 // The roles exist only on test servers.
-const rolePassword = "pgrls_test_password"
+const rolePassword = "pgtenancy_test_password"
 
 // envDatabaseURL names the environment variable of an existing server.
-const envDatabaseURL = "PGRLS_TEST_DATABASE_URL"
+const envDatabaseURL = "PGTENANCY_TEST_DATABASE_URL"
 
 // Template describes a template database that [NewDB] clones. Declare
 // templates as package-level variables; each is built at most once per test
@@ -76,7 +76,7 @@ var templateName = regexp.MustCompile(`^[a-z0-9_]{1,40}$`)
 // server is the process's PostgreSQL server, set up once.
 type server struct {
 	adminURL string             // admin role, database "postgres"
-	cluster  *pgcluster.Cluster // nil with PGRLS_TEST_DATABASE_URL
+	cluster  *pgcluster.Cluster // nil with PGTENANCY_TEST_DATABASE_URL
 	admin    *pgxpool.Pool      // admin role, database "postgres"
 	skip     string             // non-empty: no server available, skip
 	err      error              // setup failed
@@ -108,7 +108,7 @@ var (
 // server that this process started, and exits with the tests' status. Call
 // it from TestMain:
 //
-//	func TestMain(m *testing.M) { pgrlstest.Main(m) }
+//	func TestMain(m *testing.M) { pgtenancytest.Main(m) }
 func Main(m *testing.M) {
 	os.Exit(Run(m))
 }
@@ -139,7 +139,7 @@ func shutdown() {
 	}
 	if srv.cluster != nil {
 		if err := srv.cluster.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "pgrlstest: stopping the test server: %v\n", err)
+			fmt.Fprintf(os.Stderr, "pgtenancytest: stopping the test server: %v\n", err)
 		}
 	}
 }
@@ -163,7 +163,7 @@ type Server interface {
 }
 
 // Local returns the throwaway server that this process started, starting it
-// if needed. It is nil when PGRLS_TEST_DATABASE_URL names the server, which
+// if needed. It is nil when PGTENANCY_TEST_DATABASE_URL names the server, which
 // tests do not control.
 func Local(tb testing.TB) Server {
 	tb.Helper()
@@ -185,11 +185,11 @@ func checkServer(tb testing.TB, s *server) {
 	tb.Helper()
 	switch {
 	case s.skip != "" && os.Getenv("CI") == "true":
-		tb.Fatalf("pgrlstest: %s.\nOn CI, install PostgreSQL (for example `apt-get install postgresql`) or set %s.", s.skip, envDatabaseURL)
+		tb.Fatalf("pgtenancytest: %s.\nOn CI, install PostgreSQL (for example `apt-get install postgresql`) or set %s.", s.skip, envDatabaseURL)
 	case s.skip != "":
-		tb.Skipf("pgrlstest: %s", s.skip)
+		tb.Skipf("pgtenancytest: %s", s.skip)
 	case s.err != nil:
-		tb.Fatalf("pgrlstest: %v", s.err)
+		tb.Fatalf("pgtenancytest: %v", s.err)
 	}
 }
 
@@ -242,7 +242,7 @@ func startServer() {
 // advisory lock serializes concurrent test processes on one server.
 func ensureRoles(ctx context.Context, pool *pgxpool.Pool) error {
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('pgrlstest roles'))"); err != nil {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('pgtenancytest roles'))"); err != nil {
 			return err
 		}
 		for _, role := range []string{OwnerRole, AppRole} {
@@ -272,23 +272,23 @@ func NewDB(tb testing.TB, tmpl *Template) *DB {
 	s := getServer(tb)
 	t, err := lookupTemplate(tmpl)
 	if err != nil {
-		tb.Fatalf("pgrlstest: %v", err)
+		tb.Fatalf("pgtenancytest: %v", err)
 	}
 	ctx := tb.Context()
 	t.once.Do(func() { t.err = buildTemplate(ctx, s, t) })
 	if t.err != nil {
-		tb.Fatalf("pgrlstest: template %q: %v", t.name(), t.err)
+		tb.Fatalf("pgtenancytest: template %q: %v", t.name(), t.err)
 	}
 
-	name := fmt.Sprintf("pgrlst_%s_%d", suffix, dbSeq.Add(1))
+	name := fmt.Sprintf("pgtenancy_%s_%d", suffix, dbSeq.Add(1))
 	if err := cloneTemplate(ctx, s, t, name); err != nil {
-		tb.Fatalf("pgrlstest: create database from template %q: %v", t.name(), err)
+		tb.Fatalf("pgtenancytest: create database from template %q: %v", t.name(), err)
 	}
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		if _, err := s.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+sqlquote.Ident(name)+" WITH (FORCE)"); err != nil {
-			tb.Errorf("pgrlstest: drop database %s: %v", name, err)
+			tb.Errorf("pgtenancytest: drop database %s: %v", name, err)
 		}
 	})
 	return &DB{
@@ -307,12 +307,12 @@ func (t *template) name() string {
 }
 
 func lookupTemplate(tmpl *Template) (*template, error) {
-	key, dbName := "", fmt.Sprintf("pgrlst_%s_empty", suffix)
+	key, dbName := "", fmt.Sprintf("pgtenancy_%s_empty", suffix)
 	if tmpl != nil {
 		if !templateName.MatchString(tmpl.Name) {
 			return nil, fmt.Errorf("template name %q must match %s", tmpl.Name, templateName)
 		}
-		key, dbName = tmpl.Name, fmt.Sprintf("pgrlst_%s_t_%s", suffix, tmpl.Name)
+		key, dbName = tmpl.Name, fmt.Sprintf("pgtenancy_%s_t_%s", suffix, tmpl.Name)
 	}
 	tmplMu.Lock()
 	defer tmplMu.Unlock()
@@ -437,7 +437,7 @@ func connect(tb testing.TB, connURL string) *pgx.Conn {
 	tb.Helper()
 	conn, err := pgx.Connect(tb.Context(), connURL)
 	if err != nil {
-		tb.Fatalf("pgrlstest: connect: %v", err)
+		tb.Fatalf("pgtenancytest: connect: %v", err)
 	}
 	tb.Cleanup(func() { _ = conn.Close(context.Background()) })
 	return conn
@@ -447,7 +447,7 @@ func pool(tb testing.TB, connURL string) *pgxpool.Pool {
 	tb.Helper()
 	p, err := pgxpool.New(tb.Context(), connURL)
 	if err != nil {
-		tb.Fatalf("pgrlstest: pool: %v", err)
+		tb.Fatalf("pgtenancytest: pool: %v", err)
 	}
 	tb.Cleanup(p.Close)
 	return p

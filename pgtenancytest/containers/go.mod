@@ -1,10 +1,10 @@
-module github.com/pgrls/pgrls/pgrlstest/containers
+module github.com/pgtenancy/pgtenancy/pgtenancytest/containers
 
 go 1.26.0
 
 require (
 	github.com/jackc/pgx/v5 v5.12.0
-	github.com/pgrls/pgrls v0.0.0
+	github.com/pgtenancy/pgtenancy v0.0.0
 	github.com/testcontainers/testcontainers-go v0.45.0
 	github.com/testcontainers/testcontainers-go/modules/postgres v0.45.0
 )
@@ -65,4 +65,4 @@ require (
 	golang.org/x/text v0.43.0 // indirect
 )
 
-replace github.com/pgrls/pgrls => ../..
+replace github.com/pgtenancy/pgtenancy => ../..

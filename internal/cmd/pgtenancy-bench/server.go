@@ -8,22 +8,22 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgrls/pgrls/internal/pgcluster"
+	"github.com/pgtenancy/pgtenancy/internal/pgcluster"
 )
 
-// The roles of the benchmark. The application role is what a pgrls
+// The roles of the benchmark. The application role is what a pgtenancy
 // application connects as; the raw role stands for an application without
 // row level security: PostgreSQL plans its queries without the policies,
 // as for a table without RLS.
 const (
-	ownerRole = "pgrls_bench_owner" // owns the tables
-	appRole   = "pgrls_bench_app"   // NOSUPERUSER NOBYPASSRLS: pgrls
-	rawRole   = "pgrls_bench_raw"   // NOSUPERUSER BYPASSRLS: raw pgx with a manual tenant filter
-	rolePass  = "pgrls_bench"
+	ownerRole = "pgtenancy_bench_owner" // owns the tables
+	appRole   = "pgtenancy_bench_app"   // NOSUPERUSER NOBYPASSRLS: pgtenancy
+	rawRole   = "pgtenancy_bench_raw"   // NOSUPERUSER BYPASSRLS: raw pgx with a manual tenant filter
+	rolePass  = "pgtenancy_bench"
 )
 
 // server is the PostgreSQL server a part of the benchmark runs on: a
-// throwaway cluster, or the server of PGRLS_BENCH_DATABASE_URL.
+// throwaway cluster, or the server of PGTENANCY_BENCH_DATABASE_URL.
 type server struct {
 	base    *url.URL // superuser URL
 	cluster *pgcluster.Cluster
@@ -32,11 +32,11 @@ type server struct {
 }
 
 // openServer starts a throwaway cluster with settings, or connects to
-// PGRLS_BENCH_DATABASE_URL (settings are then the server's own), and
+// PGTENANCY_BENCH_DATABASE_URL (settings are then the server's own), and
 // creates the roles.
 func openServer(ctx context.Context, settings map[string]string) (*server, error) {
 	s := &server{}
-	raw := os.Getenv("PGRLS_BENCH_DATABASE_URL")
+	raw := os.Getenv("PGTENANCY_BENCH_DATABASE_URL")
 	if raw == "" {
 		c, err := pgcluster.Start(ctx, pgcluster.Options{Settings: settings})
 		if err != nil {
@@ -48,7 +48,7 @@ func openServer(ctx context.Context, settings map[string]string) (*server, error
 	u, err := url.Parse(raw)
 	if err != nil {
 		s.close(ctx)
-		return nil, fmt.Errorf("PGRLS_BENCH_DATABASE_URL: %w", err)
+		return nil, fmt.Errorf("PGTENANCY_BENCH_DATABASE_URL: %w", err)
 	}
 	s.base = u
 	conn, err := s.connect(ctx, "", "")

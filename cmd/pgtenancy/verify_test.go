@@ -11,20 +11,20 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/pgrls/pgrls/internal/testschema"
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/internal/testschema"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/rls"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 // isolatedStoreSchema is the store with the library installed and the
 // generated isolation applied.
-var isolatedStoreSchema = &pgrlstest.Template{
+var isolatedStoreSchema = &pgtenancytest.Template{
 	Name: "cli_isolated_store",
 	Setup: func(ctx context.Context, conn *pgx.Conn) error {
-		return testschema.Isolated(ctx, conn, rls.BigInt, pgrlstest.AppRole)
+		return testschema.Isolated(ctx, conn, rls.BigInt, pgtenancytest.AppRole)
 	},
 }
 
@@ -35,15 +35,15 @@ func call(t *testing.T, fn func(context.Context, []string, io.Writer, io.Writer)
 	return code, out.String(), errOut.String()
 }
 
-var discoverFlags = []string{"--tenant-column", "store_id", "--root", "stores", "--global", "currencies", "--app-role", pgrlstest.AppRole}
+var discoverFlags = []string{"--tenant-column", "store_id", "--root", "stores", "--global", "currencies", "--app-role", pgtenancytest.AppRole}
 
 func TestVerifyCommandClean(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, isolatedStoreSchema)
+	db := pgtenancytest.NewDB(t, isolatedStoreSchema)
 	for _, args := range [][]string{
 		discoverFlags,
-		append([]string{"--app-role", pgrlstest.AppRole}, declaredFlags...),
-		{"--tenant-column", "store_id", "--app-role", pgrlstest.AppRole},
+		append([]string{"--app-role", pgtenancytest.AppRole}, declaredFlags...),
+		{"--tenant-column", "store_id", "--app-role", pgtenancytest.AppRole},
 	} {
 		code, stdout, stderr := call(t, runVerify, append([]string{"--database-url", db.AppURL}, args...)...)
 		assert.Equal(t, exitOK, code, stderr)
@@ -57,10 +57,10 @@ func TestVerifyCommandClean(t *testing.T) {
 
 func TestVerifyCommandErrorsAndJSON(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, isolatedStoreSchema)
+	db := pgtenancytest.NewDB(t, isolatedStoreSchema)
 	admin := db.AdminConn(t)
 	_, err := admin.Exec(t.Context(), `ALTER TABLE products NO FORCE ROW LEVEL SECURITY;
-CREATE VIEW product_list AS SELECT * FROM products; GRANT SELECT ON product_list TO `+pgrlstest.AppRole)
+CREATE VIEW product_list AS SELECT * FROM products; GRANT SELECT ON product_list TO `+pgtenancytest.AppRole)
 	require.NoError(t, err)
 
 	code, stdout, stderr := call(t, runVerify, append([]string{"--database-url", db.OwnerURL}, discoverFlags...)...)
@@ -138,17 +138,17 @@ func findingJSON(t *testing.T, out, code string) map[string]any {
 
 func TestVerifyCommandCleanJSON(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, nil)
-	code, stdout, stderr := call(t, runVerify, "--database-url", db.OwnerURL, "--format", "json", "--app-role", pgrlstest.AppRole)
+	db := pgtenancytest.NewDB(t, nil)
+	code, stdout, stderr := call(t, runVerify, "--database-url", db.OwnerURL, "--format", "json", "--app-role", pgtenancytest.AppRole)
 	assert.Equal(t, exitOK, code, stderr)
 	assert.JSONEq(t, `{"ok": true, "errors": 0, "warnings": 1, "tables": [], "findings": [{
-		"severity": "warning", "code": "library_missing", "kind": "function", "object": "pgrls.set_tenant(text)",
-		"message": "the library function is not installed (run pgrls install, or apply migrations.LibrarySQL); the pool sets the tenant with set_config on plain PostgreSQL, so this matters for Citus and for code that calls it"}]}`, stdout)
+		"severity": "warning", "code": "library_missing", "kind": "function", "object": "pgtenancy.set_tenant(text)",
+		"message": "the library function is not installed (run pgtenancy install, or apply migrations.LibrarySQL); the pool sets the tenant with set_config on plain PostgreSQL, so this matters for Citus and for code that calls it"}]}`, stdout)
 }
 
 func TestVerifyCommandData(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeSchema)
+	db := pgtenancytest.NewDB(t, storeSchema)
 	owner := db.OwnerConn(t)
 	_, err := owner.Exec(t.Context(), "INSERT INTO purchases (store_id, id, product_id, quantity) VALUES (1, 1999, 201, 1)")
 	require.NoError(t, err)
@@ -167,7 +167,7 @@ func TestVerifyCommandData(t *testing.T) {
 
 func TestVerifyCommandCannotRun(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, nil)
+	db := pgtenancytest.NewDB(t, nil)
 	path := filepath.Join(t.TempDir(), "model.json")
 	require.NoError(t, os.WriteFile(path, []byte(`{"Tabels": []}`), 0o644))
 	tests := []struct {
@@ -194,8 +194,8 @@ func TestVerifyCommandCannotRun(t *testing.T) {
 
 func TestPlanCommand(t *testing.T) {
 	t.Parallel()
-	fresh := pgrlstest.NewDB(t, storeSchema)
-	resolved, err := policy.Resolve(t.Context(), fresh.OwnerConn(t), testschema.Model(rls.BigInt, pgrlstest.AppRole))
+	fresh := pgtenancytest.NewDB(t, storeSchema)
+	resolved, err := policy.Resolve(t.Context(), fresh.OwnerConn(t), testschema.Model(rls.BigInt, pgtenancytest.AppRole))
 	require.NoError(t, err)
 	want, err := policy.Generate(resolved)
 	require.NoError(t, err)
@@ -207,7 +207,7 @@ func TestPlanCommand(t *testing.T) {
 	assert.Equal(t, exitOK, code, stderr)
 	assert.Equal(t, want.Down, stdout)
 
-	done := pgrlstest.NewDB(t, isolatedStoreSchema)
+	done := pgtenancytest.NewDB(t, isolatedStoreSchema)
 	code, stdout, stderr = call(t, runPlan, append([]string{"--database-url", done.OwnerURL}, discoverFlags...)...)
 	assert.Equal(t, exitOK, code, stderr)
 	assert.Empty(t, stdout)

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/pgrls/pgrls/internal/testschema"
+	"github.com/pgtenancy/pgtenancy/internal/testschema"
 )
 
 // The three architectures.
@@ -43,7 +43,7 @@ INSERT INTO %[1]sproducts SELECT i, (i - 1) %% 10 + 1, 'product ' || i, i * 100 
 `
 
 // sharedDDL is the same tables shared by every tenant, under the policies
-// pgrls generates.
+// pgtenancy generates.
 const sharedDDL = `
 CREATE TABLE categories (tenant_id bigint NOT NULL, id bigint NOT NULL, name text NOT NULL, PRIMARY KEY (tenant_id, id));
 CREATE TABLE products (tenant_id bigint NOT NULL, id bigint NOT NULL, category_id bigint NOT NULL,
@@ -95,14 +95,14 @@ func runArch(ctx context.Context, o options, prog *progress, res *results) error
 
 	// Database per tenant: a template with one tenant's tables and rows,
 	// cloned for each tenant.
-	const template = "pgrls_tenant_template"
+	const template = "pgtenancy_tenant_template"
 	if err := srv.createDB(ctx, admin, template, ""); err != nil {
 		return err
 	}
 	if err := execAs(ctx, srv, template, fmt.Sprintf(tenantDDL, "")); err != nil {
 		return err
 	}
-	dbName := func(i int) string { return fmt.Sprintf("pgrls_tenant_%05d", i) }
+	dbName := func(i int) string { return fmt.Sprintf("pgtenancy_tenant_%05d", i) }
 	created := 0
 	var setup time.Duration
 	var last *archResult
@@ -168,7 +168,7 @@ func runArch(ctx context.Context, o options, prog *progress, res *results) error
 	}
 
 	// Schema per tenant: one database, a schema per tenant.
-	const schemaDB = "pgrls_bench_schemas"
+	const schemaDB = "pgtenancy_bench_schemas"
 	if err := srv.createDB(ctx, admin, schemaDB, ""); err != nil {
 		return err
 	}
@@ -213,8 +213,8 @@ func runArch(ctx context.Context, o options, prog *progress, res *results) error
 		return err
 	}
 
-	// Shared tables under pgrls: one set of tables, a tenant_id column.
-	const sharedDB = "pgrls_bench_shared"
+	// Shared tables under pgtenancy: one set of tables, a tenant_id column.
+	const sharedDB = "pgtenancy_bench_shared"
 	if err := srv.createDB(ctx, admin, sharedDB, ""); err != nil {
 		return err
 	}

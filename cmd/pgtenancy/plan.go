@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/pgrls/pgrls/policy"
+	"github.com/pgtenancy/pgtenancy/policy"
 )
 
 const planSynopsis = `[flags]
@@ -19,8 +19,8 @@ model comes from --model or --table flags, or from discovery (--root with
 --tenant-column).
 
 Examples:
-  pgrls plan --database-url $DATABASE_URL --model model.json
-  pgrls plan --tenant-column store_id --root stores --app-role app --down`
+  pgtenancy plan --database-url $DATABASE_URL --model model.json
+  pgtenancy plan --tenant-column store_id --root stores --app-role app --down`
 
 func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("plan", stderr, planSynopsis)
@@ -47,7 +47,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, "plan", err)
 	}
 	if m.Up == "" {
-		fmt.Fprintln(stderr, "pgrls plan: the database matches the model; nothing to do")
+		fmt.Fprintln(stderr, "pgtenancy plan: the database matches the model; nothing to do")
 		return exitOK
 	}
 	if *down {

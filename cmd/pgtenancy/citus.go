@@ -10,8 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgrls/pgrls/citus"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/citus"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 const placementSynopsis = `--tenant ID [flags]
@@ -23,8 +23,8 @@ holds that tenant only (after citus-isolate). The tenant's key type follows
 from the distribution column's type.
 
 Examples:
-  pgrls citus-placement --database-url $DATABASE_URL --table stores --tenant 42
-  pgrls citus-placement --tenant 42 --format json`
+  pgtenancy citus-placement --database-url $DATABASE_URL --table stores --tenant 42
+  pgtenancy citus-placement --tenant 42 --format json`
 
 const isolateSynopsis = `--tenant ID [flags]
 
@@ -35,8 +35,8 @@ node; move them with citus_move_shard_placement. A tenant already isolated
 is left as it is. Needs the tables' owner or a superuser.
 
 Examples:
-  pgrls citus-isolate --database-url $DATABASE_URL --table stores --tenant 42
-  pgrls citus-isolate --tenant 42 --transfer-mode block_writes`
+  pgtenancy citus-isolate --database-url $DATABASE_URL --table stores --tenant 42
+  pgtenancy citus-isolate --tenant 42 --transfer-mode block_writes`
 
 // citusFlags are the flags of the Citus verbs.
 type citusFlags struct {
@@ -58,10 +58,10 @@ func addCitusFlags(f *citusFlags, args []string, name, synopsis string, stderr i
 	}
 	switch {
 	case f.tenant == "":
-		fmt.Fprintf(stderr, "pgrls %s: --tenant is required\n", name)
+		fmt.Fprintf(stderr, "pgtenancy %s: --tenant is required\n", name)
 		return exitError, false
 	case f.format != "text" && f.format != "json":
-		fmt.Fprintf(stderr, "pgrls %s: --format %q: want text or json\n", name, f.format)
+		fmt.Fprintf(stderr, "pgtenancy %s: --format %q: want text or json\n", name, f.format)
 		return exitError, false
 	}
 	return 0, true
@@ -89,7 +89,7 @@ func citusTenant(ctx context.Context, f *citusFlags) (*pgx.Conn, rls.Tenant, err
 	return nil, rls.Tenant{}, err
 }
 
-// runPlacement is `pgrls citus-placement`.
+// runPlacement is `pgtenancy citus-placement`.
 func runPlacement(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	const name = "citus-placement"
 	var f citusFlags
@@ -111,7 +111,7 @@ func runPlacement(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return exitOK
 }
 
-// runIsolate is `pgrls citus-isolate`.
+// runIsolate is `pgtenancy citus-isolate`.
 func runIsolate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	const name = "citus-isolate"
 	var f citusFlags

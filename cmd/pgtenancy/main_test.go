@@ -9,18 +9,18 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/pgrls/pgrls/internal/testschema"
-	"github.com/pgrls/pgrls/pgrlstest"
-	"github.com/pgrls/pgrls/policy"
-	"github.com/pgrls/pgrls/rls"
+	"github.com/pgtenancy/pgtenancy/internal/testschema"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/rls"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-func TestMain(m *testing.M) { pgrlstest.Main(m) }
+func TestMain(m *testing.M) { pgtenancytest.Main(m) }
 
-// storeSchema is the store application before pgrls.
-var storeSchema = &pgrlstest.Template{
+// storeSchema is the store application before pgtenancy.
+var storeSchema = &pgtenancytest.Template{
 	Name: "cli_store",
 	Setup: func(ctx context.Context, conn *pgx.Conn) error {
 		_, err := conn.Exec(ctx, testschema.DDL(rls.BigInt)+testschema.Seed(rls.BigInt))
@@ -28,7 +28,7 @@ var storeSchema = &pgrlstest.Template{
 	},
 }
 
-func pgrls(t *testing.T, args ...string) (code int, stdout, stderr string) {
+func pgtenancy(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	code = run(context.Background(), args, &out, &errOut)
@@ -37,58 +37,58 @@ func pgrls(t *testing.T, args ...string) (code int, stdout, stderr string) {
 
 var declaredFlags = []string{"--key", "bigint", "--root", "stores", "--tenant-column", "store_id",
 	"--table", "products", "--table", "purchases", "--fk", "purchases.product_id=products.id",
-	"--global", "currencies", "--app-role", pgrlstest.AppRole}
+	"--global", "currencies", "--app-role", pgtenancytest.AppRole}
 
 func TestGenerateDeclaredDiscoveredAndLibraryAgree(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeSchema)
-	want, err := policy.Generate(testschema.Model(rls.BigInt, pgrlstest.AppRole))
+	db := pgtenancytest.NewDB(t, storeSchema)
+	want, err := policy.Generate(testschema.Model(rls.BigInt, pgtenancytest.AppRole))
 	require.NoError(t, err)
 
-	code, declared, stderr := pgrls(t, append([]string{"generate"}, declaredFlags...)...)
+	code, declared, stderr := pgtenancy(t, append([]string{"generate"}, declaredFlags...)...)
 	require.Equal(t, 0, code, stderr)
 	assert.Equal(t, want.Up, declared)
 
 	// With a database, the model is completed from the catalog: the same
 	// SQL plus the drop of the plain foreign key the composite one
 	// replaces.
-	resolved, err := policy.Resolve(t.Context(), db.OwnerConn(t), testschema.Model(rls.BigInt, pgrlstest.AppRole))
+	resolved, err := policy.Resolve(t.Context(), db.OwnerConn(t), testschema.Model(rls.BigInt, pgtenancytest.AppRole))
 	require.NoError(t, err)
 	wantDB, err := policy.Generate(resolved)
 	require.NoError(t, err)
 	assert.NotContains(t, want.Up, `DROP CONSTRAINT "purchases_product_id_fkey"`)
 	assert.Contains(t, wantDB.Up, `DROP CONSTRAINT "purchases_product_id_fkey"`)
 
-	code, checked, stderr := pgrls(t, append([]string{"generate", "--database-url", db.OwnerURL}, declaredFlags...)...)
+	code, checked, stderr := pgtenancy(t, append([]string{"generate", "--database-url", db.OwnerURL}, declaredFlags...)...)
 	require.Equal(t, 0, code, stderr)
 	assert.Equal(t, wantDB.Up, checked, "declared model checked against the database")
 
-	code, discovered, stderr := pgrls(t, "generate", "--database-url", db.OwnerURL, "--tenant-column", "store_id",
-		"--root", "stores", "--global", "currencies", "--app-role", pgrlstest.AppRole)
+	code, discovered, stderr := pgtenancy(t, "generate", "--database-url", db.OwnerURL, "--tenant-column", "store_id",
+		"--root", "stores", "--global", "currencies", "--app-role", pgtenancytest.AppRole)
 	require.Equal(t, 0, code, stderr)
 	assert.Equal(t, wantDB.Up, discovered, "discovery gives the same SQL as the declaration")
 
-	code, down, stderr := pgrls(t, "generate", "--database-url", db.OwnerURL, "--tenant-column", "store_id",
-		"--root", "stores", "--global", "currencies", "--app-role", pgrlstest.AppRole, "--down")
+	code, down, stderr := pgtenancy(t, "generate", "--database-url", db.OwnerURL, "--tenant-column", "store_id",
+		"--root", "stores", "--global", "currencies", "--app-role", pgtenancytest.AppRole, "--down")
 	require.Equal(t, 0, code, stderr)
 	assert.Equal(t, wantDB.Down, down)
 }
 
 func TestGenerateOutWritesTernFilesAndApplies(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeSchema)
+	db := pgtenancytest.NewDB(t, storeSchema)
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "001_schema.sql"), []byte("SELECT 1;\n"), 0o644))
 
-	code, stdout, stderr := pgrls(t, "generate", "--database-url", db.OwnerURL, "--tenant-column", "store_id",
-		"--root", "stores", "--global", "currencies", "--app-role", pgrlstest.AppRole, "--out", dir)
+	code, stdout, stderr := pgtenancy(t, "generate", "--database-url", db.OwnerURL, "--tenant-column", "store_id",
+		"--root", "stores", "--global", "currencies", "--app-role", pgtenancytest.AppRole, "--out", dir)
 	require.Equal(t, 0, code, stderr)
 	assert.Equal(t, filepath.Join(dir, "002_tenant_isolation.sql")+"\n", stdout)
 	body, err := os.ReadFile(filepath.Join(dir, "002_tenant_isolation.sql"))
 	require.NoError(t, err)
 	assert.Contains(t, string(body), "---- create above / drop below ----")
 
-	code, _, stderr = pgrls(t, "install", "--database-url", db.OwnerURL)
+	code, _, stderr = pgtenancy(t, "install", "--database-url", db.OwnerURL)
 	require.Equal(t, 0, code, stderr)
 
 	// Apply the written file as-is (the up part) and check isolation as the app role.
@@ -104,7 +104,7 @@ func TestGenerateOutWritesTernFilesAndApplies(t *testing.T) {
 	tx, err := app.Begin(ctx)
 	require.NoError(t, err)
 	defer tx.Rollback(ctx)
-	_, err = tx.Exec(ctx, "SELECT pgrls.set_tenant('2')")
+	_, err = tx.Exec(ctx, "SELECT pgtenancy.set_tenant('2')")
 	require.NoError(t, err)
 	require.NoError(t, tx.QueryRow(ctx, "SELECT count(*) FROM products").Scan(&n))
 	assert.Equal(t, 2, n)
@@ -112,7 +112,7 @@ func TestGenerateOutWritesTernFilesAndApplies(t *testing.T) {
 
 func TestGenerateBadInput(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, storeSchema)
+	db := pgtenancytest.NewDB(t, storeSchema)
 	tests := []struct {
 		name    string
 		args    []string
@@ -137,7 +137,7 @@ func TestGenerateBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			code, stdout, stderr := pgrls(t, append(append([]string{"generate"}, tt.args...), "--out", dir)...)
+			code, stdout, stderr := pgtenancy(t, append(append([]string{"generate"}, tt.args...), "--out", dir)...)
 			assert.Equal(t, exitError, code)
 			assert.Empty(t, stdout)
 			for _, w := range tt.wantErr {
@@ -166,30 +166,30 @@ func TestGenerateModelFile(t *testing.T) {
 }`), 0o644))
 	want, err := policy.Generate(testschema.Model(rls.UUID, "app"))
 	require.NoError(t, err)
-	code, stdout, stderr := pgrls(t, "generate", "--model", path)
+	code, stdout, stderr := pgtenancy(t, "generate", "--model", path)
 	require.Equal(t, 0, code, stderr)
 	assert.Equal(t, want.Up, stdout)
 
 	require.NoError(t, os.WriteFile(path, []byte(`{"KeyType": "uuid", "Tabels": []}`), 0o644))
-	code, _, stderr = pgrls(t, "generate", "--model", path)
+	code, _, stderr = pgtenancy(t, "generate", "--model", path)
 	assert.Equal(t, exitError, code)
 	assert.Contains(t, stderr, "Tabels")
 }
 
 func TestInstall(t *testing.T) {
 	t.Parallel()
-	db := pgrlstest.NewDB(t, nil)
+	db := pgtenancytest.NewDB(t, nil)
 	for range 2 {
-		code, stdout, stderr := pgrls(t, "install", "--database-url", db.OwnerURL)
+		code, stdout, stderr := pgtenancy(t, "install", "--database-url", db.OwnerURL)
 		require.Equal(t, 0, code, stderr)
 		assert.Contains(t, stdout, "installed")
 	}
 	var n int
 	require.NoError(t, db.AppConn(t).QueryRow(context.Background(),
-		"SELECT count(*) FROM pg_proc WHERE oid = 'pgrls.set_tenant(text)'::regprocedure").Scan(&n))
+		"SELECT count(*) FROM pg_proc WHERE oid = 'pgtenancy.set_tenant(text)'::regprocedure").Scan(&n))
 	assert.Equal(t, 1, n)
 
-	code, stdout, _ := pgrls(t, "install", "--print", "--setting", "my.tenant")
+	code, stdout, _ := pgtenancy(t, "install", "--print", "--setting", "my.tenant")
 	assert.Equal(t, 0, code)
 	assert.Contains(t, stdout, "SET LOCAL my.tenant = %L")
 }
@@ -197,26 +197,26 @@ func TestInstall(t *testing.T) {
 // TestNoDatabase is not parallel: it clears DATABASE_URL.
 func TestNoDatabase(t *testing.T) {
 	t.Setenv("DATABASE_URL", "")
-	code, _, stderr := pgrls(t, "install")
+	code, _, stderr := pgtenancy(t, "install")
 	assert.Equal(t, exitError, code)
 	assert.Contains(t, stderr, "DATABASE_URL")
-	code, _, stderr = pgrls(t, "generate", "--tenant-column", "store_id", "--root", "stores")
+	code, _, stderr = pgtenancy(t, "generate", "--tenant-column", "store_id", "--root", "stores")
 	assert.Equal(t, exitError, code)
 	assert.Contains(t, stderr, "nothing to generate")
 }
 
 func TestUsage(t *testing.T) {
 	t.Parallel()
-	code, _, stderr := pgrls(t)
+	code, _, stderr := pgtenancy(t)
 	assert.Equal(t, exitError, code)
 	assert.Contains(t, stderr, "generate")
-	code, _, _ = pgrls(t, "help")
+	code, _, _ = pgtenancy(t, "help")
 	assert.Equal(t, exitOK, code)
-	code, _, stderr = pgrls(t, "nope")
+	code, _, stderr = pgtenancy(t, "nope")
 	assert.Equal(t, exitError, code)
 	assert.Contains(t, stderr, `unknown command "nope"`)
-	code, _, _ = pgrls(t, "generate", "-h")
+	code, _, _ = pgtenancy(t, "generate", "-h")
 	assert.Equal(t, exitOK, code)
-	code, _, _ = pgrls(t, "generate", "stray")
+	code, _, _ = pgtenancy(t, "generate", "stray")
 	assert.Equal(t, exitError, code)
 }
