@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgtenancy/pgtenancy/catalog"
 	"github.com/pgtenancy/pgtenancy/internal/testschema"
 	"github.com/pgtenancy/pgtenancy/middleware"
 	"github.com/pgtenancy/pgtenancy/migrations"
@@ -29,6 +30,7 @@ import (
 	"github.com/pgtenancy/pgtenancy/policy"
 	"github.com/pgtenancy/pgtenancy/pool"
 	"github.com/pgtenancy/pgtenancy/rls"
+	"github.com/pgtenancy/pgtenancy/verify"
 )
 
 func TestMain(m *testing.M) { pgtenancytest.Main(m) }
@@ -131,11 +133,11 @@ func constraintName(err error) string {
 	return ""
 }
 
-// verify runs policy.Verify on db with the store model and returns the
+// verifyCodes runs verify.Run on db with the store model and returns the
 // codes of its findings, each with its object ("code object").
-func verify(t *testing.T, db *pgtenancytest.DB, key rls.KeyType, appRole string) []string {
+func verifyCodes(t *testing.T, db *pgtenancytest.DB, key rls.KeyType, appRole string) []string {
 	t.Helper()
-	rep, err := policy.Verify(context.Background(), db.AdminConn(t), policy.VerifyOptions{Model: model(key), AppRole: appRole})
+	rep, err := verify.Run(context.Background(), db.AdminConn(t), verify.Options{Model: model(key), AppRole: appRole})
 	require.NoError(t, err)
 	var out []string
 	for _, f := range rep.Findings {
@@ -449,14 +451,14 @@ func TestAppRoleOwnerOrSuperuser(t *testing.T) {
 	admin := db.AdminConn(t)
 
 	require.Empty(t, errorsOf(t, db, pgtenancytest.AppRole), "the app role is clean")
-	assert.Contains(t, verify(t, db, rls.BigInt, pgtenancytest.OwnerRole), "app_role_owns_table public.products")
+	assert.Contains(t, verifyCodes(t, db, rls.BigInt, pgtenancytest.OwnerRole), "app_role_owns_table public.products")
 
 	owner := newPool(t, db.OwnerURL, 0)
 	require.Equal(t, []string{"1", "1", "1"}, storeIDs(t, as(tenantA), owner, "products"), "FORCE holds the owner to the policy")
 	_, err := admin.Exec(ctx, "ALTER TABLE products NO FORCE ROW LEVEL SECURITY")
 	require.NoError(t, err)
 	require.Equal(t, []string{"1", "1", "1", "2", "2", "3"}, storeIDs(t, as(tenantA), owner, "products"), "without FORCE the owner sees every tenant")
-	assert.Contains(t, verify(t, db, rls.BigInt, pgtenancytest.AppRole), "rls_not_forced public.products")
+	assert.Contains(t, verifyCodes(t, db, rls.BigInt, pgtenancytest.AppRole), "rls_not_forced public.products")
 	_, err = admin.Exec(ctx, "ALTER TABLE products FORCE ROW LEVEL SECURITY")
 	require.NoError(t, err)
 
@@ -467,7 +469,7 @@ func TestAppRoleOwnerOrSuperuser(t *testing.T) {
 	if !super {
 		t.Skip("the admin role of PGTENANCY_TEST_DATABASE_URL is not a superuser")
 	}
-	assert.Contains(t, verify(t, db, rls.BigInt, su.User.Username()), "app_role_superuser "+su.User.Username())
+	assert.Contains(t, verifyCodes(t, db, rls.BigInt, su.User.Username()), "app_role_superuser "+su.User.Username())
 	superPool := newPool(t, db.AdminURL, 0)
 	require.Len(t, storeIDs(t, as(tenantA), superPool, "products"), 6, "a superuser ignores FORCE and every policy")
 }
@@ -475,7 +477,7 @@ func TestAppRoleOwnerOrSuperuser(t *testing.T) {
 // errorsOf returns verify's error findings for appRole.
 func errorsOf(t *testing.T, db *pgtenancytest.DB, appRole string) []string {
 	t.Helper()
-	rep, err := policy.Verify(context.Background(), db.AdminConn(t), policy.VerifyOptions{Model: model(rls.BigInt), AppRole: appRole})
+	rep, err := verify.Run(context.Background(), db.AdminConn(t), verify.Options{Model: model(rls.BigInt), AppRole: appRole})
 	require.NoError(t, err)
 	var out []string
 	for _, f := range rep.Errors() {
@@ -507,7 +509,7 @@ func TestViewWithoutSecurityInvoker(t *testing.T) {
 	all := []string{"1", "1", "1", "2", "2", "3"}
 	require.Equal(t, all, storeIDs(t, as(tenantA), app, "admin_view"), "a superuser's view leaks every tenant")
 	require.Equal(t, []string{"1", "1", "1"}, storeIDs(t, as(tenantA), app, "owner_view"), "the owner's view is held by FORCE")
-	found := verify(t, db, rls.BigInt, pgtenancytest.AppRole)
+	found := verifyCodes(t, db, rls.BigInt, pgtenancytest.AppRole)
 	assert.Contains(t, found, "view_not_security_invoker public.admin_view")
 	assert.Contains(t, found, "view_not_security_invoker public.owner_view")
 
@@ -519,7 +521,7 @@ func TestViewWithoutSecurityInvoker(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"1", "1", "1"}, storeIDs(t, as(tenantA), app, "admin_view"))
 	require.Equal(t, []string{"1", "1", "1"}, storeIDs(t, as(tenantA), app, "owner_view"))
-	for _, f := range verify(t, db, rls.BigInt, pgtenancytest.AppRole) {
+	for _, f := range verifyCodes(t, db, rls.BigInt, pgtenancytest.AppRole) {
 		assert.NotContains(t, f, "view_not_security_invoker")
 	}
 }
@@ -541,7 +543,7 @@ func TestSecurityDefinerFunction(t *testing.T) {
 	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
 	require.Equal(t, []string{"1", "1", "1", "2", "2", "3"}, got, "the function leaks every tenant's rows")
-	assert.Contains(t, errorsOf(t, db, pgtenancytest.AppRole), "security_definer_function product_stores()")
+	assert.Contains(t, errorsOf(t, db, pgtenancytest.AppRole), "security_definer_function public.product_stores()")
 
 	_, err = admin.Exec(ctx, "REVOKE EXECUTE ON FUNCTION product_stores() FROM PUBLIC")
 	require.NoError(t, err)
@@ -585,7 +587,7 @@ func TestProbingKeys(t *testing.T) {
 		var n int
 		require.NoError(t, app.QueryRow(a, "SELECT count(*) FROM products WHERE id IN (201, 202)").Scan(&n))
 		require.Zero(t, n)
-		assert.Contains(t, verify(t, db, rls.BigInt, pgtenancytest.AppRole), "key_without_tenant products_pkey")
+		assert.Contains(t, verifyCodes(t, db, rls.BigInt, pgtenancytest.AppRole), "key_without_tenant products_pkey")
 	})
 
 	t.Run("tenant-first primary key", func(t *testing.T) {
@@ -599,7 +601,7 @@ func TestProbingKeys(t *testing.T) {
 		tag, err := app.Exec(a, insertNote+" ON CONFLICT (store_id, id) DO NOTHING", 8)
 		require.NoError(t, err)
 		require.EqualValues(t, 1, tag.RowsAffected())
-		for _, f := range verify(t, db, rls.BigInt, pgtenancytest.AppRole) {
+		for _, f := range verifyCodes(t, db, rls.BigInt, pgtenancytest.AppRole) {
 			assert.NotContains(t, f, "notes_pkey")
 		}
 	})
@@ -619,11 +621,11 @@ func TestProbingKeys(t *testing.T) {
 		// nowhere).
 		require.Equal(t, "purchases_store_id_product_id_pgtenancy_fkey", constraintName(errB))
 		require.Equal(t, "purchases_product_id_fkey", constraintName(errNone))
-		assert.Contains(t, verify(t, db, rls.BigInt, pgtenancytest.AppRole), "fk_beside_composite purchases_product_id_fkey")
+		assert.Contains(t, verifyCodes(t, db, rls.BigInt, pgtenancytest.AppRole), "fk_beside_composite purchases_product_id_fkey")
 		// Plan completes the model from the catalog (Resolve) and drops
 		// the redundant key, which closes it.
 		owner := db.OwnerConn(t)
-		plan, err := policy.Plan(ctx, owner, model(rls.BigInt))
+		plan, err := catalog.Plan(ctx, owner, model(rls.BigInt))
 		require.NoError(t, err)
 		require.Contains(t, plan.Up, `ALTER TABLE "public"."purchases" DROP CONSTRAINT "purchases_product_id_fkey";`)
 		_, err = owner.Exec(ctx, plan.Up)

@@ -316,7 +316,7 @@ func TestInstallCustomSetting(t *testing.T) {
 
 func TestLibrarySQL(t *testing.T) {
 	t.Parallel()
-	m, err := migrations.LibrarySQL(migrations.Options{})
+	m, err := policy.LibrarySQL("")
 	require.NoError(t, err)
 	assert.Contains(t, m.Up, "CREATE SCHEMA IF NOT EXISTS pgtenancy;")
 	assert.Contains(t, m.Up, "SET LOCAL app.current_tenant = %L")

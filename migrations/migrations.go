@@ -1,9 +1,7 @@
 package migrations
 
 import (
-	"bytes"
 	"context"
-	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,15 +10,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"text/template"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/tern/v2/migrate"
-	"github.com/pgtenancy/pgtenancy/policy"
-)
 
-//go:embed library/*.sql
-var library embed.FS
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/rls"
+)
 
 // VersionTable is the tern version table of the library's own migrations.
 const VersionTable = "pgtenancy.schema_version"
@@ -31,51 +27,40 @@ const separator = "---- create above / drop below ----"
 // Options configure the library's own objects.
 type Options struct {
 	// Setting is the name of the setting that holds the current tenant;
-	// policy.DefaultSetting when empty. It must match the Setting of the
+	// [rls.DefaultSetting] when empty. It must match the Setting of the
 	// schema model and of the pool.
 	Setting string
 }
 
-func (o Options) data() (map[string]any, error) {
-	s := o.Setting
-	if s == "" {
-		s = policy.DefaultSetting
-	}
-	if err := policy.CheckSetting(s); err != nil {
-		return nil, err
-	}
-	return map[string]any{"setting": s}, nil
-}
-
-// Install creates the pgtenancy schema and brings the library's own objects to
-// the newest version through tern, recording progress in [VersionTable]. It
-// is safe to run again: installed steps are skipped. conn must belong to a
-// role allowed to create a schema (usually the owner of the application's
-// tables).
+// Install creates the pgtenancy schema and brings the library's own objects
+// ([policy.Library]) to the newest version through tern, recording progress
+// in [VersionTable]. It is safe to run again: installed steps are skipped.
+// conn must belong to a role allowed to create a schema (usually the owner
+// of the application's tables). For other migration tools,
+// [policy.LibrarySQL] is the same SQL as one script.
 func Install(ctx context.Context, conn *pgx.Conn, opts Options) error {
-	data, err := opts.data()
+	setting, err := rls.Setting(opts.Setting)
 	if err != nil {
 		return err
 	}
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS pgtenancy"); err != nil {
-		return fmt.Errorf("migrations: create schema pgtenancy: %w", err)
+	steps, err := policy.Library(setting)
+	if err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+policy.LibrarySchema); err != nil {
+		return fmt.Errorf("migrations: create schema %s: %w", policy.LibrarySchema, err)
 	}
 	m, err := migrate.NewMigrator(ctx, conn, VersionTable)
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}
-	m.Data = data
-	sub, err := fs.Sub(library, "library")
-	if err != nil {
-		return err
-	}
-	if err := m.LoadMigrations(sub); err != nil {
-		return fmt.Errorf("migrations: load library migrations: %w", err)
+	for _, s := range steps {
+		m.AppendMigration(s.Name, s.Up, s.Down)
 	}
 	if err := m.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrations: install library objects: %w", err)
 	}
-	return checkInstalledSetting(ctx, conn, data["setting"].(string))
+	return checkInstalledSetting(ctx, conn, setting)
 }
 
 // ErrSettingMismatch is returned by [Install] when the library's objects are
@@ -101,50 +86,6 @@ func checkInstalledSetting(ctx context.Context, conn *pgx.Conn, want string) err
 		return fmt.Errorf("%w: pgtenancy.set_tenant sets %s, want %q (reinstall: drop schema pgtenancy, then install)", ErrSettingMismatch, got, want)
 	}
 	return nil
-}
-
-// LibrarySQL returns the SQL of the library's own objects (what [Install]
-// applies) as one script for other migration tools, and its reverse.
-func LibrarySQL(opts Options) (*policy.Migration, error) {
-	data, err := opts.data()
-	if err != nil {
-		return nil, err
-	}
-	names, err := fs.Glob(library, "library/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	up := []string{"CREATE SCHEMA IF NOT EXISTS pgtenancy;"}
-	var down []string
-	for _, name := range names {
-		body, err := library.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		u, d, _ := strings.Cut(string(body), separator)
-		if u, err = render(name, u, data); err != nil {
-			return nil, err
-		}
-		if d, err = render(name, d, data); err != nil {
-			return nil, err
-		}
-		up = append(up, strings.TrimSpace(u))
-		down = append([]string{strings.TrimSpace(d)}, down...)
-	}
-	down = append(down, "DROP SCHEMA pgtenancy;")
-	return &policy.Migration{Up: strings.Join(up, "\n\n") + "\n", Down: strings.Join(down, "\n\n") + "\n"}, nil
-}
-
-func render(name, text string, data map[string]any) (string, error) {
-	t, err := template.New(name).Option("missingkey=error").Parse(text)
-	if err != nil {
-		return "", err
-	}
-	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
-		return "", err
-	}
-	return b.String(), nil
 }
 
 // ErrBadMigrationName is returned by [WriteTernFile] for a name that is not

@@ -2,21 +2,11 @@ package policy
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 	"slices"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
-)
-
-// The constraint types of a [Constraint].
-const (
-	ConstraintPrimaryKey = "PRIMARY KEY"
-	ConstraintUnique     = "UNIQUE"
-	ConstraintForeignKey = "FOREIGN KEY"
 )
 
 // pcons is a validated [Constraint] of a Citus model.
@@ -46,50 +36,29 @@ func (pc *pcons) replacing(ref *ptable) int {
 	})
 }
 
-// normalizeCitus validates m.Constraints for a Citus model and records
-// them in p. Every problem goes to bad.
-func (p *plan) normalizeCitus(m *Model, schema string, byName map[qname]*ptable, globals map[qname]bool,
+// normalizeCitus records, for a Citus model, the constraints of e that
+// Generate must handle around distribution: the keys of tenant tables
+// without the tenant column, which Citus refuses (replaced by keys with
+// it), and the foreign keys between the model's tables (dropped while the
+// tables are distributed, then re-created or replaced by composite keys).
+// applyExisting has checked them. Every problem goes to bad.
+func (p *spec) normalizeCitus(e *Existing, byName map[qname]*ptable, globals map[qname]bool,
 	bad func(table, column, format string, args ...any)) {
 	p.citus = true
-	seen := map[[3]string]bool{}
-	for _, c := range m.Constraints {
-		if r := checkTableName(schema, c.Table); r != "" {
-			bad(c.Table, "", "constraint %q: %s", c.Name, r)
-			continue
-		}
-		pc := pcons{table: splitName(schema, c.Table), name: c.Name, typ: c.Type,
+	if e == nil {
+		return
+	}
+	for _, c := range e.Constraints {
+		pc := pcons{table: splitName(p.schema, c.Table), name: c.Name, typ: c.Type,
 			cols: slices.Clone(c.Columns), refCols: slices.Clone(c.RefColumns), def: c.Definition}
 		pc.tenant = byName[pc.table]
-		if pc.tenant == nil && !globals[pc.table] {
-			bad(c.Table, "", "constraint %q is on a table that is neither a tenant table nor a global table of the model", c.Name)
+		switch {
+		case c.Definition == "":
+			bad(c.Table, "", "existing constraint %q: with Citus, its Definition is needed to restore it in Down", c.Name)
 			continue
-		}
-		key := [3]string{pc.table.schema, pc.table.name, c.Name}
-		switch r := checkIdent(c.Name); {
-		case r != "":
-			bad(c.Table, "", "constraint name: %s", r)
-			continue
-		case seen[key]:
-			bad(c.Table, "", "constraint %q declared twice", c.Name)
-			continue
-		}
-		seen[key] = true
-		if !slices.Contains([]string{ConstraintPrimaryKey, ConstraintUnique, ConstraintForeignKey}, c.Type) {
-			bad(c.Table, "", "constraint %q: type %q is not PRIMARY KEY, UNIQUE or FOREIGN KEY", c.Name, c.Type)
-			continue
-		}
-		if !strings.HasPrefix(c.Definition, c.Type+" ") || strings.ContainsRune(c.Definition, ';') {
-			bad(c.Table, "", "constraint %q: definition %q does not start with %s or holds a semicolon", c.Name, c.Definition, c.Type)
-			continue
-		}
-		ok := len(c.Columns) > 0
-		for _, col := range slices.Concat(c.Columns, c.RefColumns) {
-			if checkIdent(col) != "" {
-				ok = false
-			}
-		}
-		if !ok {
-			bad(c.Table, "", "constraint %q: bad or missing column names", c.Name)
+		case !strings.HasPrefix(c.Definition, c.Type+" ") || strings.ContainsRune(c.Definition, ';'):
+			// Down copies it: it must be one constraint of that type.
+			bad(c.Table, "", "existing constraint %q: definition %q does not start with %s or holds a semicolon", c.Name, c.Definition, c.Type)
 			continue
 		}
 		if c.Type != ConstraintForeignKey {
@@ -104,11 +73,7 @@ func (p *plan) normalizeCitus(m *Model, schema string, byName map[qname]*ptable,
 			p.cons = append(p.cons, pc)
 			continue
 		}
-		if r := checkTableName(schema, c.RefTable); r != "" || len(c.RefColumns) != len(c.Columns) {
-			bad(c.Table, strings.Join(c.Columns, ", "), "foreign key %q: bad referenced table %q or columns", c.Name, c.RefTable)
-			continue
-		}
-		pc.ref = splitName(schema, c.RefTable)
+		pc.ref = splitName(p.schema, c.RefTable)
 		ref := byName[pc.ref]
 		switch {
 		case ref == nil && !globals[pc.ref]:
@@ -125,20 +90,6 @@ func (p *plan) normalizeCitus(m *Model, schema string, byName map[qname]*ptable,
 			pc.replaced = true
 		}
 		p.cons = append(p.cons, pc)
-	}
-	for i := range m.Tables {
-		t := byName[splitName(schema, m.Tables[i].Name)]
-		if t == nil {
-			continue
-		}
-		for _, k := range m.Tables[i].ExistingKeys {
-			if slices.Contains(k, t.column) {
-				continue
-			}
-			if !slices.ContainsFunc(p.cons, func(c pcons) bool { return c.tenant == t && c.typ != ConstraintForeignKey && slices.Equal(c.cols, k) }) {
-				bad(m.Tables[i].Name, strings.Join(k, ", "), "with Citus, the key (%s) must include the tenant column, and Model.Constraints does not name it so that pgtenancy can replace it: complete the model with Resolve", strings.Join(k, ", "))
-			}
-		}
 	}
 	slices.SortFunc(p.cons, func(a, b pcons) int {
 		return cmp.Or(compareQname(a.table, b.table), strings.Compare(a.name, b.name))
@@ -157,7 +108,7 @@ func pairsTenant(c pcons, t, ref *ptable) bool {
 }
 
 // citusPrologue is the statement at the top of Up and Down for Citus.
-func (p *plan) citusPrologue() string {
+func (p *spec) citusPrologue() string {
 	if !p.citus {
 		return ""
 	}
@@ -171,7 +122,7 @@ func (p *plan) citusPrologue() string {
 // other migration tools send a migration, they fail with "cannot insert
 // multiple commands into a prepared statement". In a DO block each
 // statement has a query string of its own.
-func (p *plan) ddl(stmt string) string {
+func (p *spec) ddl(stmt string) string {
 	if !p.citus {
 		return stmt
 	}
@@ -190,7 +141,7 @@ func dollarQuote(body string) string {
 // citusSteps returns the Citus steps of Generate: foreign keys between the
 // model's tables dropped, keys given the tenant column, the tables
 // distributed, and the foreign keys that Citus accepts re-created.
-func (p *plan) citusSteps() []step {
+func (p *spec) citusSteps() []step {
 	var steps []step
 	for _, c := range p.cons {
 		if c.typ != ConstraintForeignKey {
@@ -289,75 +240,4 @@ func citusDone(st step, distributed map[qname]bool) bool {
 		return !st.replaced && distributed[st.table] && distributed[st.ref]
 	}
 	return false
-}
-
-// citusConstraints returns the constraints of m's tables that Generate
-// with Citus needs: primary keys and unique constraints of the tenant
-// tables, and foreign keys from a model table to a model table.
-func citusConstraints(cat *catalog, m *Model) []Constraint {
-	def := cmp.Or(m.Schema, "public")
-	inModel := map[qname]string{} // -> name as in the model
-	tenant := map[qname]bool{}
-	for _, t := range m.Tables {
-		inModel[splitName(def, t.Name)] = t.Name
-		tenant[splitName(def, t.Name)] = true
-	}
-	for _, g := range m.Global {
-		inModel[splitName(def, g)] = g
-	}
-	display := func(q qname) string {
-		if n, ok := inModel[q]; ok {
-			return n
-		}
-		return q.String()
-	}
-	var out []Constraint
-	for _, t := range cat.order {
-		name, ok := inModel[t.q]
-		if !ok {
-			continue
-		}
-		for _, c := range t.cons {
-			con := Constraint{Table: name, Name: c.name, Columns: slices.Clone(c.f.cols), Definition: c.def}
-			switch {
-			case c.contype == "p" && tenant[t.q]:
-				con.Type = ConstraintPrimaryKey
-			case c.contype == "u" && tenant[t.q]:
-				con.Type = ConstraintUnique
-			case c.contype == "f":
-				if _, ok := inModel[c.f.ref]; !ok {
-					continue
-				}
-				con.Type = ConstraintForeignKey
-				con.RefTable = display(c.f.ref)
-				con.RefColumns = slices.Clone(c.f.refCols)
-			default:
-				continue
-			}
-			out = append(out, con)
-		}
-	}
-	return out
-}
-
-// citusTables returns the tables in Citus's metadata.
-func citusTables(ctx context.Context, conn Querier) (map[qname]bool, error) {
-	rows, err := conn.Query(ctx, `
-SELECT n.nspname::text, c.relname::text
-FROM pg_catalog.pg_dist_partition p
-JOIN pg_catalog.pg_class c ON c.oid = p.logicalrelid
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`)
-	if err != nil {
-		return nil, fmt.Errorf("policy: plan: reading Citus tables: %w", err)
-	}
-	out := map[qname]bool{}
-	var q qname
-	_, err = pgx.ForEachRow(rows, []any{&q.schema, &q.name}, func() error {
-		out[q] = true
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("policy: plan: reading Citus tables: %w", err)
-	}
-	return out, nil
 }

@@ -1,5 +1,7 @@
 // Package policy turns a description of a multi-tenant schema into the SQL
 // that makes PostgreSQL enforce tenant isolation with Row Level Security.
+// It is pure: no database, no context; package catalog reads a live
+// database for it, and package verify audits one.
 //
 // # Model
 //
@@ -33,11 +35,7 @@
 //     column first on both sides: (store_id, product_id) REFERENCES
 //     products (store_id, id), with the UNIQUE (store_id, id) key it needs.
 //     A plain key lets a row point at another tenant's row, since key checks
-//     bypass RLS; Citus needs the tenant column in the same position. The
-//     plain key it replaces, when the model knows it ([Model.Constraints],
-//     filled by [Discover] and [Resolve]), is dropped: PostgreSQL would
-//     check it first, and its violation would tell a writer whether a key
-//     exists in another tenant;
+//     bypass RLS; Citus needs the tenant column in the same position;
 //   - enables and forces Row Level Security, so the table owner is subject
 //     to it too;
 //   - creates two policies with the expression [PolicyExpr]: a permissive
@@ -51,19 +49,19 @@
 // in and diffed: the same model always gives the same bytes.
 //
 // The current tenant is read from a transaction-local setting,
-// [DefaultSetting] unless [Model.Setting] says otherwise. A transaction
+// [rls.DefaultSetting] unless [Model.Setting] says otherwise, and admitted
+// only in the transaction that set it (see [PolicyExpr]). A transaction
 // without it sees no tenant rows and can write none.
 //
-// # Working from a live database
+// # Planning for a database that has some of it
 //
-// [Discover] reads a model from the catalog: every table with the tenant
-// column is a tenant table, foreign keys between them are read from
-// pg_constraint, and keys already in composite form are recorded so that
-// Generate skips them. [Check] compares a declared model with the database
-// (tables, columns, the tenant column's type) and [Resolve] completes it
-// from the catalog the way Discover does, so a declared model and a
-// discovered one generate the same SQL. Differences are [*SchemaError]s,
-// which match [ErrSchemaMismatch].
+// Generate's SQL is for a database with none of these objects. [Plan] takes
+// an [Existing], the facts of a database (its keys, the plain foreign keys
+// that composite ones replace, its row level security, policies and
+// privileges, with Citus its constraints and distributed tables), and
+// returns only what is missing, replacing what must be replaced.
+// catalog.Plan reads the facts from a live database; Generate(m) is
+// Plan(m, nil).
 //
 // # Names
 //
@@ -71,36 +69,14 @@
 // at its first dot, and unqualified names are in [Model.Schema] ("public").
 // The generated SQL quotes and schema-qualifies every name, so any name
 // PostgreSQL accepts works and search_path does not matter. Names pgtenancy
-// creates are <table>_<columns>_pgtenancy_key and <table>_<columns>_pgtenancy_fkey,
-// cut to 63 bytes with a short hash when longer.
+// creates are <table>_<columns>_pgtenancy_key and
+// <table>_<columns>_pgtenancy_fkey, cut to 63 bytes with a short hash when
+// longer, so they stay unique and the server never truncates them.
 //
-// # Verification
+// # The library's own objects
 //
-// [Verify] audits a live database for every hole that makes row level
-// security inert: an application role that is a superuser, has BYPASSRLS or
-// owns a tenant table; tenant tables without RLS, without FORCE, without the
-// pgtenancy policies or with policies that drifted; other permissive policies;
-// tables with a tenant column left out of the model; foreign and unique keys
-// without the tenant column; views without security_invoker, readable
-// materialized views and SECURITY DEFINER functions over tenant tables;
-// TRUNCATE and REFERENCES privileges; an altered pgtenancy.set_tenant; and, with
-// Citus, distribution, co-location and unprotected shards. It returns a
-// [Report] of [Finding]s, each with a [Severity], a stable [Code], the object,
-// a message and the SQL that fixes it. [Report.Err] returns a [*VerifyError]
-// (errors.Is [ErrVerifyFailed]) when there are errors, so a service can refuse
-// to start:
-//
-//	report, err := policy.Verify(ctx, pool, policy.VerifyOptions{Model: m, AppRole: "app"})
-//	if err != nil {
-//		return err // could not run
-//	}
-//	if err := report.Err(); err != nil {
-//		return err // the database has a hole
-//	}
-//
-// [CheckData] finds rows whose foreign keys already cross tenants, which
-// would make the generated composite keys fail; run it as a role that sees
-// every row. [Plan] returns what [Generate] would write less what is already
-// in place. The pgtenancy verify and pgtenancy plan commands wrap them;
-// docs/verify.md lists every code.
+// [Library] returns the SQL of the pgtenancy schema's objects (the function
+// pgtenancy.set_tenant), embedded here once: package migrations installs it
+// with tern, [LibrarySQL] gives it as one script for other tools, and
+// verify compares the installed function with [SetTenantBody].
 package policy

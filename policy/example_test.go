@@ -44,23 +44,23 @@ func ExampleGenerate() {
 	//
 	// -- Tenant isolation: the permissive policy admits the current tenant's rows; the restrictive one keeps any other policy from admitting more.
 	// CREATE POLICY "pgtenancy_tenant_isolation" ON "public"."products" AS PERMISSIVE FOR ALL TO PUBLIC
-	//     USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint))
-	//     WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint));
+	//     USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text))
+	//     WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text));
 	// CREATE POLICY "pgtenancy_tenant_guard" ON "public"."products" AS RESTRICTIVE FOR ALL TO PUBLIC
-	//     USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint))
-	//     WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint));
+	//     USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text))
+	//     WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text));
 	// CREATE POLICY "pgtenancy_tenant_isolation" ON "public"."purchases" AS PERMISSIVE FOR ALL TO PUBLIC
-	//     USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint))
-	//     WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint));
+	//     USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text))
+	//     WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text));
 	// CREATE POLICY "pgtenancy_tenant_guard" ON "public"."purchases" AS RESTRICTIVE FOR ALL TO PUBLIC
-	//     USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint))
-	//     WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint));
+	//     USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text))
+	//     WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text));
 	// CREATE POLICY "pgtenancy_tenant_isolation" ON "public"."stores" AS PERMISSIVE FOR ALL TO PUBLIC
-	//     USING ("id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint))
-	//     WITH CHECK ("id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint));
+	//     USING ("id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text))
+	//     WITH CHECK ("id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text));
 	// CREATE POLICY "pgtenancy_tenant_guard" ON "public"."stores" AS RESTRICTIVE FOR ALL TO PUBLIC
-	//     USING ("id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint))
-	//     WITH CHECK ("id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint));
+	//     USING ("id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text))
+	//     WITH CHECK ("id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text));
 }
 
 func ExampleModel_Validate() {
@@ -85,6 +85,6 @@ func ExampleModel_Validate() {
 	// Output:
 	// true
 	// first problem: table="" column=""
-	// policy: invalid model: setting "App.Tenant" is not a lower-case custom setting name like "app.current_tenant"
+	// policy: invalid model: rls: invalid setting name "App.Tenant": want a lower-case custom setting name like "app.current_tenant"
 	// policy: invalid model: table "products" column "currency": foreign key target "currencies" is a global table: reference it with a plain foreign key, not a tenant ForeignKey
 }

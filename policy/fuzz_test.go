@@ -21,9 +21,11 @@ var fuzzNames = []string{
 }
 
 // FuzzGenerate builds a model from fuzzed names (schema, tables, columns,
-// foreign-key columns, role, global table, setting) and checks that
-// Generate either refuses it with a *ModelError that matches
-// ErrInvalidModel and no SQL, or returns SQL in which no name can change
+// foreign-key columns, role, global table, setting), with facts of an
+// Existing (a unique key, a composite foreign key) for some shapes, and
+// checks that Plan (Generate when there are no facts) either refuses it
+// with a *ModelError that matches ErrInvalidModel and no SQL, or returns
+// SQL in which no name can change
 // the statements: tokenized by a small PostgreSQL lexer, Up and Down have
 // exactly the tokens (keywords, punctuation, statement count) of the same
 // model with every name replaced by a plain placeholder, and each quoted
@@ -38,17 +40,17 @@ func FuzzGenerate(f *testing.F) {
 		f.Add(uint16(i*911), "s", "stores", n, m, "tenant", n, "ref", n, m, "g", "app.tenant")
 	}
 	f.Fuzz(func(t *testing.T, shape uint16, schema, root, rootCol, tbl, col, child, fkCol, refCol, role, global, setting string) {
-		m := fuzzModel(shape, schema, root, rootCol, tbl, col, child, fkCol, refCol, role, global, setting)
-		got, err := policy.Generate(m)
+		m, e := fuzzModel(shape, schema, root, rootCol, tbl, col, child, fkCol, refCol, role, global, setting)
+		got, err := plan(m, e)
 		if err != nil {
 			var me *policy.ModelError
 			if got != nil || !errors.Is(err, policy.ErrInvalidModel) || !errors.As(err, &me) {
-				t.Fatalf("Generate returned %v and error %v, want no SQL and a *ModelError", got, err)
+				t.Fatalf("Plan returned %v and error %v, want no SQL and a *ModelError", got, err)
 			}
 			return
 		}
-		sigma, pm := placeholders(m)
-		want, err := policy.Generate(pm)
+		sigma, pm, pe := placeholders(m, e)
+		want, err := plan(pm, pe)
 		if err != nil {
 			t.Fatalf("the model is valid but its placeholder version is not: %v\nmodel %#v\nplaceholders %#v", err, m, pm)
 		}
@@ -65,20 +67,39 @@ func FuzzGenerate(f *testing.F) {
 				t.Fatalf("%s: %v\n--- with the names:\n%s\n--- with placeholders:\n%s", part.name, err, part.got, part.want)
 			}
 			up := part.name == "Up"
-			if n, want := statements(wt), expectedStatements(pm, up); n != want {
+			if n, want := statements(wt), expectedStatements(pm, pe, up); n != want {
 				t.Fatalf("placeholder %s has %d statements, want %d:\n%s", part.name, n, want, part.want)
 			}
 		}
 	})
 }
 
+// plan is Generate without facts, Plan with them.
+func plan(m *policy.Model, e *policy.Existing) (*policy.Migration, error) {
+	if e == nil {
+		return policy.Generate(m)
+	}
+	return policy.Plan(m, e)
+}
+
 var onDeletes = []string{"", "NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT", "DROP TABLE t"}
+
+// The names of the existing constraints of fuzzModel's facts. They never
+// reach the SQL: an existing unique key or composite foreign key is left
+// alone.
+const (
+	fuzzKeyName = "fuzz_key"
+	fuzzFKName  = "fuzz_fkey"
+)
 
 // fuzzModel builds a model of a root table, a tenant table and, with
 // shape bit 0, a child table with a foreign key to it; the other bits pick
 // the key type, the ON DELETE action, default RefColumns, an existing key
-// and a key that exists already.
-func fuzzModel(shape uint16, schema, root, rootCol, tbl, col, child, fkCol, refCol, role, global, setting string) *policy.Model {
+// and a key that exists already. The last two are facts of the returned
+// Existing (nil when there are none): a unique constraint (col, refCol) on
+// the tenant table, and the composite foreign key, the tenant column first
+// on both sides.
+func fuzzModel(shape uint16, schema, root, rootCol, tbl, col, child, fkCol, refCol, role, global, setting string) (*policy.Model, *policy.Existing) {
 	m := &policy.Model{
 		KeyType: rls.KeyType(shape>>1%3) + rls.BigInt,
 		Schema:  schema,
@@ -89,8 +110,11 @@ func fuzzModel(shape uint16, schema, root, rootCol, tbl, col, child, fkCol, refC
 			{Name: tbl, TenantColumn: col},
 		},
 	}
+	var e *policy.Existing
 	if shape&(1<<3) != 0 {
-		m.Tables[1].ExistingKeys = [][]string{{col, refCol}}
+		e = &policy.Existing{Constraints: []policy.Constraint{
+			{Table: tbl, Name: fuzzKeyName, Type: policy.ConstraintUnique, Columns: []string{col, refCol}},
+		}}
 	}
 	if shape&1 != 0 {
 		fk := policy.ForeignKey{
@@ -98,25 +122,38 @@ func fuzzModel(shape uint16, schema, root, rootCol, tbl, col, child, fkCol, refC
 			RefTable:   tbl,
 			RefColumns: []string{refCol},
 			OnDelete:   onDeletes[int(shape>>4)%len(onDeletes)],
-			Exists:     shape&(1<<7) != 0,
 		}
 		if shape&(1<<8) != 0 {
 			fk.RefColumns = nil // "id"
+		}
+		if shape&(1<<7) != 0 {
+			if e == nil {
+				e = &policy.Existing{}
+			}
+			refCols := fk.RefColumns
+			if refCols == nil {
+				refCols = []string{"id"}
+			}
+			e.Constraints = append(e.Constraints, policy.Constraint{
+				Table: child, Name: fuzzFKName, Type: policy.ConstraintForeignKey,
+				Columns: []string{col, fkCol}, RefTable: tbl, RefColumns: append([]string{col}, refCols...),
+				OnDelete: fk.OnDelete,
+			})
 		}
 		m.Tables = append(m.Tables, policy.Table{Name: child, TenantColumn: col, ForeignKeys: []policy.ForeignKey{fk}})
 	}
 	if global != "" {
 		m.Global = []string{global}
 	}
-	return m
+	return m, e
 }
 
-// placeholders returns a copy of m with every name (schema and table parts
-// split at the first dot, columns, role) replaced by n000, n001, ... in
-// the names' byte order, so that sorting and equality are unchanged, and
-// the map from names to placeholders. The default schema "public" is a
-// name too.
-func placeholders(m *policy.Model) (map[string]string, *policy.Model) {
+// placeholders returns a copy of m and e with every name (schema and table
+// parts split at the first dot, columns, role) replaced by n000, n001, ...
+// in the names' byte order, so that sorting and equality are unchanged,
+// and the map from names to placeholders. The default schema "public" is a
+// name too. Constraint names of e, which never reach the SQL, are kept.
+func placeholders(m *policy.Model, e *policy.Existing) (map[string]string, *policy.Model, *policy.Existing) {
 	var names []string
 	schema := m.Schema
 	if schema == "" {
@@ -137,9 +174,6 @@ func placeholders(m *policy.Model) (map[string]string, *policy.Model) {
 	for _, t := range m.Tables {
 		table(t.Name)
 		add(t.TenantColumn)
-		for _, k := range t.ExistingKeys {
-			add(k...)
-		}
 		for _, fk := range t.ForeignKeys {
 			table(fk.RefTable)
 			add(fk.Columns...)
@@ -151,6 +185,16 @@ func placeholders(m *policy.Model) (map[string]string, *policy.Model) {
 	}
 	for _, g := range m.Global {
 		table(g)
+	}
+	if e != nil {
+		for _, c := range e.Constraints {
+			table(c.Table)
+			add(c.Columns...)
+			if c.RefTable != "" {
+				table(c.RefTable)
+			}
+			add(c.RefColumns...)
+		}
 	}
 	slices.Sort(names)
 	names = slices.Compact(names)
@@ -180,9 +224,6 @@ func placeholders(m *policy.Model) (map[string]string, *policy.Model) {
 	}
 	for _, t := range m.Tables {
 		pt := policy.Table{Name: mapTable(t.Name), TenantColumn: sigma[t.TenantColumn], Root: t.Root}
-		for _, k := range t.ExistingKeys {
-			pt.ExistingKeys = append(pt.ExistingKeys, mapAll(k))
-		}
 		for _, fk := range t.ForeignKeys {
 			refCols := fk.RefColumns
 			if refCols == nil {
@@ -190,7 +231,7 @@ func placeholders(m *policy.Model) (map[string]string, *policy.Model) {
 			}
 			pt.ForeignKeys = append(pt.ForeignKeys, policy.ForeignKey{
 				Columns: mapAll(fk.Columns), RefTable: mapTable(fk.RefTable), RefColumns: mapAll(refCols),
-				OnDelete: fk.OnDelete, Exists: fk.Exists,
+				OnDelete: fk.OnDelete,
 			})
 		}
 		pm.Tables = append(pm.Tables, pt)
@@ -198,25 +239,38 @@ func placeholders(m *policy.Model) (map[string]string, *policy.Model) {
 	for _, g := range m.Global {
 		pm.Global = append(pm.Global, mapTable(g))
 	}
-	return sigma, pm
+	var pe *policy.Existing
+	if e != nil {
+		pe = &policy.Existing{}
+		for _, c := range e.Constraints {
+			pc := c
+			pc.Table, pc.Columns, pc.RefColumns = mapTable(c.Table), mapAll(c.Columns), mapAll(c.RefColumns)
+			if c.RefTable != "" {
+				pc.RefTable = mapTable(c.RefTable)
+			}
+			pe.Constraints = append(pe.Constraints, pc)
+		}
+	}
+	return sigma, pm, pe
 }
 
-// expectedStatements counts the statements Generate writes for a valid
-// model (with placeholder names, so that no two distinct names collide),
-// from the model alone: per tenant table ENABLE, FORCE and two policies;
-// per new foreign key one constraint, and one unique key per distinct
-// referenced column list that the table does not have; with an app role,
-// per tenant table a GRANT and a REVOKE (Down: the GRANT's undo only), per
-// global table a GRANT, and one DO block for the sequences.
-func expectedStatements(m *policy.Model, up bool) int {
+// expectedStatements counts the statements Plan writes for a valid model
+// (with placeholder names, so that no two distinct names collide) and the
+// facts of e (unique keys and composite foreign keys, nothing else), from
+// them alone: per tenant table ENABLE, FORCE and two policies; per new
+// foreign key one constraint, and one unique key per distinct referenced
+// column list that the table does not have; with an app role, per tenant
+// table a GRANT and a REVOKE (Down: the GRANT's undo only), per global
+// table a GRANT, and one DO block for the sequences.
+func expectedStatements(m *policy.Model, e *policy.Existing, up bool) int {
+	var cons []policy.Constraint
+	if e != nil {
+		cons = e.Constraints
+	}
 	n := 4 * len(m.Tables)
 	keys := map[string]bool{}
 	for _, t := range m.Tables {
 		for _, fk := range t.ForeignKeys {
-			if fk.Exists {
-				continue
-			}
-			n++
 			var ref *policy.Table
 			for i := range m.Tables {
 				if m.Tables[i].Name == fk.RefTable {
@@ -228,8 +282,17 @@ func expectedStatements(m *policy.Model, up bool) int {
 				refCols = []string{"id"}
 			}
 			key := append([]string{ref.TenantColumn}, refCols...)
-			if slices.ContainsFunc(ref.ExistingKeys, func(k []string) bool { return slices.Equal(k, key) }) {
-				continue
+			if slices.ContainsFunc(cons, func(c policy.Constraint) bool {
+				return c.Type == policy.ConstraintForeignKey && c.Table == t.Name && c.RefTable == fk.RefTable &&
+					slices.Equal(c.Columns, append([]string{t.TenantColumn}, fk.Columns...)) && slices.Equal(c.RefColumns, key)
+			}) {
+				continue // the composite key exists
+			}
+			n++
+			if slices.ContainsFunc(cons, func(c policy.Constraint) bool {
+				return c.Type != policy.ConstraintForeignKey && c.Table == ref.Name && slices.Equal(c.Columns, key)
+			}) {
+				continue // the unique key exists
 			}
 			keys[ref.Name+"\x00"+strings.Join(key, "\x00")] = true
 		}

@@ -23,39 +23,47 @@ const (
 	GuardPolicy = "pgtenancy_tenant_guard"
 )
 
-// Migration is the SQL that [Generate] returns. Up and Down are each meant to
-// run in one transaction (tern runs every migration in one); Down undoes Up
-// statement by statement, in reverse order.
-type Migration struct {
-	Up   string
-	Down string
-}
-
 // PolicyExpr returns the expression of both pgtenancy policies for a tenant
 // column on PostgreSQL, without outer parentheses:
 //
-//	"store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint)
+//	"store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint
+//	    WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text)
 //
 // It reads the setting with missing_ok, and turns the empty string that a
 // setting holds after its SET LOCAL ended into NULL, so that a transaction
-// without a tenant sees no rows instead of failing on a cast. The scalar
-// subquery makes PostgreSQL read the setting once per statement (an
-// InitPlan) instead of once per row checked: the same result (unless the
-// statement changes the setting itself midway), at a third less server
+// without a tenant sees no rows instead of failing on a cast. It admits the
+// tenant only when the setting's companion ([rls.XactSetting]) holds the
+// stamp of the current transaction ([rls.XactStamp]), which the pool and
+// pgtenancy.set_tenant set together with the tenant: a tenant left at
+// session level, by application or injected SQL, is inert in every later
+// transaction on that connection, through a pool or PgBouncer alike.
+//
+// The scalar subquery makes PostgreSQL read the settings once per statement
+// (an InitPlan) instead of once per row checked: the same result (unless
+// the statement changes the setting itself midway), at a third less server
 // time for bulk inserts (docs/benchmarks.md). Index scans still use it as
 // an index condition; the planner estimates row counts for an average
 // tenant rather than the current one (docs/concepts.md). Citus rejects
 // subqueries in policies; see [CitusPolicyExpr]. setting is not validated
-// here; see [CheckSetting].
+// here; see [rls.Setting].
 func PolicyExpr(column string, key rls.KeyType, setting string) string {
-	return sqlquote.Ident(column) + " = (SELECT " + settingExpr(key, setting) + ")"
+	return sqlquote.Ident(column) + " = (SELECT " + settingExpr(key, setting) +
+		" WHERE current_setting(" + sqlquote.Literal(rls.XactSetting(setting)) + ", true) = " + xactStampExpr + ")"
 }
 
+// xactStampExpr is [rls.XactStamp] as written in a policy, where names are
+// resolved once, when the policy is created.
+const xactStampExpr = "extract(epoch FROM now())::text"
+
 // CitusPolicyExpr returns the policy expression that [Generate] writes for
-// a [Model] with Citus set: [PolicyExpr] without the subquery, which
-// Citus rejects in policies.
+// a [Model] with Citus set, which rejects subqueries in policies:
 //
 //	"store_id" = NULLIF(current_setting('app.current_tenant', true), '')::bigint
+//
+// It reads the setting once per row checked and does not check the
+// transaction's stamp: the shards run transactions of their own, with other
+// start times. A tenant left at session level on the coordinator is inert
+// there anyway, since Citus propagates only SET LOCAL to the shards.
 func CitusPolicyExpr(column string, key rls.KeyType, setting string) string {
 	return sqlquote.Ident(column) + " = " + settingExpr(key, setting)
 }
@@ -72,15 +80,11 @@ func settingExpr(key rls.KeyType, setting string) string {
 // Up holds, in this order, each step for every table in name order:
 //
 //   - UNIQUE (tenant column, referenced columns...) on every tenant table a
-//     foreign key references, unless [Table.ExistingKeys] has it;
+//     foreign key references;
 //   - composite foreign keys (tenant column, columns...) REFERENCES
 //     table (tenant column, columns...), the tenant column first on both
 //     sides as Citus needs; SET NULL and SET DEFAULT get a column list so the
-//     tenant column is never changed; keys with [ForeignKey.Exists] are skipped;
-//   - without Citus, the plain foreign keys of [Model.Constraints] that the
-//     composite keys replace, dropped (Down restores each as FOREIGN KEY
-//     (columns) REFERENCES table (columns) with the foreign key's OnDelete;
-//     its Definition is not used);
+//     tenant column is never changed;
 //   - ENABLE and FORCE ROW LEVEL SECURITY;
 //   - the policies [IsolationPolicy] (permissive) and [GuardPolicy]
 //     (restrictive), FOR ALL TO PUBLIC, both with USING and WITH CHECK
@@ -95,12 +99,14 @@ func settingExpr(key rls.KeyType, setting string) string {
 // re-grants nothing that Up revoked, and it revokes Up's grants even if the
 // role held them before Up ran. Names are always quoted and
 // schema-qualified, so the SQL does not depend on search_path.
+//
+// Generate knows nothing of a database: its SQL is for one that has the
+// model's tables and none of these objects. For a database that has some
+// of them, or keys that the composite ones replace, use [Plan] (or
+// catalog.Plan, which reads what is there): on a database that has none of
+// them, Plan returns exactly Generate's SQL.
 func Generate(m *Model) (*Migration, error) {
-	p, err := normalize(m)
-	if err != nil {
-		return nil, err
-	}
-	return p.render(p.steps()), nil
+	return Plan(m, nil)
 }
 
 // pgtenancyPolicies are the two policies on every tenant table, in the order
@@ -112,7 +118,7 @@ var pgtenancyPolicies = [...]struct {
 
 // steps returns every step of Generate's SQL, section by section and, in
 // each, table by table in name order.
-func (p *plan) steps() []step {
+func (p *spec) steps() []step {
 	names := p.constraintNames()
 	var steps []step
 	if p.citus {
@@ -221,8 +227,9 @@ func (p *plan) steps() []step {
 }
 
 // keysFor returns the unique keys (tenant column first) that foreign keys to
-// t need and that t does not already have, in canonical order.
-func (p *plan) keysFor(t *ptable) [][]string {
+// t need and that t does not already have (from the facts of an Existing),
+// in canonical order.
+func (p *spec) keysFor(t *ptable) [][]string {
 	var keys [][]string
 	for _, src := range p.tables {
 		for _, fk := range src.fks {
@@ -256,7 +263,7 @@ func fkID(t *ptable, fk pfk) string {
 // bytes with a short hash when longer. Names that would clash within a
 // schema (a unique constraint's index shares the schema's namespace) get a
 // hash of their definition too.
-func (p *plan) constraintNames() map[string]string {
+func (p *spec) constraintNames() map[string]string {
 	type entry struct {
 		id, schema, table, suffix string
 		cols                      []string
@@ -336,11 +343,7 @@ BEGIN
     END LOOP;
 END
 `, strings.Join(lits, ", "), sqlquote.Literal(stmt), sqlquote.Literal(role))
-	tag := "$pgtenancy$"
-	for i := 1; strings.Contains(body, tag); i++ {
-		tag = fmt.Sprintf("$pgtenancy%d$", i)
-	}
-	return "-- Sequences owned by tenant table columns.\nDO " + tag + body + tag + ";"
+	return "-- Sequences owned by tenant table columns.\nDO " + dollarQuote(body) + ";"
 }
 
 func identList(cols []string) string {

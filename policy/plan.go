@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,31 +8,26 @@ import (
 	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
 )
 
-// planSequencesSQL returns the number of sequences owned by columns of the
-// tables $1 (serial columns) and, schema-qualified and quoted, those on
-// which the role $2 lacks USAGE.
-const planSequencesSQL = `
-SELECT count(*)::int,
-    coalesce(array_agg(pg_catalog.format('%I.%I', n.nspname, s.relname) ORDER BY n.nspname, s.relname)
-        FILTER (WHERE NOT pg_catalog.has_sequence_privilege($2::text, s.oid, 'USAGE')), '{}')
-FROM pg_catalog.pg_depend d
-JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
-JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace
-WHERE d.classid = 'pg_catalog.pg_class'::regclass
-  AND d.refclassid = 'pg_catalog.pg_class'::regclass
-  AND d.deptype = 'a'
-  AND d.refobjid = ANY ($1::regclass[])`
-
-// Plan returns the SQL that would bring the database to the model, without
-// applying it: what [Generate] returns for the model completed by
-// [Resolve], less what is already in place.
+// Plan returns the SQL that brings a database holding e to the model: what
+// [Generate] writes, with the facts of e applied and less what is already
+// in place. A nil e is a database with none of it: Plan then returns
+// exactly Generate's SQL. catalog.Plan reads e from a live database.
 //
-//   - Unique keys and composite foreign keys that exist are left out (as
-//     Generate does for a resolved model).
+//   - Unique keys and composite foreign keys that e has are left out; the
+//     plain foreign keys of e that a composite key replaces as they are
+//     ([Constraint.Replaceable], same ON DELETE action) are dropped after
+//     it, since PostgreSQL would check them first and their violations
+//     would tell a writer whether a key exists in another tenant (Down
+//     restores each from its fields, never from a Definition).
+//   - With Citus, the keys of tenant tables without the tenant column are
+//     replaced by keys with it, and the foreign keys between the model's
+//     tables are dropped while the tables are distributed, then re-created
+//     or replaced by composite keys (Down restores them from their
+//     Definition); tables in e.Distributed are not distributed again.
 //   - ENABLE and FORCE ROW LEVEL SECURITY are left out where they are on.
-//   - A pgtenancy policy identical to the generated one (as [Verify] compares
-//     them) is left out; a missing one is created; one that differs is
-//     dropped and created again, and Down restores its old definition.
+//   - A pgtenancy policy that is [PolicyState.Generated] is left out; a
+//     missing one is created; one that differs is dropped and created
+//     again, and Down restores its old definition.
 //   - On a tenant table, the application role is granted those of SELECT,
 //     INSERT, UPDATE, DELETE that it lacks (and Down revokes only those);
 //     TRUNCATE, REFERENCES, TRIGGER are revoked when it lacks one of the
@@ -41,51 +35,17 @@ WHERE d.classid = 'pg_catalog.pg_class'::regclass
 //     when it lacks it; USAGE on the sequences of serial columns is granted
 //     on those it lacks (and Down revokes only those).
 //
-// On a database that matches the model the plan is empty (Up and Down are
-// ""). On one without any of it, the plan is exactly Generate's SQL. Down
-// undoes Up. Plan checks nothing beyond what Generate would create: run
-// [Verify] for the rest (other permissive policies, views, roles).
-func Plan(ctx context.Context, conn TxQuerier, m *Model) (*Migration, error) {
-	resolved, err := Resolve(ctx, conn, m)
+// On a database that matches the model the plan is empty ([Migration.IsEmpty]).
+// Down undoes Up. Plan checks nothing beyond what Generate would create: run
+// verify for the rest (other permissive policies, views, roles).
+func Plan(m *Model, e *Existing) (*Migration, error) {
+	p, err := normalize(m, e)
 	if err != nil {
 		return nil, err
 	}
-	p, err := normalize(resolved)
-	if err != nil {
-		return nil, err
-	}
-	exp, err := VerifyOptions{Model: resolved}.expect()
-	if err != nil {
-		return nil, err
-	}
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("policy: plan: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	s, err := loadSnapshot(ctx, tx, exp)
-	if err != nil {
-		return nil, err
-	}
-	var seqs seqState
-	if s.appRole != "" {
-		tables := make([]string, len(p.tables))
-		for i, t := range p.tables {
-			tables[i] = t.q.sql()
-		}
-		if err := tx.QueryRow(ctx, planSequencesSQL, tables, s.appRole).Scan(&seqs.total, &seqs.lacking); err != nil {
-			return nil, fmt.Errorf("policy: plan: reading sequence privileges: %w", err)
-		}
-	}
-	var distributed map[qname]bool
-	if p.citus && s.citus {
-		if distributed, err = citusTables(ctx, tx); err != nil {
-			return nil, err
-		}
-	}
-	steps, err := p.pending(p.steps(), s, seqs, distributed)
-	if err != nil {
-		return nil, err
+	steps := p.steps()
+	if e != nil {
+		steps = p.pending(steps, e)
 	}
 	if len(steps) == 0 {
 		return &Migration{}, nil
@@ -93,47 +53,41 @@ func Plan(ctx context.Context, conn TxQuerier, m *Model) (*Migration, error) {
 	return p.render(steps), nil
 }
 
-// pending returns the steps of Generate whose effect is not in place, with
-// a policy that differs dropped before it is created again.
-// seqState is what Plan knows of the sequences of serial columns of the
-// tenant tables: how many there are, and those the role lacks USAGE on.
-type seqState struct {
-	total   int
-	lacking []string
-}
-
-func (p *plan) pending(steps []step, s *snapshot, seqs seqState, distributed map[qname]bool) ([]step, error) {
-	for _, pt := range p.tables {
-		if s.byName[pt.q] == nil {
-			return nil, fmt.Errorf("policy: plan: table %s vanished while planning", pt.q)
-		}
+// pending returns the steps whose effect is not in place in e, with a
+// policy that differs dropped before it is created again.
+func (p *spec) pending(steps []step, e *Existing) []step {
+	distributed := map[qname]bool{}
+	for _, d := range e.Distributed {
+		distributed[splitName(p.schema, d)] = true
 	}
-	anyTableGrant := slices.ContainsFunc(p.tables, func(pt *ptable) bool { return lacksTablePrivileges(s.byName[pt.q]) })
+	state := func(q qname) *TableState {
+		if t := e.tableState(p.schema, q); t != nil {
+			return t
+		}
+		return &TableState{}
+	}
+	anyTableGrant := slices.ContainsFunc(p.tables, func(pt *ptable) bool { return lacksTablePrivileges(state(pt.q)) })
+	lacking := e.SequencesWithoutUsage
 	var out []step
 	for _, st := range steps {
-		t := s.byName[st.table]
+		t := state(st.table)
 		switch st.kind {
 		case stepCitusDetach, stepCitusKey, stepCitusDistribute, stepCitusReattach:
 			if citusDone(st, distributed) {
 				continue
 			}
-		case stepPlainFKDrop:
-			if !slices.ContainsFunc(t.fks, func(f vfk) bool { return f.name == st.name }) {
-				continue
-			}
 		case stepEnable:
-			if t.rls {
+			if t.RLS {
 				continue
 			}
 		case stepForce:
-			if t.force {
+			if t.ForceRLS {
 				continue
 			}
 		case stepPolicy:
-			accepted := t.accepted(p.citus)
-			switch old := findPolicy(t, st.policy); {
+			switch old := findPolicyState(t, st.policy); {
 			case old == nil:
-			case len(accepted) == 0 || len(policyDiff(old, st.policy == IsolationPolicy, accepted)) > 0:
+			case !old.Generated:
 				if p.citus {
 					// Dropped before distribution, which fails on a
 					// policy with a subquery, and created here.
@@ -159,57 +113,69 @@ func (p *plan) pending(steps []step, s *snapshot, seqs seqState, distributed map
 				continue
 			}
 		case stepSelect:
-			if t != nil && t.has("SELECT") {
+			if t.has("SELECT") {
 				continue
 			}
 		case stepSequences:
 			switch {
-			case len(seqs.lacking) == seqs.total && (seqs.total > 0 || anyTableGrant):
+			case len(lacking) == e.SerialSequences && (e.SerialSequences > 0 || anyTableGrant):
 				// All of them (or none exist and the tables' privileges
 				// are stated): Generate's statement, as on a fresh
 				// database.
-			case len(seqs.lacking) == 0:
+			case len(lacking) == 0:
 				continue
 			default:
 				// Some: only those, so that Down takes back only those.
-				list, role := strings.Join(seqs.lacking, ", "), sqlquote.Ident(p.appRole)
+				list, role := strings.Join(lacking, ", "), sqlquote.Ident(p.appRole)
 				st.up = fmt.Sprintf("GRANT USAGE ON SEQUENCE %s TO %s;", list, role)
 				st.down = fmt.Sprintf("REVOKE USAGE ON SEQUENCE %s FROM %s;", list, role)
 			}
 		}
 		out = append(out, st)
 	}
-	return out, nil
+	return out
 }
+
+// has reports whether the application role holds priv on the whole table.
+func (t *TableState) has(priv string) bool { return slices.Contains(t.Privileges, priv) }
 
 // lacksTablePrivileges reports whether the app role lacks one of SELECT,
 // INSERT, UPDATE, DELETE on a tenant table or holds one of TRUNCATE,
 // REFERENCES, TRIGGER.
-func lacksTablePrivileges(t *vtable) bool {
+func lacksTablePrivileges(t *TableState) bool {
 	return slices.ContainsFunc([]string{"SELECT", "INSERT", "UPDATE", "DELETE"}, func(priv string) bool { return !t.has(priv) }) ||
 		slices.ContainsFunc([]string{"TRUNCATE", "REFERENCES", "TRIGGER"}, t.has)
 }
 
+func findPolicyState(t *TableState, name string) *PolicyState {
+	for i := range t.Policies {
+		if t.Policies[i].Name == name {
+			return &t.Policies[i]
+		}
+	}
+	return nil
+}
+
 // oldPolicySQL recreates a policy from its catalog definition.
-func oldPolicySQL(p *vpolicy, tbl string) string {
+func oldPolicySQL(p *PolicyState, tbl string) string {
 	kind := "PERMISSIVE"
-	if !p.permissive {
+	if !p.Permissive {
 		kind = "RESTRICTIVE"
 	}
-	roles := make([]string, len(p.roles))
-	for i, r := range p.roles {
+	roles := make([]string, len(p.Roles))
+	for i, r := range p.Roles {
 		if r == "public" {
 			roles[i] = "PUBLIC"
 		} else {
 			roles[i] = sqlquote.Ident(r)
 		}
 	}
-	sql := fmt.Sprintf("CREATE POLICY %s ON %s AS %s FOR %s TO %s", sqlquote.Ident(p.name), tbl, kind, cmdNames[p.cmd], strings.Join(roles, ", "))
-	if p.qual != "" {
-		sql += "\n    USING (" + p.qual + ")"
+	sql := fmt.Sprintf("CREATE POLICY %s ON %s AS %s FOR %s TO %s", sqlquote.Ident(p.Name), tbl, kind, p.Command, strings.Join(roles, ", "))
+	if p.Using != "" {
+		sql += "\n    USING (" + p.Using + ")"
 	}
-	if p.check != "" {
-		sql += "\n    WITH CHECK (" + p.check + ")"
+	if p.WithCheck != "" {
+		sql += "\n    WITH CHECK (" + p.WithCheck + ")"
 	}
 	return sql + ";"
 }

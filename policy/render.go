@@ -117,7 +117,7 @@ func (k stepKind) section() int {
 // render writes the steps as the migration's SQL: a header, then Up with
 // each non-empty section in order and its steps in the order given, and
 // Down with the sections and their steps reversed.
-func (p *plan) render(steps []step) *Migration {
+func (p *spec) render(steps []step) *Migration {
 	var bySection [len(sections)][]step
 	for _, st := range steps {
 		i := st.kind.section()

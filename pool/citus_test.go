@@ -12,10 +12,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgtenancy/pgtenancy/catalog"
 	"github.com/pgtenancy/pgtenancy/internal/testschema"
 	"github.com/pgtenancy/pgtenancy/migrations"
 	"github.com/pgtenancy/pgtenancy/pgtenancytest"
-	"github.com/pgtenancy/pgtenancy/policy"
 	"github.com/pgtenancy/pgtenancy/pool"
 	"github.com/pgtenancy/pgtenancy/rls"
 )
@@ -26,7 +26,7 @@ var tenantD = rls.Int64(4)
 
 // citusStoreDB is the seeded store schema on a fresh Citus database (see
 // pgtenancytest.NewCitusDB), distributed and isolated by the Citus migration
-// that policy.Generate writes, applied as the tables' owner.
+// that catalog.Plan writes, applied as the tables' owner.
 func citusStoreDB(t *testing.T) *pgtenancytest.CitusDB {
 	t.Helper()
 	db := pgtenancytest.NewCitusDB(t)
@@ -37,9 +37,7 @@ func citusStoreDB(t *testing.T) *pgtenancytest.CitusDB {
 	require.NoError(t, migrations.Install(ctx, owner, migrations.Options{}))
 	m := testschema.Model(rls.BigInt, pgtenancytest.AppRole)
 	m.Citus = true
-	m, err = policy.Resolve(ctx, owner, m)
-	require.NoError(t, err)
-	mig, err := policy.Generate(m)
+	mig, err := catalog.Plan(ctx, owner, m)
 	require.NoError(t, err)
 	require.NoError(t, pgx.BeginFunc(ctx, owner, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, mig.Up)

@@ -13,8 +13,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
-
-	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // Chunks of a CopyFrom: a chunk ends at copyChunkRows rows (the first at
@@ -58,7 +56,7 @@ const (
 // and a row of another tenant still fails the whole copy. Every column
 // type takes this path (no temporary table).
 func (p *Pool) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
-	t, err := rls.Require(ctx)
+	t, err := p.t.tenant(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -73,10 +71,10 @@ func (p *Pool) CopyFrom(ctx context.Context, table pgx.Identifier, columns []str
 	conn := c.Conn()
 	b := &pgx.Batch{}
 	b.Queue("begin")
-	b.Queue(p.setSQL, t.String())
+	b.QueuedQueries = append(b.QueuedQueries, p.t.set(t))
 	var cp *copyPlan
 	mode := copyUnnest
-	if p.citus {
+	if p.t.citus {
 		mode = copyValues
 	}
 	queueCopyPlan(b, table, columns, mode, &cp)

@@ -80,7 +80,7 @@ type stmtEntry struct {
 // directCache returns the direct-path state of conn, or nil when the unit
 // of work must take the batch path.
 func (p *Pool) directCache(conn *pgx.Conn, sql string, args []any) *stmtCache {
-	if p.citus || !strings.ContainsAny(sql, " \t\n\r\f") {
+	if p.t.citus || !strings.ContainsAny(sql, " \t\n\r\f") {
 		// Citus needs BEGIN and COMMIT around the tenant. SQL without
 		// white space may be the name of a statement prepared with
 		// pgx.Conn.Prepare, which pgx looks up first.
@@ -231,7 +231,7 @@ func (sc *stmtCache) reset() {
 // must take the batch path (nothing was sent then).
 func (p *Pool) sendDirect(ctx context.Context, sc *stmtCache, conn *pgx.Conn, t rls.Tenant, sql string, args []any) (mrr *pgconn.MultiResultReader, ok bool, err error) {
 	pc := conn.PgConn()
-	set, sd, err := sc.prepare(ctx, pc, p.setSQL, sql)
+	set, sd, err := sc.prepare(ctx, pc, p.t.setSQL, sql)
 	if err != nil {
 		return nil, true, err
 	}

@@ -184,9 +184,9 @@ func TestDirectTwoPoolsOneConnection(t *testing.T) {
 		raw, err := pgxpool.NewWithConfig(context.Background(), cfg)
 		require.NoError(t, err)
 		t.Cleanup(raw.Close)
-		pa, err := pool.Wrap(raw, pool.Options{}) // app.current_tenant
+		pa, err := pool.Wrap(raw, pool.Config{}) // app.current_tenant
 		require.NoError(t, err)
-		pb, err := pool.Wrap(raw, pool.Options{Setting: "app.other_tenant"})
+		pb, err := pool.Wrap(raw, pool.Config{Setting: "app.other_tenant"})
 		require.NoError(t, err)
 
 		const q = `SELECT coalesce(current_setting('app.current_tenant', true), ''),

@@ -26,8 +26,19 @@
 // connection left inside a transaction (after an error, a panic or a
 // cancelled context); the Pool rolls such a transaction back first.
 //
+// One internal owner turns the context's tenant into the statement that
+// sets it, for every path below. That statement also sets the setting's
+// companion ([rls.XactSetting]) to the transaction's stamp, and the
+// policies that pgtenancy generates admit rows only when the companion
+// holds the stamp of the transaction reading them. So a tenant that SQL of
+// the unit leaves at session level (SET, set_config(..., false): the
+// application's, a library's or injected) is inert afterwards: later
+// transactions on that connection, work through [Pool.Unwrap], and other
+// clients behind PgBouncer see no tenant rows through it.
+//
 // Work without a tenant in its context fails with [rls.ErrNoTenant] before
-// any I/O.
+// any I/O; with [Config.KeyType] set, so does work whose tenant has another
+// key type ([ErrKeyType]).
 //
 // In pgx's default exec mode, Exec, Query and QueryRow send their batch
 // straight through pgconn, with both statements prepared once per
@@ -73,19 +84,22 @@
 // explicit transaction that does both (through the pgtenancy.set_tenant
 // function that the migrations package installs), still in one round trip.
 //
-// # Session mode
-//
-// Third-party code that takes a plain *pgxpool.Pool (a job queue, say)
-// cannot use [Pool]. [ConfigureSession] installs an acquire hook on a
-// pgxpool.Config that sets the tenant of the acquiring context at session
-// level, skipping the round trip when the connection holds that tenant
-// already. It needs direct connections: it is not safe behind PgBouncer in
-// transaction pooling mode, and does not work on Citus.
-//
 // # Refusing to start on a database with a hole
 //
-// Set [Config.Verify] and [NewWithConfig] runs [policy.Verify] before it
-// returns: a database where row level security would be inert (the app role
-// owns a table, a table is not forced, a policy drifted, ...) stops the
-// service at startup with a [*policy.VerifyError].
+// Set [Config.Audit] to verify.Audit(opts) and [NewWithConfig] audits the
+// database before it returns: a database where row level security would be
+// inert (the app role owns a table, a table is not forced, a policy
+// drifted, ...) stops the service at startup. The pool package itself does
+// not link the audit.
+//
+// # Errors
+//
+// [IsRLSViolation] tells a write that the policies refused (another
+// tenant's row) from an ordinary permission error; both are SQLSTATE 42501.
+//
+// # Borrowing a pgxpool
+//
+// [Wrap] runs a Pool on a *pgxpool.Pool that exists already (one that a
+// job queue's driver uses too, say) and borrows it: [Pool.Close] leaves it
+// open for its owner.
 package pool

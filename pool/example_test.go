@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgtenancy/pgtenancy/pgtenancytest"
 	"github.com/pgtenancy/pgtenancy/pool"
@@ -139,41 +138,4 @@ func ExamplePool_CopyFrom() {
 	// 2 <nil>
 	// 0 ERROR: new row violates row-level security policy for table "products" (SQLSTATE 42501)
 	// store 3 products: 3
-}
-
-// ConfigureSession is for code that needs a plain *pgxpool.Pool, on direct
-// connections only (not behind PgBouncer, not on Citus).
-func ExampleConfigureSession() {
-	db, drop := exampleDB()
-	defer drop()
-	ctx := context.Background()
-
-	cfg, err := pgxpool.ParseConfig(db.AppURL)
-	if err != nil {
-		panic(err)
-	}
-	cfg.MaxConns = 1 // one connection, to show that nothing leaks
-	if err := pool.ConfigureSession(cfg, "app.current_tenant"); err != nil {
-		panic(err)
-	}
-	raw, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		panic(err)
-	}
-	defer raw.Close()
-
-	count := func(ctx context.Context) int {
-		var n int
-		if err := raw.QueryRow(ctx, "SELECT count(*) FROM products").Scan(&n); err != nil {
-			panic(err)
-		}
-		return n
-	}
-	fmt.Println("tenant 1:", count(rls.WithTenant(ctx, rls.Int64(1))))
-	fmt.Println("no tenant:", count(ctx))
-	fmt.Println("tenant 2:", count(rls.WithTenant(ctx, rls.Int64(2))))
-	// Output:
-	// tenant 1: 3
-	// no tenant: 0
-	// tenant 2: 2
 }

@@ -10,7 +10,11 @@ import (
 
 // SetTenantSQL replaces the statement that sets the tenant (its one
 // parameter), so that benchmarks can compare alternatives.
-func SetTenantSQL(p *Pool, sql string) { p.setSQL = sql }
+func SetTenantSQL(p *Pool, sql string) {
+	t := *p.t
+	t.setSQL = sql
+	p.t = &t
+}
 
 // CopyFromTempTable copies src as CopyFrom does for the columns it cannot
 // send as arrays: through a temporary table.
@@ -26,7 +30,7 @@ func CopyFromTempTable(ctx context.Context, p *Pool, table pgx.Identifier, colum
 	defer release(ctx, c)
 	b := &pgx.Batch{}
 	b.Queue("begin")
-	b.Queue(p.setSQL, t.String())
+	b.QueuedQueries = append(b.QueuedQueries, p.t.set(t))
 	b.Queue(createCopyTable(table, columns, true))
 	if err := c.Conn().SendBatch(ctx, b).Close(); err != nil {
 		return 0, err

@@ -255,12 +255,20 @@ func TestPgBouncerCacheStatement(t *testing.T) {
 	}
 }
 
-// TestPgBouncerNaiveSessionLeaks demonstrates the hazard that the pool
-// prevents: a tenant set at session level (set_config(..., false), as a
-// naive acquire hook does) stays on pgbouncer's server connection and shows
-// the tenant's rows to another client that set no tenant. The same two
-// clients through pgtenancy leak nothing.
-func TestPgBouncerNaiveSessionLeaks(t *testing.T) {
+// leaveSessionTenant is SQL that leaves tenant at session level, tenant
+// setting and stamp alike, as application code, a library or injected SQL
+// could (set_config(..., false), like a naive acquire hook).
+func leaveSessionTenant(tenant rls.Tenant) string {
+	return "SELECT set_config('app.current_tenant', '" + tenant.String() + "', false), " +
+		"set_config('app.current_tenant_xact', extract(epoch FROM now())::text, false)"
+}
+
+// TestPgBouncerSessionTenantInert: a tenant set at session level (as a
+// naive acquire hook, or SQL of a unit, does) stays on pgbouncer's server
+// connection, where another client that set no tenant reads it; the
+// generated policies admit no row through it, since it was not set in the
+// transaction reading. The same two clients through pgtenancy leak nothing.
+func TestPgBouncerSessionTenantInert(t *testing.T) {
 	t.Parallel()
 	db := pgtenancytest.NewDB(t, storeTemplate)
 	url := startPgBouncer(t, db, 1) // one server connection, shared
@@ -275,15 +283,25 @@ func TestPgBouncerNaiveSessionLeaks(t *testing.T) {
 	require.NoError(t, err)
 	defer other.Close(ctx)
 
-	_, err = naive.Exec(ctx, "SELECT set_config('app.current_tenant', $1, false)", tenantA.String())
+	_, err = naive.Exec(ctx, leaveSessionTenant(tenantA))
 	require.NoError(t, err)
-	// The other client never set a tenant, yet sees A's products.
-	require.Equal(t, seedProducts[tenantA], productIDs(t, ctx, other), "the naive session setting did not leak")
+	// The other client never set a tenant: the setting reaches it (the two
+	// share the server connection), A's products do not.
+	var got string
+	require.NoError(t, other.QueryRow(ctx, "SELECT current_setting('app.current_tenant')").Scan(&got))
+	require.Equal(t, tenantA.String(), got, "the clients do not share pgbouncer's server connection")
+	require.Empty(t, productIDs(t, ctx, other), "a session-level tenant admitted rows")
 
-	// Clear it, then do the same through pgtenancy.
-	_, err = naive.Exec(ctx, "SELECT set_config('app.current_tenant', '', false)")
-	require.NoError(t, err)
+	// Through pgtenancy, on the same server connection: A's rows for A,
+	// and still none for the other client after it.
 	p := newPool(t, db, poolOpts{mode: pgx.QueryExecModeSimpleProtocol, url: url})
 	require.Equal(t, seedProducts[tenantA], productIDs(t, ctxFor(tenantA), p))
 	require.Empty(t, productIDs(t, ctx, other), "pgtenancy leaked the tenant")
+
+	// A unit of tenant B that leaves A at session level: later units of B
+	// still see B; the other client sees nothing.
+	_, err = p.Exec(ctxFor(tenantB), leaveSessionTenant(tenantA))
+	require.NoError(t, err)
+	require.Equal(t, seedProducts[tenantB], productIDs(t, ctxFor(tenantB), p))
+	require.Empty(t, productIDs(t, ctx, other), "a tenant left by a unit admitted rows")
 }

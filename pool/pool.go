@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pgtenancy/pgtenancy/policy"
 	"github.com/pgtenancy/pgtenancy/rls"
 )
 
@@ -19,9 +18,9 @@ import (
 // against *pgxpool.Pool, pgx.Tx or sqlc's DBTX works unchanged. A Pool is
 // safe for concurrent use.
 type Pool struct {
-	p      *pgxpool.Pool
-	setSQL string
-	citus  bool
+	p     *pgxpool.Pool
+	t     *tenancy
+	owned bool // Close closes p
 }
 
 // New creates a Pool from a connection string with the default options. See
@@ -36,12 +35,12 @@ func New(ctx context.Context, connString string) (*Pool, error) {
 
 // NewWithConfig creates a Pool from cfg. Like [pgxpool.NewWithConfig] it
 // does not connect until a connection is needed, unless
-// PoolConfig.MinConns > 0.
+// PoolConfig.MinConns > 0 or [Config.Audit] is set.
 func NewWithConfig(ctx context.Context, cfg *Config) (*Pool, error) {
 	if cfg == nil || cfg.PoolConfig == nil {
 		return nil, fmt.Errorf("%w: Config.PoolConfig is nil (create the Config with ParseConfig)", ErrConfig)
 	}
-	setSQL, err := Options{Setting: cfg.Setting, Citus: cfg.Citus}.setSQL()
+	t, err := newTenancy(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -49,47 +48,43 @@ func NewWithConfig(ctx context.Context, cfg *Config) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Verify != nil {
-		if err := verify(ctx, p, *cfg.Verify, cfg.Setting); err != nil {
+	if cfg.Audit != nil {
+		if err := cfg.Audit(ctx, p); err != nil {
 			p.Close()
 			return nil, err
 		}
 	}
-	return &Pool{p: p, setSQL: setSQL, citus: cfg.Citus}, nil
+	return &Pool{p: p, t: t, owned: true}, nil
 }
 
-// verify audits the database p connects to; see [Config.Verify].
-func verify(ctx context.Context, p *pgxpool.Pool, opts policy.VerifyOptions, setting string) error {
-	if opts.AppRole == "" && (opts.Model == nil || opts.Model.AppRole == "") {
-		if err := p.QueryRow(ctx, "SELECT current_user").Scan(&opts.AppRole); err != nil {
-			return fmt.Errorf("pool: verify: %w", err)
-		}
-	}
-	if opts.Setting == "" {
-		opts.Setting = setting
-	}
-	report, err := policy.Verify(ctx, p, opts)
-	if err != nil {
-		return fmt.Errorf("pool: verify: %w", err)
-	}
-	return report.Err()
-}
-
-// Wrap returns a Pool that runs its work on p. The Pool takes p over: [Pool.Close]
-// closes p. Work run directly on p does not get the tenant.
-func Wrap(p *pgxpool.Pool, opts Options) (*Pool, error) {
-	if p == nil {
+// Wrap returns a Pool that runs its work on p, which it borrows: [Pool.Close]
+// leaves p open for its owner to close, and work run directly on p does
+// not get the tenant. cfg's PoolConfig and Audit must be nil: p exists
+// already (run verify's audit on it yourself if you want one).
+func Wrap(p *pgxpool.Pool, cfg Config) (*Pool, error) {
+	switch {
+	case p == nil:
 		return nil, fmt.Errorf("%w: nil *pgxpool.Pool", ErrConfig)
+	case cfg.PoolConfig != nil:
+		return nil, fmt.Errorf("%w: Wrap borrows a pgxpool: Config.PoolConfig must be nil", ErrConfig)
+	case cfg.Audit != nil:
+		return nil, fmt.Errorf("%w: Wrap does not audit: Config.Audit must be nil", ErrConfig)
 	}
-	setSQL, err := opts.setSQL()
+	t, err := newTenancy(&cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &Pool{p: p, setSQL: setSQL, citus: opts.Citus}, nil
+	return &Pool{p: p, t: t}, nil
 }
 
-// Close closes the underlying pgxpool; see [pgxpool.Pool.Close].
-func (p *Pool) Close() { p.p.Close() }
+// Close closes the underlying pgxpool when the Pool made it ([New],
+// [NewWithConfig]); see [pgxpool.Pool.Close]. A Pool from [Wrap] leaves the
+// pgxpool it borrowed open.
+func (p *Pool) Close() {
+	if p.owned {
+		p.p.Close()
+	}
+}
 
 // Unwrap returns the underlying pgxpool. Work run on it directly does not
 // get the tenant, so RLS shows it no tenant rows: use it for statistics,
@@ -102,15 +97,6 @@ func (p *Pool) Stat() *pgxpool.Stat { return p.p.Stat() }
 
 // Ping checks that the database answers. It needs no tenant.
 func (p *Pool) Ping(ctx context.Context) error { return p.p.Ping(ctx) }
-
-// lead is the number of hidden results before the first statement of a
-// unit of work.
-func (p *Pool) lead() int {
-	if p.citus {
-		return 2
-	}
-	return 1
-}
 
 // unit is one unit of work's batch in a single allocation.
 type unit struct {
@@ -131,13 +117,13 @@ func (p *Pool) newUnit(t rls.Tenant, sql string, args []any) *pgx.Batch {
 		u.b.QueuedQueries = append(u.b.QueuedQueries, &u.qq[n])
 		n++
 	}
-	if p.citus {
+	if p.t.citus {
 		add("begin", nil)
 	}
 	u.args[0] = t.String()
-	add(p.setSQL, u.args[:])
+	add(p.t.setSQL, u.args[:])
 	add(sql, args)
-	if p.citus {
+	if p.t.citus {
 		add("commit", nil)
 	}
 	return &u.b
@@ -179,7 +165,7 @@ func hasQueryOption(args []any) bool {
 // be a statement that cannot run in a transaction block (VACUUM, CREATE
 // INDEX CONCURRENTLY); those are maintenance work for another role anyway.
 func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	t, err := rls.Require(ctx)
+	t, err := p.t.tenant(ctx)
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
@@ -195,7 +181,7 @@ func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comman
 		return tag, err
 	}
 	br := c.Conn().SendBatch(ctx, p.newUnit(t, sql, args))
-	for range p.lead() {
+	for range p.t.lead() {
 		if _, err := br.Exec(); err != nil {
 			_ = br.Close()
 			return pgconn.CommandTag{}, err
@@ -240,7 +226,7 @@ func (p *Pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, er
 
 // query starts sql and fills r.
 func (p *Pool) query(ctx context.Context, r *poolRows, sql string, args []any) error {
-	t, err := rls.Require(ctx)
+	t, err := p.t.tenant(ctx)
 	if err != nil {
 		return err
 	}
@@ -268,7 +254,7 @@ func (p *Pool) query(ctx context.Context, r *poolRows, sql string, args []any) e
 		return err
 	}
 	br := c.Conn().SendBatch(ctx, p.newUnit(t, sql, args))
-	for range p.lead() {
+	for range p.t.lead() {
 		if _, err := br.Exec(); err != nil {
 			_ = br.Close()
 			release(ctx, c)
@@ -307,7 +293,7 @@ func (p *Pool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 // usual. Without a tenant in the context, every result returns
 // [rls.ErrNoTenant] and no I/O happens.
 func (p *Pool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	t, err := rls.Require(ctx)
+	t, err := p.t.tenant(ctx)
 	if err != nil {
 		return pgx.FailedBatchResults(b, err)
 	}
@@ -324,7 +310,7 @@ var errProbe = errors.New("probe")
 func (p *Pool) sendBatch(ctx context.Context, c *pgxpool.Conn, t rls.Tenant, b *pgx.Batch) pgx.BatchResults {
 	orig := b.QueuedQueries
 	beginsTx := pgx.FailedBatchResults(b, errProbe).Tx() != nil
-	set := &pgx.QueuedQuery{SQL: p.setSQL, Arguments: []any{t.String()}}
+	set := p.t.set(t)
 	qqs := make([]*pgx.QueuedQuery, 0, len(orig)+3)
 	var hideFrom, hideTo int
 	switch {
@@ -334,7 +320,7 @@ func (p *Pool) sendBatch(ctx context.Context, c *pgxpool.Conn, t rls.Tenant, b *
 		qqs = append(qqs, orig[0], set)
 		qqs = append(qqs, orig[1:]...)
 		hideFrom, hideTo = 1, 2
-	case p.citus:
+	case p.t.citus:
 		qqs = append(qqs, &pgx.QueuedQuery{SQL: "begin"}, set)
 		qqs = append(qqs, orig...)
 		qqs = append(qqs, &pgx.QueuedQuery{SQL: "commit"})
@@ -350,7 +336,7 @@ func (p *Pool) sendBatch(ctx context.Context, c *pgxpool.Conn, t rls.Tenant, b *
 		hideFrom: hideFrom, hideTo: hideTo, c: c,
 	}
 	if tx := br.br.Tx(); tx != nil {
-		br.tx = &Tx{tx: tx, c: c, citus: p.citus}
+		br.tx = &Tx{tx: tx, c: c, citus: p.t.citus}
 		br.c = nil
 	}
 	return br
@@ -378,7 +364,7 @@ func (p *Pool) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) 
 }
 
 func (p *Pool) beginTx(ctx context.Context, opts pgx.TxOptions) (*Tx, error) {
-	t, err := rls.Require(ctx)
+	t, err := p.t.tenant(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -391,7 +377,7 @@ func (p *Pool) beginTx(ctx context.Context, opts pgx.TxOptions) (*Tx, error) {
 		release(ctx, c)
 		return nil, err
 	}
-	return &Tx{tx: tx, c: c, citus: p.citus}, nil
+	return &Tx{tx: tx, c: c, citus: p.t.citus}, nil
 }
 
 // beginOn begins a transaction on conn and sets the tenant, in one round
@@ -399,7 +385,7 @@ func (p *Pool) beginTx(ctx context.Context, opts pgx.TxOptions) (*Tx, error) {
 func (p *Pool) beginOn(ctx context.Context, conn *pgx.Conn, t rls.Tenant, opts pgx.TxOptions) (pgx.Tx, error) {
 	b := &pgx.Batch{}
 	b.BeginTx(opts)
-	b.Queue(p.setSQL, t.String())
+	b.QueuedQueries = append(b.QueuedQueries, p.t.set(t))
 	br := conn.SendBatch(ctx, b)
 	err := br.Close()
 	if err != nil {
@@ -432,7 +418,7 @@ func (p *Pool) BeginTxFunc(ctx context.Context, opts pgx.TxOptions, fn func(pgx.
 // its work is lost with the transaction and AcquireFunc returns
 // [ErrConnReleased].
 func (p *Pool) AcquireFunc(ctx context.Context, f func(*pgxpool.Conn) error) (err error) {
-	t, err := rls.Require(ctx)
+	t, err := p.t.tenant(ctx)
 	if err != nil {
 		return err
 	}

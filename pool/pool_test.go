@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgtenancy/pgtenancy/pgtenancytest"
-	"github.com/pgtenancy/pgtenancy/policy"
 	"github.com/pgtenancy/pgtenancy/pool"
 	"github.com/pgtenancy/pgtenancy/rls"
 )
@@ -25,7 +24,7 @@ func TestIsolation(t *testing.T) {
 			db := pgtenancytest.NewDB(t, storeTemplate)
 			p := newPool(t, db, poolOpts{mode: mode, citus: citus})
 			testIsolation(t, p)
-			requireClean(t, p.Unwrap(), policy.DefaultSetting)
+			requireClean(t, p.Unwrap(), rls.DefaultSetting)
 		}
 	})
 }

@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgtenancy/pgtenancy/pgtenancytest"
-	"github.com/pgtenancy/pgtenancy/policy"
 	"github.com/pgtenancy/pgtenancy/pool"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // TestCleanAfterFailures makes units of work fail in every way we know,
@@ -25,7 +25,7 @@ func TestCleanAfterFailures(t *testing.T) {
 			db := pgtenancytest.NewDB(t, storeTemplate)
 			p := newPool(t, db, poolOpts{mode: mode, maxConns: 2, citus: citus})
 			failures(t, p)
-			n := requireClean(t, p.Unwrap(), policy.DefaultSetting)
+			n := requireClean(t, p.Unwrap(), rls.DefaultSetting)
 			require.Positive(t, n, "no pooled connection left to inspect")
 			for _, tenant := range tenants {
 				require.Equal(t, seedProducts[tenant], productIDs(t, ctxFor(tenant), p))
@@ -178,7 +178,7 @@ func TestTenantSwitch(t *testing.T) {
 				return nil
 			}))
 			// Between units of work, the connection holds no tenant.
-			requireClean(t, p.Unwrap(), policy.DefaultSetting)
+			requireClean(t, p.Unwrap(), rls.DefaultSetting)
 		}
 		require.Len(t, pids, 1, "the units of work did not share one connection")
 	})

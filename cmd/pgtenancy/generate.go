@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgtenancy/pgtenancy/catalog"
 	"github.com/pgtenancy/pgtenancy/migrations"
 	"github.com/pgtenancy/pgtenancy/policy"
 	"github.com/pgtenancy/pgtenancy/rls"
@@ -17,10 +18,13 @@ import (
 
 const generateSynopsis = `[flags]
 
-Builds the schema model from --model, from --table/--fk flags, or (with only
---database-url) by discovery: every table with --tenant-column is a tenant
-table. With a database, a declared model is checked against it. Prints the up
-SQL (or --down) on stdout, or writes the next tern migration into --out.
+Builds the schema model from --model, from --table/--fk flags, or (with
+--database-url, --root and --tenant-column) by discovery: every table with
+--tenant-column is a tenant table. With a database, the model is checked
+against it and the SQL holds only what is missing there, as plan prints it:
+run it again after applying and it has nothing to do (it says so, writes no
+file and exits 0). Prints the up SQL (or --down) on stdout, or writes the
+next tern migration into --out.
 
 Examples:
   pgtenancy generate --database-url $DATABASE_URL --tenant-column store_id --root stores --app-role app --out db/migrations
@@ -43,13 +47,13 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	model, err := buildModel(ctx, &f)
+	m, err := generate(ctx, &f)
 	if err != nil {
 		return fail(stderr, "generate", err)
 	}
-	m, err := policy.Generate(model)
-	if err != nil {
-		return fail(stderr, "generate", err)
+	if m.IsEmpty() {
+		fmt.Fprintln(stderr, "pgtenancy generate: the database matches the model; nothing to do")
+		return exitOK
 	}
 	if f.out != "" {
 		path, err := migrations.WriteTernFile(f.out, f.name, m)
@@ -67,9 +71,10 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	return exitOK
 }
 
-// buildModel reads, declares or discovers the model, and completes a
-// declared one from the database when there is one.
-func buildModel(ctx context.Context, f *generateFlags) (*policy.Model, error) {
+// generate reads, declares or discovers the model and returns its SQL:
+// for the database when there is one (only what is missing there), else
+// for a database that has none of it.
+func generate(ctx context.Context, f *generateFlags) (*policy.Migration, error) {
 	declared := f.modelFile != "" || len(f.tables) > 0
 	url := f.url
 	if !declared {
@@ -78,31 +83,26 @@ func buildModel(ctx context.Context, f *generateFlags) (*policy.Model, error) {
 	if !declared && url == "" {
 		return nil, errors.New("nothing to generate from: pass --model, --table flags, or --database-url (or DATABASE_URL) to discover")
 	}
-	var model *policy.Model
-	if declared {
-		var err error
-		if model, err = declaredModel(f); err != nil {
+	if declared && url == "" {
+		model, err := declaredModel(f)
+		if err != nil {
 			return nil, err
 		}
-		if url == "" {
-			return model, nil
-		}
+		return policy.Generate(model)
 	}
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if declared {
-		return policy.Resolve(ctx, conn, model)
+	model, err := liveModel(ctx, conn, f)
+	if err != nil {
+		return nil, err
 	}
-	opts := f.discoverOptions()
-	if f.key != "" {
-		if opts.KeyType, err = rls.ParseKeyType(f.key); err != nil {
-			return nil, err
-		}
+	if model == nil {
+		return nil, errors.New("nothing to generate from: pass --model, --table flags, or --root with --tenant-column to discover")
 	}
-	return policy.Discover(ctx, conn, opts)
+	return catalog.Plan(ctx, conn, model)
 }
 
 func declaredModel(f *generateFlags) (*policy.Model, error) {
@@ -185,16 +185,14 @@ func addFK(m *policy.Model, spec string) error {
 }
 
 // discoverOptions are the discovery options the flags give.
-func (f *generateFlags) discoverOptions() policy.DiscoverOptions {
-	opts := policy.DiscoverOptions{
+func (f *generateFlags) discoverOptions() catalog.DiscoverOptions {
+	opts := catalog.DiscoverOptions{
 		TenantColumn: f.tenantColumn,
 		Root:         f.root,
 		RootColumn:   f.rootColumn,
 		Include:      f.include,
 		Exclude:      f.exclude,
 		Global:       f.globals,
-		Setting:      f.setting,
-		AppRole:      f.appRole,
 	}
 	if f.schema != "" {
 		opts.Schemas = []string{f.schema}

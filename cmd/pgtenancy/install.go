@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgtenancy/pgtenancy/migrations"
+	"github.com/pgtenancy/pgtenancy/policy"
 )
 
 func runInstall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -19,7 +20,7 @@ func runInstall(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	opts := migrations.Options{Setting: *setting}
 	if *print {
-		m, err := migrations.LibrarySQL(opts)
+		m, err := policy.LibrarySQL(*setting)
 		if err != nil {
 			return fail(stderr, "install", err)
 		}

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/catalog"
 )
 
 const planSynopsis = `[flags]
@@ -42,11 +42,11 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if model == nil {
 		return fail(stderr, "plan", errors.New("no model: pass --model, --table flags, or --root with --tenant-column to discover"))
 	}
-	m, err := policy.Plan(ctx, conn, model)
+	m, err := catalog.Plan(ctx, conn, model)
 	if err != nil {
 		return fail(stderr, "plan", err)
 	}
-	if m.Up == "" {
+	if m.IsEmpty() {
 		fmt.Fprintln(stderr, "pgtenancy plan: the database matches the model; nothing to do")
 		return exitOK
 	}

@@ -13,8 +13,10 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgtenancy/pgtenancy/catalog"
 	"github.com/pgtenancy/pgtenancy/policy"
 	"github.com/pgtenancy/pgtenancy/rls"
+	"github.com/pgtenancy/pgtenancy/verify"
 )
 
 const verifySynopsis = `[flags]
@@ -78,7 +80,12 @@ func liveModel(ctx context.Context, conn *pgx.Conn, f *generateFlags) (*policy.M
 			return nil, err
 		}
 	}
-	return policy.Discover(ctx, conn, opts)
+	m, err := catalog.Discover(ctx, conn, opts)
+	if err != nil {
+		return nil, err
+	}
+	m.Setting, m.AppRole = f.setting, f.appRole
+	return m, nil
 }
 
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -102,11 +109,11 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return fail(stderr, "verify", err)
 	}
-	opts := policy.VerifyOptions{Model: model, AppRole: f.appRole, TenantColumn: f.tenantColumn, Setting: f.setting}
+	opts := verify.Options{Model: model, AppRole: f.appRole, TenantColumn: f.tenantColumn, Setting: f.setting}
 	if f.schema != "" {
 		opts.Schemas = []string{f.schema}
 	}
-	report, err := policy.Verify(ctx, conn, opts)
+	report, err := verify.Run(ctx, conn, opts)
 	if err != nil {
 		return fail(stderr, "verify", err)
 	}
@@ -114,11 +121,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		if model == nil {
 			return fail(stderr, "verify", errors.New("--data needs a model: --model, --table flags, or --root with --tenant-column"))
 		}
-		resolved, err := policy.Resolve(ctx, conn, model)
-		if err != nil {
-			return fail(stderr, "verify", err)
-		}
-		refs, err := policy.CheckData(ctx, conn, resolved)
+		refs, err := verify.CheckData(ctx, conn, model)
 		if err != nil {
 			return fail(stderr, "verify", err)
 		}
@@ -148,19 +151,19 @@ type jsonReport struct {
 	Errors   int              `json:"errors"`
 	Warnings int              `json:"warnings"`
 	Tables   []string         `json:"tables"`
-	Findings []policy.Finding `json:"findings"`
+	Findings []verify.Finding `json:"findings"`
 }
 
-func writeJSONReport(w io.Writer, r *policy.Report) error {
+func writeJSONReport(w io.Writer, r *verify.Report) error {
 	out := jsonReport{Tables: r.Tables, Findings: r.Findings}
 	if out.Tables == nil {
 		out.Tables = []string{}
 	}
 	if out.Findings == nil {
-		out.Findings = []policy.Finding{}
+		out.Findings = []verify.Finding{}
 	}
 	for _, f := range r.Findings {
-		if f.Severity == policy.SeverityError {
+		if f.Severity == verify.SeverityError {
 			out.Errors++
 		} else {
 			out.Warnings++
@@ -183,7 +186,7 @@ func colorful(w io.Writer) bool {
 }
 
 // writeTextReport prints the findings grouped by table, the others last.
-func writeTextReport(w io.Writer, r *policy.Report, color bool) error {
+func writeTextReport(w io.Writer, r *verify.Report, color bool) error {
 	paint := func(code, s string) string {
 		if !color {
 			return s
@@ -191,14 +194,14 @@ func writeTextReport(w io.Writer, r *policy.Report, color bool) error {
 		return "\x1b[" + code + "m" + s + "\x1b[0m"
 	}
 	var groups []string
-	byGroup := map[string][]policy.Finding{}
+	byGroup := map[string][]verify.Finding{}
 	errs, warns := 0, 0
 	for _, f := range r.Findings {
 		if _, ok := byGroup[f.Table]; !ok {
 			groups = append(groups, f.Table)
 		}
 		byGroup[f.Table] = append(byGroup[f.Table], f)
-		if f.Severity == policy.SeverityError {
+		if f.Severity == verify.SeverityError {
 			errs++
 		} else {
 			warns++
@@ -210,7 +213,7 @@ func writeTextReport(w io.Writer, r *policy.Report, color bool) error {
 		fmt.Fprintln(&b, paint("1", cmp.Or(g, "other objects")))
 		for _, f := range byGroup[g] {
 			sev := paint("33", "warning")
-			if f.Severity == policy.SeverityError {
+			if f.Severity == verify.SeverityError {
 				sev = paint("31", "error  ")
 			}
 			fmt.Fprintf(&b, "  %s %s: %s %s: %s\n", sev, f.Code, f.Kind, f.Object, f.Message)

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgtenancy/pgtenancy/catalog"
 	"github.com/pgtenancy/pgtenancy/pgtenancytest"
-	"github.com/pgtenancy/pgtenancy/policy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -110,8 +110,8 @@ func TestServe(t *testing.T) {
 }
 
 // TestCommittedMigrationIsGenerated guards against drift: the committed
-// 002_tenant_isolation.sql is what pgtenancy generate discovers from the schema
-// of 001.
+// 002_tenant_isolation.sql is what pgtenancy generate plans for the schema
+// of 001, discovered.
 func TestCommittedMigrationIsGenerated(t *testing.T) {
 	t.Parallel()
 	db := pgtenancytest.NewDB(t, nil)
@@ -123,9 +123,10 @@ func TestCommittedMigrationIsGenerated(t *testing.T) {
 	_, err = owner.Exec(ctx, up)
 	require.NoError(t, err)
 
-	model, err := policy.Discover(ctx, owner, policy.DiscoverOptions{TenantColumn: "store_id", Root: "stores", Global: []string{"currencies", "users"}, AppRole: appRole})
+	model, err := catalog.Discover(ctx, owner, catalog.DiscoverOptions{TenantColumn: "store_id", Root: "stores", Global: []string{"currencies", "users"}})
 	require.NoError(t, err)
-	gen, err := policy.Generate(model)
+	model.AppRole = appRole
+	gen, err := catalog.Plan(ctx, owner, model)
 	require.NoError(t, err)
 	committed, err := os.ReadFile("db/migrations/002_tenant_isolation.sql")
 	require.NoError(t, err)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgtenancy/pgtenancy/catalog"
 	"github.com/pgtenancy/pgtenancy/migrations"
 
 	"github.com/pgtenancy/pgtenancy/policy"
@@ -126,9 +127,8 @@ func escape(s string) string {
 
 // Isolated sets the store up on conn, a connection of the role that will own
 // the tables: the schema, the seed data, the library's objects, and the
-// tenant isolation that pgtenancy generates for Model(key, appRole) completed
-// from the catalog (policy.Resolve, as pgtenancy generate does with a
-// database), in one transaction.
+// tenant isolation that pgtenancy plans for Model(key, appRole) on that
+// database (catalog.Plan, as pgtenancy generate does with a database).
 func Isolated(ctx context.Context, conn *pgx.Conn, key rls.KeyType, appRole string) error {
 	if _, err := conn.Exec(ctx, DDL(key)+Seed(key)); err != nil {
 		return fmt.Errorf("testschema: %w", err)
@@ -136,11 +136,7 @@ func Isolated(ctx context.Context, conn *pgx.Conn, key rls.KeyType, appRole stri
 	if err := migrations.Install(ctx, conn, migrations.Options{}); err != nil {
 		return err
 	}
-	resolved, err := policy.Resolve(ctx, conn, Model(key, appRole))
-	if err != nil {
-		return err
-	}
-	gen, err := policy.Generate(resolved)
+	gen, err := catalog.Plan(ctx, conn, Model(key, appRole))
 	if err != nil {
 		return err
 	}
@@ -156,7 +152,7 @@ func Isolated(ctx context.Context, conn *pgx.Conn, key rls.KeyType, appRole stri
 // the policy names come from the policy package, so they measure what
 // policy.Generate emits.
 func RLS(table string) string {
-	expr := policy.PolicyExpr("tenant_id", rls.BigInt, policy.DefaultSetting)
+	expr := policy.PolicyExpr("tenant_id", rls.BigInt, rls.DefaultSetting)
 	sql := fmt.Sprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;\n", table)
 	for _, p := range []struct{ name, as string }{{policy.IsolationPolicy, "PERMISSIVE"}, {policy.GuardPolicy, "RESTRICTIVE"}} {
 		sql += fmt.Sprintf("CREATE POLICY %s ON %s AS %s FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s);\n", p.name, table, p.as, expr, expr)

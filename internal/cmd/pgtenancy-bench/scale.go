@@ -138,7 +138,7 @@ func runOneScale(ctx context.Context, o options, prog *progress, srv *server, ad
 	if err != nil {
 		return nil, err
 	}
-	p, err := pool.Wrap(appPool, pool.Options{})
+	p, err := pool.Wrap(appPool, pool.Config{})
 	if err != nil {
 		appPool.Close()
 		return nil, err

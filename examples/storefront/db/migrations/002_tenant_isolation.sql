@@ -21,29 +21,29 @@ ALTER TABLE "public"."stores" FORCE ROW LEVEL SECURITY;
 
 -- Tenant isolation: the permissive policy admits the current tenant's rows; the restrictive one keeps any other policy from admitting more.
 CREATE POLICY "pgtenancy_tenant_isolation" ON "public"."memberships" AS PERMISSIVE FOR ALL TO PUBLIC
-    USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint))
-    WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint));
+    USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text))
+    WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text));
 CREATE POLICY "pgtenancy_tenant_guard" ON "public"."memberships" AS RESTRICTIVE FOR ALL TO PUBLIC
-    USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint))
-    WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint));
+    USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text))
+    WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text));
 CREATE POLICY "pgtenancy_tenant_isolation" ON "public"."products" AS PERMISSIVE FOR ALL TO PUBLIC
-    USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint))
-    WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint));
+    USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text))
+    WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text));
 CREATE POLICY "pgtenancy_tenant_guard" ON "public"."products" AS RESTRICTIVE FOR ALL TO PUBLIC
-    USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint))
-    WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint));
+    USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text))
+    WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text));
 CREATE POLICY "pgtenancy_tenant_isolation" ON "public"."purchases" AS PERMISSIVE FOR ALL TO PUBLIC
-    USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint))
-    WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint));
+    USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text))
+    WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text));
 CREATE POLICY "pgtenancy_tenant_guard" ON "public"."purchases" AS RESTRICTIVE FOR ALL TO PUBLIC
-    USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint))
-    WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint));
+    USING ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text))
+    WITH CHECK ("store_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text));
 CREATE POLICY "pgtenancy_tenant_isolation" ON "public"."stores" AS PERMISSIVE FOR ALL TO PUBLIC
-    USING ("id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint))
-    WITH CHECK ("id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint));
+    USING ("id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text))
+    WITH CHECK ("id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text));
 CREATE POLICY "pgtenancy_tenant_guard" ON "public"."stores" AS RESTRICTIVE FOR ALL TO PUBLIC
-    USING ("id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint))
-    WITH CHECK ("id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint));
+    USING ("id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text))
+    WITH CHECK ("id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text));
 
 -- Privileges of the application role.
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."memberships" TO "storefront_app";

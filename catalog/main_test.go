@@ -1,0 +1,9 @@
+package catalog_test
+
+import (
+	"testing"
+
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+)
+
+func TestMain(m *testing.M) { pgtenancytest.Main(m) }

@@ -1,0 +1,289 @@
+// Package snapshot reads what pgtenancy needs to know about a live
+// database, in one transaction, into one [Snapshot]: the tables with their
+// columns, constraints, indexes, policies, row level security and the
+// application role's privileges; views, SECURITY DEFINER functions, the
+// library function; and Citus's metadata. The catalog and verify packages
+// work on it; nothing else reads the catalog.
+//
+// [Read] sends its queries as one batch (one round trip) inside a
+// transaction of the caller's; [Snapshot.Expect] adds what depends on the
+// tenant tables found (the server's rendering of the expected policies,
+// Citus's shards) in one more.
+package snapshot
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+
+	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
+)
+
+// QName is a schema-qualified name.
+type QName struct{ Schema, Name string }
+
+// SQL returns the quoted, qualified name.
+func (q QName) SQL() string { return sqlquote.Qualified(q.Schema, q.Name) }
+
+func (q QName) String() string { return q.Schema + "." + q.Name }
+
+// Compare orders names by schema, then name.
+func (q QName) Compare(o QName) int {
+	return cmp.Or(strings.Compare(q.Schema, o.Schema), strings.Compare(q.Name, o.Name))
+}
+
+// Snapshot is what [Read] found.
+type Snapshot struct {
+	// AppRole is the application role whose privileges were read, when
+	// it exists; "" otherwise.
+	AppRole string
+	// Role describes the application role asked for; nil when none was.
+	Role *Role
+	// Citus reports that the citus extension is installed.
+	Citus bool
+	// Tables are the ordinary and partitioned tables of the schemas read,
+	// partitions included, by name.
+	Tables []*Table
+	byOID  map[uint32]*Table
+	byName map[QName]*Table
+	// Views are the views and materialized views of all user schemas that
+	// read tables of Tables, directly or through other views.
+	Views []View
+	// Funcs are the SECURITY DEFINER functions that the application role
+	// (or, without one, anyone) can execute, outside extensions.
+	Funcs []Func
+	// Library is pgtenancy.set_tenant(text); nil when missing.
+	Library *Library
+	// Sequences are the sequences owned by serial columns of Tables.
+	Sequences []Sequence
+	// RoleSettings are the pg_db_role_setting entries that apply to the
+	// application role in the current database, and the server's value of
+	// citus.propagate_set_commands.
+	RoleSettings []RoleSetting
+
+	// Set by Expect.
+	expected map[ColumnKey][2]string
+	// CitusTables are the tenant tables (by OID) in Citus's metadata.
+	CitusTables map[uint32]CitusTable
+	// Shards are the shards of those tables, as run_command_on_shards saw
+	// them.
+	Shards map[uint32][]Shard
+}
+
+// Table returns the table of an OID, or nil.
+func (s *Snapshot) Table(oid uint32) *Table { return s.byOID[oid] }
+
+// Lookup returns the table of a name, or nil.
+func (s *Snapshot) Lookup(q QName) *Table { return s.byName[q] }
+
+// Role is the application role.
+type Role struct {
+	Name   string
+	Exists bool
+	Super  bool
+	Bypass bool
+	// CanBecome lists the superuser or BYPASSRLS roles it is a member of.
+	CanBecome []string
+}
+
+// Table is one ordinary or partitioned table.
+type Table struct {
+	OID         uint32
+	Name        QName
+	Partitioned bool   // relkind p
+	Partition   bool   // a partition of another table
+	PartRoot    uint32 // the root of its partition tree, for a partition
+	RLS, Force  bool
+	Owner       string
+	// AppOwns reports that the application role owns the table or is a
+	// member of its owner.
+	AppOwns bool
+	// Privs are the application role's privileges on the whole table;
+	// ColPrivs those of SELECT, INSERT, UPDATE, REFERENCES it holds on the
+	// table or some column.
+	Privs, ColPrivs []string
+	Columns         []Column // by position
+	Constraints     []Constraint
+	Indexes         []Index
+	Policies        []Policy
+}
+
+// Column returns the column of a name, or nil.
+func (t *Table) Column(name string) *Column {
+	for i := range t.Columns {
+		if t.Columns[i].Name == name {
+			return &t.Columns[i]
+		}
+	}
+	return nil
+}
+
+// Has reports whether the application role holds priv on the whole table.
+func (t *Table) Has(priv string) bool { return slices.Contains(t.Privs, priv) }
+
+// HasSome reports whether it holds priv on the table or on some column.
+func (t *Table) HasSome(priv string) bool { return t.Has(priv) || slices.Contains(t.ColPrivs, priv) }
+
+// Policy returns the policy of a name, or nil.
+func (t *Table) Policy(name string) *Policy {
+	for i := range t.Policies {
+		if t.Policies[i].Name == name {
+			return &t.Policies[i]
+		}
+	}
+	return nil
+}
+
+// Column is one column of a table.
+type Column struct {
+	Name string
+	// Type is the type as format_type prints it, with its modifier:
+	// "bigint", "character varying(20)".
+	Type    string
+	NotNull bool
+}
+
+// Constraint is a primary key, unique constraint or foreign key, not
+// inherited from a partitioned parent.
+type Constraint struct {
+	Name string
+	// Type is 'p', 'u' or 'f'.
+	Type    byte
+	Columns []string
+	// For a foreign key: the referenced table and columns.
+	Ref     uint32
+	RefName QName
+	RefCols []string
+	// OnDelete and OnUpdate are "" (NO ACTION), RESTRICT, CASCADE, SET
+	// NULL or SET DEFAULT.
+	OnDelete, OnUpdate string
+	MatchFull          bool
+	Deferrable         bool
+	Deferred           bool // INITIALLY DEFERRED
+	Validated          bool
+	// SetColumns reports a SET NULL or SET DEFAULT action with a column
+	// list.
+	SetColumns bool
+	// Definition is pg_get_constraintdef's text, read with an empty
+	// search_path so that every name in it is schema-qualified.
+	Definition string
+}
+
+// Index is one index of a table.
+type Index struct {
+	Name       string
+	Unique     bool
+	Primary    bool
+	Constraint string   // the constraint it implements, or ""
+	Columns    []string // key columns; "" for an expression
+	Partial    bool
+}
+
+// Policy is one row level security policy.
+type Policy struct {
+	Name       string
+	Permissive bool
+	// Cmd is pg_policy.polcmd: '*' (ALL), 'r', 'a', 'w' or 'd'.
+	Cmd string
+	// Roles are the role names; "public" for PUBLIC.
+	Roles []string
+	// Using and Check are the expressions as pg_get_expr prints them; ""
+	// when absent.
+	Using, Check string
+	// DepColumns and DepTypes are the table's columns that the policy
+	// depends on, with their types.
+	DepColumns, DepTypes []string
+}
+
+// CommandNames maps pg_policy.polcmd to the command's name.
+var CommandNames = map[string]string{"*": "ALL", "r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE"}
+
+// View is a view or materialized view.
+type View struct {
+	OID       uint32
+	Name      QName
+	Matview   bool
+	Options   []string
+	AppSelect bool     // the application role (without one: anyone) can read it
+	Reads     []uint32 // tables of the snapshot it reads, directly or through views
+}
+
+// Func is a SECURITY DEFINER function.
+type Func struct {
+	Signature string
+	Owner     string
+	Source    string
+	Deps      []uint32 // relations it depends on
+}
+
+// Library is the installed pgtenancy.set_tenant(text).
+type Library struct {
+	Source   string
+	SecDef   bool
+	Language string
+	CanExec  bool // the application role can execute it (and use its schema)
+}
+
+// Sequence is a sequence owned by a serial column.
+type Sequence struct {
+	// Name is quoted and schema-qualified.
+	Name string
+	// Table is the OID of the table of the column that owns it.
+	Table uint32
+	// AppUsage reports that the application role has USAGE on it.
+	AppUsage bool
+}
+
+// RoleSetting is one configuration entry of pg_db_role_setting for the
+// application role or the database (for all roles or databases when
+// PerRole or PerDatabase is false), or, with Default, the server's value of
+// citus.propagate_set_commands.
+type RoleSetting struct {
+	PerDatabase, PerRole, Default bool
+	Name, Value                   string
+}
+
+// CitusTable is a table's row in pg_dist_partition.
+type CitusTable struct {
+	Method     string // partmethod: h(ash), n(one), a(ppend), r(ange)
+	ReplModel  string // repmodel: t for reference tables
+	Column     string // distribution column, "" when none
+	Colocation uint32
+}
+
+// Shard is one shard of a Citus table, as a command run on it saw it.
+type Shard struct {
+	ID       int64
+	OK       bool   // the command ran and printed what was expected
+	Result   string // its output, or the error
+	RLS      bool
+	Force    bool
+	Policies []ShardPolicy
+}
+
+// ShardPolicy is one policy of a shard.
+type ShardPolicy struct {
+	Name, Permissive, Cmd, Using, Check string
+}
+
+// SplitName splits a model's table name at its first dot; an unqualified
+// name is in schema def.
+func SplitName(def, name string) QName {
+	if i := strings.IndexByte(name, '.'); i >= 0 {
+		return QName{Schema: name[:i], Name: name[i+1:]}
+	}
+	return QName{Schema: def, Name: name}
+}
+
+// CheckIdent returns why s cannot name a table, column or role, or "".
+func CheckIdent(s string) string {
+	switch {
+	case s == "":
+		return "empty name"
+	case len(s) > 63:
+		return "name longer than 63 bytes"
+	case strings.IndexByte(s, 0) >= 0:
+		return "name contains a NUL byte"
+	}
+	return ""
+}

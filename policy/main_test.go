@@ -1,9 +1,0 @@
-package policy_test
-
-import (
-	"testing"
-
-	"github.com/pgtenancy/pgtenancy/pgtenancytest"
-)
-
-func TestMain(m *testing.M) { pgtenancytest.Main(m) }
