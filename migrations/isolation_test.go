@@ -282,11 +282,32 @@ func TestInstallIsIdempotent(t *testing.T) {
 	var got string
 	require.NoError(t, tx.QueryRow(ctx, "SELECT current_setting('app.current_tenant')").Scan(&got))
 	assert.Equal(t, "it's", got)
+	// And the companion, to this transaction's stamp.
+	var stamped bool
+	require.NoError(t, tx.QueryRow(ctx, "SELECT current_setting('app.current_tenant_xact') = "+rls.XactStamp).Scan(&stamped))
+	assert.True(t, stamped)
 	require.NoError(t, tx.Commit(ctx))
 	require.NoError(t, app.QueryRow(ctx, "SELECT current_setting('app.current_tenant')").Scan(&got))
 	assert.Equal(t, "", got)
 	_, err = app.Exec(ctx, "SELECT pgtenancy.set_tenant(NULL)")
 	assert.Equal(t, "22023", sqlState(err))
+}
+
+// TestInstalledBody: the body that Install leaves in pg_proc is what
+// policy.SetTenantBody says, which verify compares it with, for the default
+// setting and a custom one.
+func TestInstalledBody(t *testing.T) {
+	t.Parallel()
+	for _, setting := range []string{"", "myapp.tenant"} {
+		db := pgtenancytest.NewDB(t, nil)
+		owner := db.OwnerConn(t)
+		require.NoError(t, migrations.Install(t.Context(), owner, migrations.Options{Setting: setting}))
+		var src string
+		require.NoError(t, owner.QueryRow(t.Context(), "SELECT prosrc FROM pg_proc WHERE oid = 'pgtenancy.set_tenant(text)'::regprocedure").Scan(&src))
+		want, err := policy.SetTenantBody(setting)
+		require.NoError(t, err)
+		assert.Equal(t, want, src, "setting %q", setting)
+	}
 }
 
 func TestInstallCustomSetting(t *testing.T) {
