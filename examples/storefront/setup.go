@@ -104,9 +104,13 @@ func setup(ctx context.Context, say func(string, ...any)) (_ *env, err error) {
 			return nil, fmt.Errorf("create roles and database: %w", err)
 		}
 	}
+	say("created database %s (dropped when the storefront stops)", dbName)
+	// The server's URL, not e.adminURL, which points at the new database
+	// below: a database cannot be dropped from inside itself.
+	serverURL := e.adminURL
 	e.cleanup = append(e.cleanup, func() {
 		ctx := context.Background()
-		if c, err := pgx.Connect(ctx, e.adminURL); err == nil {
+		if c, err := pgx.Connect(ctx, serverURL); err == nil {
 			c.Exec(ctx, "DROP DATABASE IF EXISTS "+dbName+" WITH (FORCE)")
 			c.Close(ctx)
 		}
