@@ -3,7 +3,7 @@ GO ?= go
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: help test test-short test-matrix lint fuzz tools demo run-example sqlc bench-pool bench bench-quick
+.PHONY: help test test-short test-matrix test-shared lint fuzz tools demo run-example sqlc bench-pool bench bench-quick
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -23,6 +23,9 @@ test-matrix: ## Run every test (no -race) on PostgreSQL 16, 17 and 18 (PG_MATRIX
 		echo "== PostgreSQL $$v"; \
 		env -u PGTENANCY_TEST_DATABASE_URL -u PGTENANCY_PG_BIN PGTENANCY_PG_VERSION=$$v $(GO) test -count=1 ./...; \
 	done
+
+test-shared: ## Run every test (no -race, shuffled) with all packages sharing one throwaway server; fail on leftovers
+	env -u PGTENANCY_TEST_DATABASE_URL $(GO) run ./internal/cmd/withpg -clean -- $(GO) test -count=1 -shuffle=on ./...
 
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
