@@ -20,8 +20,9 @@ PG_MATRIX ?= 16 17 18
 
 test-matrix: ## Run every test (no -race) on PostgreSQL 16, 17 and 18 (PG_MATRIX="15 16 17 18" for all), a throwaway cluster each
 	@set -e; for v in $(PG_MATRIX); do \
-		echo "== PostgreSQL $$v"; \
+		echo "== PostgreSQL $$v"; start=$$(date +%s); \
 		env -u PGTENANCY_TEST_DATABASE_URL -u PGTENANCY_PG_BIN PGTENANCY_PG_VERSION=$$v $(GO) test -count=1 ./...; \
+		echo "== PostgreSQL $$v: passed in $$(( $$(date +%s) - start ))s"; \
 	done
 
 test-shared: ## Run every test (no -race, shuffled) with all packages sharing one throwaway server; fail on leftovers
