@@ -43,12 +43,15 @@ const rolePassword = "pgtenancy_test_password"
 // envDatabaseURL names the environment variable of an existing server.
 const envDatabaseURL = "PGTENANCY_TEST_DATABASE_URL"
 
-// Template describes a template database that [NewDB] clones. Declare
-// templates as package-level variables; each is built at most once per test
-// process, on first use.
+// Template describes a template database that [NewDB] clones. A Template
+// is identified by its address: each *Template is built at most once per
+// test process, on first use. Declare templates as package-level variables;
+// a Template literal inside a test function is a new template, built again
+// at every call.
 type Template struct {
-	// Name identifies the template within the process: [a-z0-9_]+, at most
-	// 40 bytes. Two different Templates must not share a Name.
+	// Name labels the template in its database's name and in error
+	// messages: [a-z0-9_]+, at most 40 bytes. Names need not be unique:
+	// two Templates with the same Name are still two templates.
 	Name string
 
 	// Setup builds the template's content, typically by running migrations.
@@ -85,7 +88,7 @@ type server struct {
 // template is the per-process state of one Template.
 type template struct {
 	tmpl   *Template // nil for the internal empty template
-	dbName string
+	dbName string    // unique on the server: suffix and a sequence number
 	once   sync.Once
 	err    error
 	ready  atomic.Bool // built successfully, to drop in Main
@@ -100,8 +103,12 @@ var (
 	suffix = randomHex(4)
 	dbSeq  atomic.Int64
 
+	// templates holds the state of each Template used, by address (nil:
+	// the empty template). Keying by Name instead made the outcome depend
+	// on test order: with two Templates of one Name, whichever test came
+	// first took the name and the other's tests failed.
 	tmplMu    sync.Mutex
-	templates = map[string]*template{}
+	templates = map[*Template]*template{}
 )
 
 // Main runs the tests of a package, then drops the templates and stops the
@@ -185,7 +192,7 @@ func checkServer(tb testing.TB, s *server) {
 	tb.Helper()
 	switch {
 	case s.skip != "" && os.Getenv("CI") == "true":
-		tb.Fatalf("pgtenancytest: %s.\nOn CI, install PostgreSQL (for example `apt-get install postgresql`) or set %s.", s.skip, envDatabaseURL)
+		tb.Fatalf("pgtenancytest: %s.\nOn CI, install PostgreSQL (for example `apt-get install postgresql`), let the pinned build download (network access to registry.npmjs.org), or set %s.", s.skip, envDatabaseURL)
 	case s.skip != "":
 		tb.Skipf("pgtenancytest: %s", s.skip)
 	case s.err != nil:
@@ -194,7 +201,8 @@ func checkServer(tb testing.TB, s *server) {
 }
 
 func startServer() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// Long enough for a first download of the pinned server build.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	if u := os.Getenv(envDatabaseURL); u != "" {
 		if !strings.Contains(u, "://") {
@@ -203,7 +211,9 @@ func startServer() {
 		}
 		srv.adminURL = u
 	} else {
-		c, err := pgcluster.Start(ctx, pgcluster.Options{})
+		c, err := pgcluster.Start(ctx, pgcluster.Options{Logf: func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, format+"\n", args...)
+		}})
 		if errors.Is(err, pgcluster.ErrNoServer) {
 			srv.skip = fmt.Sprintf("no PostgreSQL: %s is not set and %v", envDatabaseURL, err)
 			return
@@ -306,23 +316,29 @@ func (t *template) name() string {
 	return t.tmpl.Name
 }
 
+// maxIdent is the longest identifier PostgreSQL keeps (NAMEDATALEN - 1).
+const maxIdent = 63
+
 func lookupTemplate(tmpl *Template) (*template, error) {
-	key, dbName := "", fmt.Sprintf("pgtenancy_%s_empty", suffix)
-	if tmpl != nil {
-		if !templateName.MatchString(tmpl.Name) {
-			return nil, fmt.Errorf("template name %q must match %s", tmpl.Name, templateName)
-		}
-		key, dbName = tmpl.Name, fmt.Sprintf("pgtenancy_%s_t_%s", suffix, tmpl.Name)
+	if tmpl != nil && !templateName.MatchString(tmpl.Name) {
+		return nil, fmt.Errorf("template name %q must match %s", tmpl.Name, templateName)
 	}
 	tmplMu.Lock()
 	defer tmplMu.Unlock()
-	t := templates[key]
-	if t == nil {
-		t = &template{tmpl: tmpl, dbName: dbName}
-		templates[key] = t
-	} else if t.tmpl != tmpl {
-		return nil, fmt.Errorf("two different Templates are named %q", tmpl.Name)
+	if t := templates[tmpl]; t != nil {
+		return t, nil
 	}
+	dbName := fmt.Sprintf("pgtenancy_%s_empty", suffix)
+	if tmpl != nil {
+		// The sequence number makes the name unique; the Name, cut to
+		// fit, is for people reading pg_database.
+		dbName = fmt.Sprintf("pgtenancy_%s_t%d_%s", suffix, len(templates)+1, tmpl.Name)
+		if len(dbName) > maxIdent {
+			dbName = dbName[:maxIdent]
+		}
+	}
+	t := &template{tmpl: tmpl, dbName: dbName}
+	templates[tmpl] = t
 	return t, nil
 }
 

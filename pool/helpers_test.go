@@ -162,11 +162,21 @@ type countingConn struct {
 }
 
 func (cc *countingConn) Write(b []byte) (int, error) {
+	// Mark the write before sending: when a write takes over 15 ms (a busy
+	// machine), pgconn starts a background reader, which can read the
+	// server's answer before this Write returns. Marked after the write,
+	// that Read found no write, and the answer was counted with the next
+	// phase's (TestRoundTrips once saw 2 round trips for 3 on a loaded
+	// machine).
+	if len(b) > 0 {
+		cc.c.mu.Lock()
+		cc.wrote = true
+		cc.c.mu.Unlock()
+	}
 	n, err := cc.Conn.Write(b)
 	if n > 0 {
 		cc.c.mu.Lock()
 		cc.c.writes++
-		cc.wrote = true
 		cc.c.mu.Unlock()
 	}
 	return n, err
