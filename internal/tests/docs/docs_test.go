@@ -1,5 +1,5 @@
-// Package docs holds pgtenancy's guides. Its test runs every shell command the
-// guides show, so the docs cannot drift from the code.
+// Package docs tests pgtenancy's guides (docs/*.md and the README): it runs
+// every shell command they show, so the docs cannot drift from the code.
 package docs
 
 import (
@@ -99,7 +99,7 @@ func shellBlocks(t *testing.T, path string) []block {
 // tern are on PATH.
 func TestShellBlocks(t *testing.T) {
 	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(bin, "pgtenancy"), "../cmd/pgtenancy")
+	build := exec.Command("go", "build", "-o", filepath.Join(bin, "pgtenancy"), "../../../cmd/pgtenancy")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	tern := exec.Command("go", "install", "github.com/jackc/tern/v2@v2.3.4")
@@ -114,13 +114,13 @@ func TestShellBlocks(t *testing.T) {
 			t.Fatalf("psql --version: %v: %s\nOn CI, install the PostgreSQL client (apt-get install postgresql-client).", err, out)
 		}
 		t.Logf("no working psql (%v: %s): the guides' psql lines run with docs/internal/minipsql", err, bytes.TrimSpace(out))
-		out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "psql"), "./internal/minipsql").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "psql"), "../../minipsql").CombinedOutput()
 		require.NoError(t, err, "build minipsql: %s", out)
 	}
 
-	files, err := filepath.Glob("*.md")
+	files, err := filepath.Glob("../../../docs/*.md")
 	require.NoError(t, err)
-	files = append([]string{"../README.md"}, files...)
+	files = append([]string{"../../../README.md"}, files...)
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			t.Parallel()
@@ -178,7 +178,7 @@ func expectExit(line string) string {
 // TestRanElsewhere keeps the list of commands run elsewhere honest: each
 // make target exists.
 func TestRanElsewhere(t *testing.T) {
-	mk, err := os.ReadFile("../Makefile")
+	mk, err := os.ReadFile("../../../Makefile")
 	require.NoError(t, err)
 	for cmd := range ranElsewhere {
 		if args, ok := strings.CutPrefix(cmd, "make "); ok {
