@@ -154,7 +154,7 @@ func shutdown() {
 // ServerURL returns a URL of the server's admin role to database "postgres",
 // starting the server if needed. See the package doc for where the server
 // comes from.
-func ServerURL(tb testing.TB) string {
+func ServerURL(tb TB) string {
 	tb.Helper()
 	return getServer(tb).adminURL
 }
@@ -172,7 +172,7 @@ type Server interface {
 // Local returns the throwaway server that this process started, starting it
 // if needed. It is nil when PGTENANCY_TEST_DATABASE_URL names the server, which
 // tests do not control.
-func Local(tb testing.TB) Server {
+func Local(tb TB) Server {
 	tb.Helper()
 	if c := getServer(tb).cluster; c != nil {
 		return c
@@ -180,7 +180,7 @@ func Local(tb testing.TB) Server {
 	return nil
 }
 
-func getServer(tb testing.TB) *server {
+func getServer(tb TB) *server {
 	tb.Helper()
 	srvOnce.Do(startServer)
 	checkServer(tb, &srv)
@@ -188,7 +188,7 @@ func getServer(tb testing.TB) *server {
 }
 
 // checkServer skips or fails tb when s is not usable.
-func checkServer(tb testing.TB, s *server) {
+func checkServer(tb TB, s *server) {
 	tb.Helper()
 	switch {
 	case s.skip != "" && os.Getenv("CI") == "true":
@@ -277,7 +277,7 @@ func ensureRoles(ctx context.Context, pool *pgxpool.Pool) error {
 // NewDB creates a database for the test, cloned from tmpl (nil: an empty
 // database), owned by [OwnerRole]. The database is dropped when the test
 // ends. Schema public is usable by OwnerRole; AppRole cannot create in it.
-func NewDB(tb testing.TB, tmpl *Template) *DB {
+func NewDB(tb TB, tmpl *Template) *DB {
 	tb.Helper()
 	s := getServer(tb)
 	t, err := lookupTemplate(tmpl)
@@ -431,25 +431,25 @@ func withDB(serverURL, db, role string) string {
 
 // AdminConn connects to the database as the server's admin role. The
 // connection is closed when the test ends.
-func (db *DB) AdminConn(tb testing.TB) *pgx.Conn { tb.Helper(); return connect(tb, db.AdminURL) }
+func (db *DB) AdminConn(tb TB) *pgx.Conn { tb.Helper(); return connect(tb, db.AdminURL) }
 
 // OwnerConn connects to the database as [OwnerRole]. The connection is closed
 // when the test ends.
-func (db *DB) OwnerConn(tb testing.TB) *pgx.Conn { tb.Helper(); return connect(tb, db.OwnerURL) }
+func (db *DB) OwnerConn(tb TB) *pgx.Conn { tb.Helper(); return connect(tb, db.OwnerURL) }
 
 // AppConn connects to the database as [AppRole]. The connection is closed
 // when the test ends.
-func (db *DB) AppConn(tb testing.TB) *pgx.Conn { tb.Helper(); return connect(tb, db.AppURL) }
+func (db *DB) AppConn(tb TB) *pgx.Conn { tb.Helper(); return connect(tb, db.AppURL) }
 
 // OwnerPool returns a pool of connections as [OwnerRole]. It is closed when
 // the test ends.
-func (db *DB) OwnerPool(tb testing.TB) *pgxpool.Pool { tb.Helper(); return pool(tb, db.OwnerURL) }
+func (db *DB) OwnerPool(tb TB) *pgxpool.Pool { tb.Helper(); return pool(tb, db.OwnerURL) }
 
 // AppPool returns a pool of connections as [AppRole]. It is closed when the
 // test ends.
-func (db *DB) AppPool(tb testing.TB) *pgxpool.Pool { tb.Helper(); return pool(tb, db.AppURL) }
+func (db *DB) AppPool(tb TB) *pgxpool.Pool { tb.Helper(); return pool(tb, db.AppURL) }
 
-func connect(tb testing.TB, connURL string) *pgx.Conn {
+func connect(tb TB, connURL string) *pgx.Conn {
 	tb.Helper()
 	conn, err := pgx.Connect(tb.Context(), connURL)
 	if err != nil {
@@ -459,7 +459,7 @@ func connect(tb testing.TB, connURL string) *pgx.Conn {
 	return conn
 }
 
-func pool(tb testing.TB, connURL string) *pgxpool.Pool {
+func pool(tb TB, connURL string) *pgxpool.Pool {
 	tb.Helper()
 	p, err := pgxpool.New(tb.Context(), connURL)
 	if err != nil {
