@@ -62,7 +62,9 @@ INSERT INTO items_nostamp SELECT * FROM items_plain;
 ALTER TABLE items_nostamp ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 -- The policy form before the transaction stamp, which admits a tenant set at
 -- session level: what the tx-nostamp and naive-hook variants need.
+-- Both policies, as on items_rls, so that only the stamp differs.
 CREATE POLICY nostamp ON items_nostamp USING (tenant_id = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint));
+CREATE POLICY nostamp_guard ON items_nostamp AS RESTRICTIVE USING (tenant_id = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint));
 CREATE TABLE copy_plain (tenant_id bigint NOT NULL, id bigint NOT NULL, name text NOT NULL, price bigint NOT NULL);
 CREATE TABLE copy_rls (LIKE copy_plain);
 GRANT SELECT, INSERT ON items_plain, items_rls, items_nostamp, copy_plain, copy_rls TO %[3]s;

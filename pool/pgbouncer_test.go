@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgtenancy/pgtenancy/internal/ci"
 	"github.com/pgtenancy/pgtenancy/internal/pgcluster"
 	"github.com/pgtenancy/pgtenancy/pgtenancytest"
 	"github.com/pgtenancy/pgtenancy/rls"
@@ -41,7 +41,7 @@ func startPgBouncer(t *testing.T, db *pgtenancytest.DB, poolSize int) string {
 		Users:    map[string]string{pgtenancytest.AppRole: password},
 	})
 	if errors.Is(err, pgcluster.ErrNoPgBouncer) {
-		if os.Getenv("CI") == "true" {
+		if ci.On() {
 			t.Fatalf("%v", err)
 		}
 		t.Skipf("%v; install it to run the PgBouncer tests", err)
