@@ -232,10 +232,10 @@ func runVariants(b *testing.B, appURL string) map[string]float64 {
 		{"baseline", func(ctx context.Context, tenant, id int64) error {
 			return scanOne(raw.QueryRow(ctx, "SELECT name, price FROM items_plain WHERE tenant_id = $1 AND id = $2", tenant, id))
 		}, raw.Close},
-		{"tx", func(ctx context.Context, _, id int64) error { return scanOne(txPool.QueryRow(ctx, rlsQuery, id)) }, txPool.Close},
-		{"tx-set_tenant", func(ctx context.Context, _, id int64) error { return scanOne(txFunc.QueryRow(ctx, rlsQuery, id)) }, txFunc.Close},
-		{"tx-citus", func(ctx context.Context, _, id int64) error { return scanOne(citus.QueryRow(ctx, rlsQuery, id)) }, citus.Close},
-		{"tx-nostamp", func(ctx context.Context, _, id int64) error { return scanOne(noStamp.QueryRow(ctx, noStampQuery, id)) }, noStamp.Close},
+		{"tx", func(ctx context.Context, _, id int64) error { return scanOne(txPool.QueryRow(ctx, rlsQuery, id)) }, closeWrapped(txPool)},
+		{"tx-set_tenant", func(ctx context.Context, _, id int64) error { return scanOne(txFunc.QueryRow(ctx, rlsQuery, id)) }, closeWrapped(txFunc)},
+		{"tx-citus", func(ctx context.Context, _, id int64) error { return scanOne(citus.QueryRow(ctx, rlsQuery, id)) }, closeWrapped(citus)},
+		{"tx-nostamp", func(ctx context.Context, _, id int64) error { return scanOne(noStamp.QueryRow(ctx, noStampQuery, id)) }, closeWrapped(noStamp)},
 		{"naive-hook", func(ctx context.Context, _, id int64) error { return scanOne(naive.QueryRow(ctx, noStampQuery, id)) }, naive.Close},
 	}
 	if only := os.Getenv("PGTENANCY_BENCH_VARIANTS"); only != "" {
@@ -459,4 +459,14 @@ func cpuModel() string {
 		}
 	}
 	return "unknown CPU"
+}
+
+// closeWrapped closes p and the pgxpool it borrowed (Wrap): otherwise the
+// connections through the delay proxy stay open and its cleanup waits for
+// them forever.
+func closeWrapped(p *pool.Pool) func() {
+	return func() {
+		p.Close()
+		p.Unwrap().Close()
+	}
 }
