@@ -85,7 +85,7 @@ func (p *Pool) CopyFrom(ctx context.Context, table pgx.Identifier, columns []str
 		return 0, err
 	}
 	if cp == nil {
-		if _, err := conn.Exec(ctx, createCopyTable(table, columns, true)); err != nil {
+		if _, err := conn.Exec(ctx, createCopyTable(table, columns)); err != nil {
 			return 0, err
 		}
 		return copyVia(ctx, conn, table, columns, src, true)
@@ -657,25 +657,30 @@ func columnList(columns []string) string {
 	return sb.String()
 }
 
-func createCopyTable(table pgx.Identifier, columns []string, dropOnCommit bool) string {
-	sql := "CREATE TEMPORARY TABLE " + copyTable[1]
-	if dropOnCommit {
-		sql += " ON COMMIT DROP"
-	}
-	return sql + " AS SELECT " + columnList(columns) +
+// createCopyTable creates the temporary table of a copy into table. It is
+// ON COMMIT DROP: whatever happens to the copy, its rows never outlive the
+// transaction.
+func createCopyTable(table pgx.Identifier, columns []string) string {
+	return "CREATE TEMPORARY TABLE " + copyTable[1] + " ON COMMIT DROP AS SELECT " + columnList(columns) +
 		" FROM " + table.Sanitize() + " WITH NO DATA"
 }
 
 // copyVia copies src into table through the temporary table, on conn inside
 // a transaction. own reports that the transaction and the temporary table
-// (dropped at commit) belong to the copy, which then commits; otherwise
-// copyVia creates the table and drops it after use.
-func copyVia(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, columns []string, src pgx.CopyFromSource, own bool) (int64, error) {
+// belong to the copy, which then commits; otherwise copyVia creates the
+// table, drops it after use, and aborts the caller's transaction when it
+// fails, the temporary table with it.
+func copyVia(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, columns []string, src pgx.CopyFromSource, own bool) (n int64, err error) {
 	if err := checkCopyArgs(table, columns); err != nil {
 		return 0, err
 	}
 	if !own {
-		if _, err := conn.Exec(ctx, createCopyTable(table, columns, false)); err != nil {
+		defer func() {
+			if err != nil {
+				abortTx(ctx, conn.PgConn())
+			}
+		}()
+		if _, err := conn.Exec(ctx, createCopyTable(table, columns)); err != nil {
 			return 0, err
 		}
 	}
@@ -685,7 +690,6 @@ func copyVia(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, columns 
 	cols := columnList(columns)
 	b := &pgx.Batch{}
 	insert := b.Queue("INSERT INTO " + table.Sanitize() + " (" + cols + ") SELECT " + cols + " FROM " + copyTable.Sanitize())
-	var n int64
 	insert.Exec(func(tag pgconn.CommandTag) error {
 		n = tag.RowsAffected()
 		return nil
@@ -699,4 +703,28 @@ func copyVia(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, columns 
 		return 0, err
 	}
 	return n, nil
+}
+
+// abortSQL fails, which aborts the transaction it runs in.
+const abortSQL = "DO $$BEGIN RAISE EXCEPTION 'pgtenancy: CopyFrom failed: this transaction is aborted' USING ERRCODE = '25P02'; END$$"
+
+// abortTx aborts the transaction open on pc, if it is not already, so that
+// a caller who commits anyway commits nothing: a failure on the client
+// side (a cancelled context, the source's error) leaves it open otherwise.
+// It runs without ctx's cancellation. A connection that cannot run it is
+// closed, and its transaction with it.
+func abortTx(ctx context.Context, pc *pgconn.PgConn) {
+	if pc.IsClosed() || pc.TxStatus() != 'T' {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if pc.IsBusy() {
+		_ = pc.Close(rctx)
+		return
+	}
+	_, _ = pc.Exec(rctx, abortSQL).ReadAll()
+	if pc.TxStatus() != 'E' {
+		_ = pc.Close(rctx)
+	}
 }

@@ -31,7 +31,7 @@ func CopyFromTempTable(ctx context.Context, p *Pool, table pgx.Identifier, colum
 	b := &pgx.Batch{}
 	b.Queue("begin")
 	b.QueuedQueries = append(b.QueuedQueries, p.t.set(t))
-	b.Queue(createCopyTable(table, columns, true))
+	b.Queue(createCopyTable(table, columns))
 	if err := c.Conn().SendBatch(ctx, b).Close(); err != nil {
 		return 0, err
 	}

@@ -74,9 +74,11 @@ func (tx *Tx) release(ctx context.Context) {
 // a failed COPY does; a failure on the client side (the source's error, a
 // value that cannot be encoded) takes back the rows already sent and leaves
 // the transaction usable, except with the columns that take the temporary
-// table (see [Pool.CopyFrom]), where it aborts the transaction too. In a
-// transaction of a pool with [Config.Citus], it inserts with multi-row
-// INSERT ... VALUES, as [Pool.CopyFrom] does with Citus.
+// table (see [Pool.CopyFrom]): there any failure, a cancelled context
+// included, aborts the transaction, and the temporary table is dropped
+// with it whatever happens (it is ON COMMIT DROP). In a transaction of a
+// pool with [Config.Citus], it inserts with multi-row INSERT ... VALUES,
+// as [Pool.CopyFrom] does with Citus.
 //
 // After Commit or Rollback (of tx or of a transaction enclosing it) it
 // returns [pgx.ErrTxClosed] without I/O: the connection may serve another
