@@ -65,6 +65,7 @@ func isOpChar(c byte) bool { return strings.IndexByte("+-*/<>=~!@#%^&|`?", c) >=
 // other mode).
 func lex(sql string, backslash bool) (toks []token, ambiguous bool) {
 	n := len(sql)
+	toks = make([]token, 0, n/4+1)
 	for i := 0; i < n; {
 		c := sql[i]
 		switch {
@@ -222,6 +223,15 @@ func skipComment(sql string, i int) int {
 // character. It returns the text (backslash escapes left as written), the
 // end, and whether the text holds a backslash.
 func quoted(sql string, i int, q byte, backslash bool) (text string, end int, bs bool) {
+	// Most literals hold neither a doubled quote nor a backslash: their
+	// text is a substring.
+	if k := strings.IndexByte(sql[i+1:], q); k >= 0 {
+		body := sql[i+1 : i+1+k]
+		next := i + 1 + k + 1
+		if strings.IndexByte(body, '\\') < 0 && (next >= len(sql) || sql[next] != q) {
+			return body, next, false
+		}
+	}
 	var sb strings.Builder
 	j := i + 1
 	for j < len(sql) {
