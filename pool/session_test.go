@@ -352,3 +352,46 @@ func TestBatchNoMoreResults(t *testing.T) {
 		requireClean(t, p.Unwrap(), "app.current_tenant")
 	}
 }
+
+// TestLargeObjectsOutsideRLS documents a hole that the pool cannot close:
+// large objects have no tenant and no policy. Tenant B finds the object
+// that A created, reads it and overwrites it, through the pool's own
+// Tx.LargeObjects. docs/security.md says to use bytea instead.
+func TestLargeObjectsOutsideRLS(t *testing.T) {
+	t.Parallel()
+	db := pgtenancytest.NewDB(t, storeTemplate)
+	p := newPool(t, db, poolOpts{})
+	ctxA, ctxB := ctxFor(tenantA), ctxFor(tenantB)
+	var oid uint32
+	require.NoError(t, p.BeginFunc(ctxA, func(tx pgx.Tx) error {
+		los := tx.LargeObjects()
+		var err error
+		if oid, err = los.Create(ctxA, 0); err != nil {
+			return err
+		}
+		lo, err := los.Open(ctxA, oid, pgx.LargeObjectModeWrite)
+		if err != nil {
+			return err
+		}
+		_, err = lo.Write([]byte("store A's invoice"))
+		return err
+	}))
+
+	var found uint32
+	require.NoError(t, p.QueryRow(ctxB, "SELECT oid::int8 FROM pg_largeobject_metadata ORDER BY oid DESC LIMIT 1").Scan(&found))
+	require.Equal(t, oid, found, "B does not find A's large object: update docs/security.md")
+	var data []byte
+	require.NoError(t, p.QueryRow(ctxB, "SELECT lo_get($1)", found).Scan(&data))
+	require.Equal(t, "store A's invoice", string(data))
+	require.NoError(t, p.BeginFunc(ctxB, func(tx pgx.Tx) error {
+		los := tx.LargeObjects()
+		lo, err := los.Open(ctxB, found, pgx.LargeObjectModeWrite)
+		if err != nil {
+			return err
+		}
+		_, err = lo.Write([]byte("store B was here"))
+		return err
+	}))
+	require.NoError(t, p.QueryRow(ctxA, "SELECT lo_get($1)", oid).Scan(&data))
+	require.Equal(t, "store B was here", string(data[:16]), "B overwrote A's object")
+}
