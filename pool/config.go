@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgtenancy/pgtenancy/internal/sessionsql"
 	"github.com/pgtenancy/pgtenancy/rls"
 )
 
@@ -45,6 +46,22 @@ type Config struct {
 	// must be the one pgtenancy.set_tenant was installed with. It works on plain
 	// PostgreSQL too, a little slower.
 	Citus bool
+
+	// ResetSession makes every unit of work remove all the session state
+	// it may have created, not only the state that its SQL shows: the
+	// reset statements (DISCARD TEMP, CLOSE ALL, UNLISTEN *, RESET ALL,
+	// DISCARD SEQUENCES, pg_advisory_unlock_all(), the role back to the
+	// session's) run in each unit's transaction, before it commits, in
+	// the same round trip. Set it when functions, procedures or triggers
+	// that the application's SQL calls create temporary tables, cursors
+	// WITH HOLD, LISTEN, set settings at session level (set_config(...,
+	// false)) or take session-level advisory locks: the pool cannot see
+	// those in the SQL text. It costs server time on every unit of work
+	// (docs/security.md has the figures). Settings return to the
+	// connection's defaults (connection string, ALTER ROLE and ALTER
+	// DATABASE settings): session settings put in place by an AfterConnect
+	// hook do not survive a unit of work.
+	ResetSession bool
 
 	// Audit, when not nil, is called by [NewWithConfig] with the new
 	// pgxpool before it returns:
@@ -84,6 +101,7 @@ var ErrKeyType = errors.New("pool: the context's tenant is of another key type t
 type tenancy struct {
 	key   rls.KeyType
 	citus bool
+	reset bool // Config.ResetSession
 	// setSQL sets the tenant, its only parameter, for the rest of the
 	// current transaction.
 	setSQL string
@@ -97,7 +115,7 @@ func newTenancy(cfg *Config) (*tenancy, error) {
 	if cfg.KeyType != 0 && !cfg.KeyType.Valid() {
 		return nil, fmt.Errorf("%w: KeyType %v is not bigint, uuid or text", ErrConfig, cfg.KeyType)
 	}
-	t := &tenancy{key: cfg.KeyType, citus: cfg.Citus}
+	t := &tenancy{key: cfg.KeyType, citus: cfg.Citus, reset: cfg.ResetSession}
 	if cfg.Citus {
 		// The FROM item is evaluated before the target list, so the
 		// propagation is on when set_tenant runs SET LOCAL.
@@ -125,13 +143,22 @@ func (t *tenancy) tenant(ctx context.Context) (rls.Tenant, error) {
 	return tn, nil
 }
 
-// lead is the number of hidden statements before the first statement of a
-// unit of work in a pgx batch: BEGIN with Citus, and the set statement.
-func (t *tenancy) lead() int {
-	if t.citus {
-		return 2
+// state returns the session state that a unit of work running sql may
+// leave: all of it with Config.ResetSession.
+func (t *tenancy) state(sql string) sessionsql.State {
+	if t.reset {
+		return allState
 	}
-	return 1
+	return scanSQL(sql)
+}
+
+// resets returns the statements that remove the session state of a unit
+// of work running sql, or nil when it leaves none.
+func (t *tenancy) resets(sql string) *resets {
+	if t.reset {
+		return fullResets
+	}
+	return resetsFor(scanSQL(sql))
 }
 
 // set returns the queued statement that sets tn.

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgtenancy/pgtenancy/internal/sessionsql"
 	"github.com/pgtenancy/pgtenancy/rls"
 )
 
@@ -106,40 +106,43 @@ type unit struct {
 	args [1]any
 }
 
-// newUnit returns a batch: the tenant statements, sql with args, and with
-// Citus a COMMIT.
-func (p *Pool) newUnit(t rls.Tenant, sql string, args []any) *pgx.Batch {
+// newUnit returns a unit of work's batch: the tenant statements, sql with
+// args, and with Citus a COMMIT; when r is not nil (sql leaves session
+// state), an explicit transaction with r's resets before its COMMIT. lead
+// is the number of statements before sql.
+func (p *Pool) newUnit(t rls.Tenant, sql string, args []any, r *resets) (b *pgx.Batch, lead int) {
 	u := &unit{}
 	u.b.QueuedQueries = u.qqs[:0]
 	n := 0
 	add := func(sql string, args []any) {
-		u.qq[n] = pgx.QueuedQuery{SQL: sql, Arguments: args}
-		u.b.QueuedQueries = append(u.b.QueuedQueries, &u.qq[n])
+		if n < len(u.qq) {
+			u.qq[n] = pgx.QueuedQuery{SQL: sql, Arguments: args}
+			u.b.QueuedQueries = append(u.b.QueuedQueries, &u.qq[n])
+		} else {
+			u.b.QueuedQueries = append(u.b.QueuedQueries, &pgx.QueuedQuery{SQL: sql, Arguments: args})
+		}
 		n++
 	}
-	if p.t.citus {
+	// An explicit transaction: after an error, the server connection stays
+	// with this client (also behind PgBouncer) until release removes what
+	// survives the rollback.
+	explicit := p.t.citus || r != nil
+	if explicit {
 		add("begin", nil)
 	}
 	u.args[0] = t.String()
 	add(p.t.setSQL, u.args[:])
+	lead = n
 	add(sql, args)
-	if p.t.citus {
+	if r != nil {
+		for _, s := range r.before {
+			add(s, nil)
+		}
+	}
+	if explicit {
 		add("commit", nil)
 	}
-	return &u.b
-}
-
-// release ends whatever transaction a unit of work left open (after an
-// error with Citus, or SQL that ran BEGIN) and returns c to the pool. A
-// connection that cannot be rolled back is destroyed by pgxpool, which
-// never pools a connection inside a transaction.
-func release(ctx context.Context, c *pgxpool.Conn) {
-	if pc := c.Conn().PgConn(); !pc.IsClosed() && !pc.IsBusy() && pc.TxStatus() != 'I' {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		_, _ = pc.Exec(rctx, "rollback").ReadAll()
-		cancel()
-	}
-	c.Release()
+	return &u.b, lead
 }
 
 // hasQueryOption reports whether args start with a pgx option that a batch
@@ -164,6 +167,9 @@ func hasQueryOption(args []any) bool {
 // A statement runs in the implicit transaction of its batch: sql must not
 // be a statement that cannot run in a transaction block (VACUUM, CREATE
 // INDEX CONCURRENTLY); those are maintenance work for another role anyway.
+// When sql creates session state (a temporary table, LISTEN, ... see the
+// package doc), the unit runs as an explicit transaction whose COMMIT
+// removes it, still in one round trip.
 func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	t, err := p.t.tenant(ctx)
 	if err != nil {
@@ -172,16 +178,20 @@ func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comman
 	if hasQueryOption(args) {
 		return p.execInTx(ctx, sql, args)
 	}
+	r := p.t.resets(sql)
 	c, err := p.p.Acquire(ctx)
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	defer release(ctx, c)
-	if tag, ok, err := p.execDirect(ctx, c, t, sql, args); ok {
-		return tag, err
+	defer release(ctx, c, r)
+	if r == nil {
+		if tag, ok, err := p.execDirect(ctx, c, t, sql, args); ok {
+			return tag, err
+		}
 	}
-	br := c.Conn().SendBatch(ctx, p.newUnit(t, sql, args))
-	for range p.t.lead() {
+	b, lead := p.newUnit(t, sql, args, r)
+	br := c.Conn().SendBatch(ctx, b)
+	for range lead {
 		if _, err := br.Exec(); err != nil {
 			_ = br.Close()
 			return pgconn.CommandTag{}, err
@@ -216,6 +226,11 @@ func (p *Pool) execInTx(ctx context.Context, sql string, args []any) (tag pgconn
 // [pgx.QueryResultFormatsByOID] among the first arguments cannot travel in a
 // batch: such a query runs in a transaction (three round trips).
 // [pgx.NamedArgs] and other [pgx.QueryRewriter]s need no fallback.
+//
+// The byte slices of [pgx.Rows.RawValues] and of a scan into
+// *pgtype.DriverBytes are the connection's read buffer, valid until the
+// next call to Next: do not keep them past the rows loop (copy them), since
+// the next reader of that buffer may be another tenant's unit of work.
 func (p *Pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	r := &poolRows{}
 	if err := p.query(ctx, r, sql, args); err != nil {
@@ -243,31 +258,35 @@ func (p *Pool) query(ctx context.Context, r *poolRows, sql string, args []any) e
 		*r = poolRows{ctx: ctx, r: rows, tx: tx}
 		return nil
 	}
+	rs := p.t.resets(sql)
 	c, err := p.p.Acquire(ctx)
 	if err != nil {
 		return err
 	}
-	if ok, err := p.queryDirect(ctx, r, c, t, sql, args); ok {
-		if err != nil {
-			release(ctx, c)
+	if rs == nil {
+		if ok, err := p.queryDirect(ctx, r, c, t, sql, args); ok {
+			if err != nil {
+				release(ctx, c, nil)
+			}
+			return err
 		}
-		return err
 	}
-	br := c.Conn().SendBatch(ctx, p.newUnit(t, sql, args))
-	for range p.t.lead() {
+	b, lead := p.newUnit(t, sql, args, rs)
+	br := c.Conn().SendBatch(ctx, b)
+	for range lead {
 		if _, err := br.Exec(); err != nil {
 			_ = br.Close()
-			release(ctx, c)
+			release(ctx, c, rs)
 			return err
 		}
 	}
 	rows, err := br.Query()
 	if err != nil {
 		_ = br.Close()
-		release(ctx, c)
+		release(ctx, c, rs)
 		return err
 	}
-	*r = poolRows{ctx: ctx, r: rows, br: br, c: c}
+	*r = poolRows{ctx: ctx, r: rows, br: br, c: c, resets: rs}
 	return nil
 }
 
@@ -310,19 +329,30 @@ var errProbe = errors.New("probe")
 func (p *Pool) sendBatch(ctx context.Context, c *pgxpool.Conn, t rls.Tenant, b *pgx.Batch) pgx.BatchResults {
 	orig := b.QueuedQueries
 	beginsTx := pgx.FailedBatchResults(b, errProbe).Tx() != nil
+	st := p.batchState(orig)
+	var r *resets
+	if !beginsTx {
+		r = resetsFor(st)
+	}
 	set := p.t.set(t)
 	qqs := make([]*pgx.QueuedQuery, 0, len(orig)+3)
 	var hideFrom, hideTo int
 	switch {
 	case beginsTx && len(orig) > 0:
 		// After the batch's own BEGIN: the tenant holds for the whole
-		// transaction.
+		// transaction, and the Tx removes the state when it ends.
 		qqs = append(qqs, orig[0], set)
 		qqs = append(qqs, orig[1:]...)
 		hideFrom, hideTo = 1, 2
-	case p.t.citus:
+	case p.t.citus || r != nil:
+		// An explicit transaction, as for a statement (newUnit).
 		qqs = append(qqs, &pgx.QueuedQuery{SQL: "begin"}, set)
 		qqs = append(qqs, orig...)
+		if r != nil {
+			for _, sql := range r.before {
+				qqs = append(qqs, &pgx.QueuedQuery{SQL: sql})
+			}
+		}
 		qqs = append(qqs, &pgx.QueuedQuery{SQL: "commit"})
 		hideFrom, hideTo = 0, 2
 	default:
@@ -333,13 +363,22 @@ func (p *Pool) sendBatch(ctx context.Context, c *pgxpool.Conn, t rls.Tenant, b *
 	b.QueuedQueries = qqs
 	br := &batchResults{
 		ctx: ctx, br: c.Conn().SendBatch(ctx, b), b: b, orig: orig,
-		hideFrom: hideFrom, hideTo: hideTo, c: c,
+		hideFrom: hideFrom, hideTo: hideTo, c: c, resets: r,
 	}
 	if tx := br.br.Tx(); tx != nil {
-		br.tx = &Tx{tx: tx, c: c, citus: p.t.citus}
+		br.tx = &Tx{tx: tx, c: c, citus: p.t.citus, t: p.t, state: st}
 		br.c = nil
 	}
 	return br
+}
+
+// batchState returns the session state that the queued queries may leave.
+func (p *Pool) batchState(qqs []*pgx.QueuedQuery) sessionsql.State {
+	var st sessionsql.State
+	for _, qq := range qqs {
+		st = st.Union(p.t.state(qq.SQL))
+	}
+	return st
 }
 
 // Begin starts a transaction with the context's tenant set for its whole
@@ -374,10 +413,14 @@ func (p *Pool) beginTx(ctx context.Context, opts pgx.TxOptions) (*Tx, error) {
 	}
 	tx, err := p.beginOn(ctx, c.Conn(), t, opts)
 	if err != nil {
-		release(ctx, c)
+		release(ctx, c, nil)
 		return nil, err
 	}
-	return &Tx{tx: tx, c: c, citus: p.t.citus}, nil
+	tr := &Tx{tx: tx, c: c, citus: p.t.citus, t: p.t}
+	if p.t.reset {
+		tr.state = allState
+	}
+	return tr, nil
 }
 
 // beginOn begins a transaction on conn and sets the tenant, in one round
@@ -417,6 +460,11 @@ func (p *Pool) BeginTxFunc(ctx context.Context, opts pgx.TxOptions, fn func(pgx.
 // would see no tenant, and so no tenant rows. If f releases the connection,
 // its work is lost with the transaction and AcquireFunc returns
 // [ErrConnReleased].
+//
+// The pool does not see what f runs, so it always removes all the session
+// state that f may have created, as [Config.ResetSession] does, in the
+// round trip of the COMMIT (or right after the ROLLBACK). Settings return
+// to the connection's defaults. Statements that f prepares stay prepared.
 func (p *Pool) AcquireFunc(ctx context.Context, f func(*pgxpool.Conn) error) (err error) {
 	t, err := p.t.tenant(ctx)
 	if err != nil {
@@ -428,17 +476,16 @@ func (p *Pool) AcquireFunc(ctx context.Context, f func(*pgxpool.Conn) error) (er
 	}
 	defer func() {
 		if !released(c) {
-			release(ctx, c)
+			release(ctx, c, fullResets)
 		}
 	}()
-	tx, err := p.beginOn(ctx, c.Conn(), t, pgx.TxOptions{})
-	if err != nil {
+	if _, err := p.beginOn(ctx, c.Conn(), t, pgx.TxOptions{}); err != nil {
 		return err
 	}
 	defer func() {
 		if r := recover(); r != nil {
 			if !released(c) {
-				_ = tx.Rollback(context.WithoutCancel(ctx))
+				_ = endTx(context.WithoutCancel(ctx), c.Conn(), fullResets, false)
 			}
 			panic(r)
 		}
@@ -450,10 +497,10 @@ func (p *Pool) AcquireFunc(ctx context.Context, f func(*pgxpool.Conn) error) (er
 		return errors.Join(err, ErrConnReleased)
 	}
 	if err != nil {
-		_ = tx.Rollback(ctx)
+		_ = endTx(ctx, c.Conn(), fullResets, false)
 		return err
 	}
-	return tx.Commit(ctx)
+	return endTx(ctx, c.Conn(), fullResets, true)
 }
 
 // ErrConnReleased is returned by [Pool.AcquireFunc] when its callback
