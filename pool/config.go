@@ -5,10 +5,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pgtenancy/pgtenancy/internal/sessionsql"
+	"github.com/pgtenancy/pgtenancy/internal/unit"
 	"github.com/pgtenancy/pgtenancy/rls"
 )
 
@@ -86,82 +85,18 @@ func ParseConfig(connString string) (*Config, error) {
 }
 
 // ErrKeyType is returned, before any I/O, for work whose context carries a
-// tenant of another key type than [Config.KeyType].
-var ErrKeyType = errors.New("pool: the context's tenant is of another key type than the pool's")
+// tenant of another key type than [Config.KeyType]. The database/sql
+// driver (package stdlib) returns the same error.
+var ErrKeyType = unit.ErrKeyType
 
-// tenancy applies the tenant of a context to units of work. It is the one
-// owner of the invariant on the client side: every path (the direct path,
-// pgx batches, transactions, CopyFrom) takes the tenant and the statement
-// that sets it from here, and nothing else sets it.
-//
-// The statement sets, for the current transaction only, the tenant setting
-// to the tenant (a bind parameter) and its companion [rls.XactSetting] to
-// the transaction's stamp ([rls.XactStamp]); the generated policies admit
-// rows only when both are set in the transaction that reads them.
-type tenancy struct {
-	key   rls.KeyType
-	citus bool
-	reset bool // Config.ResetSession
-	// setSQL sets the tenant, its only parameter, for the rest of the
-	// current transaction.
-	setSQL string
-}
-
-func newTenancy(cfg *Config) (*tenancy, error) {
-	setting, err := rls.Setting(cfg.Setting)
+// newTenancy returns the one owner of the tenant invariant for cfg
+// (internal/unit): every path of the pool (the direct path, pgx batches,
+// transactions, CopyFrom) takes the tenant and the statement that sets it
+// from there, and nothing else sets it.
+func newTenancy(cfg *Config) (*unit.Tenancy, error) {
+	t, err := unit.New(cfg.Setting, cfg.KeyType, cfg.Citus, cfg.ResetSession)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	if cfg.KeyType != 0 && !cfg.KeyType.Valid() {
-		return nil, fmt.Errorf("%w: KeyType %v is not bigint, uuid or text", ErrConfig, cfg.KeyType)
-	}
-	t := &tenancy{key: cfg.KeyType, citus: cfg.Citus, reset: cfg.ResetSession}
-	if cfg.Citus {
-		// The FROM item is evaluated before the target list, so the
-		// propagation is on when set_tenant runs SET LOCAL.
-		t.setSQL = "SELECT pgtenancy.set_tenant($1) FROM pg_catalog.set_config('citus.propagate_set_commands', 'local', true)"
-	} else {
-		// set_config with is_local = true is SET LOCAL with the value as a
-		// bind parameter. The setting name is validated above, so it is a
-		// plain literal.
-		t.setSQL = "SELECT pg_catalog.set_config('" + setting + "', $1, true), pg_catalog.set_config('" +
-			rls.XactSetting(setting) + "', " + rls.XactStamp + ", true)"
-	}
 	return t, nil
-}
-
-// tenant returns the tenant of ctx: [rls.ErrNoTenant] without one,
-// [ErrKeyType] when it does not fit.
-func (t *tenancy) tenant(ctx context.Context) (rls.Tenant, error) {
-	tn, err := rls.Require(ctx)
-	if err != nil {
-		return tn, err
-	}
-	if t.key != 0 && tn.Key() != t.key {
-		return rls.Tenant{}, fmt.Errorf("%w: %s tenant, %s schema", ErrKeyType, tn.Key(), t.key)
-	}
-	return tn, nil
-}
-
-// state returns the session state that a unit of work running sql may
-// leave: all of it with Config.ResetSession.
-func (t *tenancy) state(sql string) sessionsql.State {
-	if t.reset {
-		return allState
-	}
-	return scanSQL(sql)
-}
-
-// resets returns the statements that remove the session state of a unit
-// of work running sql, or nil when it leaves none.
-func (t *tenancy) resets(sql string) *resets {
-	if t.reset {
-		return fullResets
-	}
-	return resetsFor(scanSQL(sql))
-}
-
-// set returns the queued statement that sets tn.
-func (t *tenancy) set(tn rls.Tenant) *pgx.QueuedQuery {
-	return &pgx.QueuedQuery{SQL: t.setSQL, Arguments: []any{tn.String()}}
 }

@@ -62,7 +62,7 @@ func (p *Pool) CopyFrom(ctx context.Context, table pgx.Identifier, columns []str
 // copyFrom is CopyFrom; temp makes it take the temporary table whatever
 // the column types.
 func (p *Pool) copyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource, temp bool) (int64, error) {
-	t, err := p.t.tenant(ctx)
+	t, err := p.t.Tenant(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -70,7 +70,7 @@ func (p *Pool) copyFrom(ctx context.Context, table pgx.Identifier, columns []str
 		return 0, err
 	}
 	var r *resets
-	if p.t.reset {
+	if p.t.Reset {
 		r = fullResets
 	}
 	c, err := p.p.Acquire(ctx)
@@ -81,10 +81,10 @@ func (p *Pool) copyFrom(ctx context.Context, table pgx.Identifier, columns []str
 	conn := c.Conn()
 	b := &pgx.Batch{}
 	b.Queue("begin")
-	b.QueuedQueries = append(b.QueuedQueries, p.t.set(t))
+	b.QueuedQueries = append(b.QueuedQueries, p.t.Set(t))
 	var cp *copyPlan
 	mode := copyUnnest
-	if p.t.citus {
+	if p.t.Citus {
 		mode = copyValues
 	}
 	queueCopyPlan(b, table, columns, mode, &cp)
@@ -96,7 +96,7 @@ func (p *Pool) copyFrom(ctx context.Context, table pgx.Identifier, columns []str
 	}
 	var before []string
 	if r != nil {
-		before = r.before
+		before = r.Before
 	}
 	if cp == nil || temp {
 		if _, err := conn.Exec(ctx, createCopyTable(table, columns)); err != nil {

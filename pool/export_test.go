@@ -10,7 +10,7 @@ import (
 // parameter), so that benchmarks can compare alternatives.
 func SetTenantSQL(p *Pool, sql string) {
 	t := *p.t
-	t.setSQL = sql
+	t.SetSQL = sql
 	p.t = &t
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgtenancy/pgtenancy/internal/sessionsql"
+	"github.com/pgtenancy/pgtenancy/internal/unit"
 	"github.com/pgtenancy/pgtenancy/rls"
 )
 
@@ -19,7 +20,7 @@ import (
 // safe for concurrent use.
 type Pool struct {
 	p     *pgxpool.Pool
-	t     *tenancy
+	t     *unit.Tenancy
 	owned bool // Close closes p
 }
 
@@ -98,53 +99,6 @@ func (p *Pool) Stat() *pgxpool.Stat { return p.p.Stat() }
 // Ping checks that the database answers. It needs no tenant.
 func (p *Pool) Ping(ctx context.Context) error { return p.p.Ping(ctx) }
 
-// unit is one unit of work's batch in a single allocation.
-type unit struct {
-	b    pgx.Batch
-	qqs  [4]*pgx.QueuedQuery
-	qq   [4]pgx.QueuedQuery
-	args [1]any
-}
-
-// newUnit returns a unit of work's batch: the tenant statements, sql with
-// args, and with Citus a COMMIT; when r is not nil (sql leaves session
-// state), an explicit transaction with r's resets before its COMMIT. lead
-// is the number of statements before sql.
-func (p *Pool) newUnit(t rls.Tenant, sql string, args []any, r *resets) (b *pgx.Batch, lead int) {
-	u := &unit{}
-	u.b.QueuedQueries = u.qqs[:0]
-	n := 0
-	add := func(sql string, args []any) {
-		if n < len(u.qq) {
-			u.qq[n] = pgx.QueuedQuery{SQL: sql, Arguments: args}
-			u.b.QueuedQueries = append(u.b.QueuedQueries, &u.qq[n])
-		} else {
-			u.b.QueuedQueries = append(u.b.QueuedQueries, &pgx.QueuedQuery{SQL: sql, Arguments: args})
-		}
-		n++
-	}
-	// An explicit transaction: after an error, the server connection stays
-	// with this client (also behind PgBouncer) until release removes what
-	// survives the rollback.
-	explicit := p.t.citus || r != nil
-	if explicit {
-		add("begin", nil)
-	}
-	u.args[0] = t.String()
-	add(p.t.setSQL, u.args[:])
-	lead = n
-	add(sql, args)
-	if r != nil {
-		for _, s := range r.before {
-			add(s, nil)
-		}
-	}
-	if explicit {
-		add("commit", nil)
-	}
-	return &u.b, lead
-}
-
 // hasQueryOption reports whether args start with a pgx option that a batch
 // cannot carry (a QueryExecMode or result format).
 func hasQueryOption(args []any) bool {
@@ -171,14 +125,14 @@ func hasQueryOption(args []any) bool {
 // package doc), the unit runs as an explicit transaction whose COMMIT
 // removes it, still in one round trip.
 func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	t, err := p.t.tenant(ctx)
+	t, err := p.t.Tenant(ctx)
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
 	if hasQueryOption(args) {
 		return p.execInTx(ctx, sql, args)
 	}
-	r := p.t.resets(sql)
+	r := p.t.Resets(sql)
 	c, err := p.p.Acquire(ctx)
 	if err != nil {
 		return pgconn.CommandTag{}, err
@@ -189,7 +143,7 @@ func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comman
 			return tag, err
 		}
 	}
-	b, lead := p.newUnit(t, sql, args, r)
+	b, lead := p.t.Batch(t, sql, args, r)
 	br := c.Conn().SendBatch(ctx, b)
 	for range lead {
 		if _, err := br.Exec(); err != nil {
@@ -241,7 +195,7 @@ func (p *Pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, er
 
 // query starts sql and fills r.
 func (p *Pool) query(ctx context.Context, r *poolRows, sql string, args []any) error {
-	t, err := p.t.tenant(ctx)
+	t, err := p.t.Tenant(ctx)
 	if err != nil {
 		return err
 	}
@@ -258,7 +212,7 @@ func (p *Pool) query(ctx context.Context, r *poolRows, sql string, args []any) e
 		*r = poolRows{ctx: ctx, r: rows, tx: tx}
 		return nil
 	}
-	rs := p.t.resets(sql)
+	rs := p.t.Resets(sql)
 	c, err := p.p.Acquire(ctx)
 	if err != nil {
 		return err
@@ -271,7 +225,7 @@ func (p *Pool) query(ctx context.Context, r *poolRows, sql string, args []any) e
 			return err
 		}
 	}
-	b, lead := p.newUnit(t, sql, args, rs)
+	b, lead := p.t.Batch(t, sql, args, rs)
 	br := c.Conn().SendBatch(ctx, b)
 	for range lead {
 		if _, err := br.Exec(); err != nil {
@@ -312,7 +266,7 @@ func (p *Pool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 // usual. Without a tenant in the context, every result returns
 // [rls.ErrNoTenant] and no I/O happens.
 func (p *Pool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	t, err := p.t.tenant(ctx)
+	t, err := p.t.Tenant(ctx)
 	if err != nil {
 		return pgx.FailedBatchResults(b, err)
 	}
@@ -334,7 +288,7 @@ func (p *Pool) sendBatch(ctx context.Context, c *pgxpool.Conn, t rls.Tenant, b *
 	if !beginsTx {
 		r = resetsFor(st)
 	}
-	set := p.t.set(t)
+	set := p.t.Set(t)
 	qqs := make([]*pgx.QueuedQuery, 0, len(orig)+3)
 	var hideFrom, hideTo int
 	switch {
@@ -344,12 +298,12 @@ func (p *Pool) sendBatch(ctx context.Context, c *pgxpool.Conn, t rls.Tenant, b *
 		qqs = append(qqs, orig[0], set)
 		qqs = append(qqs, orig[1:]...)
 		hideFrom, hideTo = 1, 2
-	case p.t.citus || r != nil:
+	case p.t.Citus || r != nil:
 		// An explicit transaction, as for a statement (newUnit).
 		qqs = append(qqs, &pgx.QueuedQuery{SQL: "begin"}, set)
 		qqs = append(qqs, orig...)
 		if r != nil {
-			for _, sql := range r.before {
+			for _, sql := range r.Before {
 				qqs = append(qqs, &pgx.QueuedQuery{SQL: sql})
 			}
 		}
@@ -366,7 +320,7 @@ func (p *Pool) sendBatch(ctx context.Context, c *pgxpool.Conn, t rls.Tenant, b *
 		hideFrom: hideFrom, hideTo: hideTo, c: c, resets: r,
 	}
 	if tx := br.br.Tx(); tx != nil {
-		br.tx = &Tx{tx: tx, c: c, citus: p.t.citus, t: p.t, state: st}
+		br.tx = &Tx{tx: tx, c: c, citus: p.t.Citus, t: p.t, state: st}
 		br.c = nil
 	}
 	return br
@@ -376,7 +330,7 @@ func (p *Pool) sendBatch(ctx context.Context, c *pgxpool.Conn, t rls.Tenant, b *
 func (p *Pool) batchState(qqs []*pgx.QueuedQuery) sessionsql.State {
 	var st sessionsql.State
 	for _, qq := range qqs {
-		st = st.Union(p.t.state(qq.SQL))
+		st = st.Union(p.t.State(qq.SQL))
 	}
 	return st
 }
@@ -403,7 +357,7 @@ func (p *Pool) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) 
 }
 
 func (p *Pool) beginTx(ctx context.Context, opts pgx.TxOptions) (*Tx, error) {
-	t, err := p.t.tenant(ctx)
+	t, err := p.t.Tenant(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -416,8 +370,8 @@ func (p *Pool) beginTx(ctx context.Context, opts pgx.TxOptions) (*Tx, error) {
 		release(ctx, c, nil)
 		return nil, err
 	}
-	tr := &Tx{tx: tx, c: c, citus: p.t.citus, t: p.t}
-	if p.t.reset {
+	tr := &Tx{tx: tx, c: c, citus: p.t.Citus, t: p.t}
+	if p.t.Reset {
 		tr.state = allState
 	}
 	return tr, nil
@@ -426,15 +380,7 @@ func (p *Pool) beginTx(ctx context.Context, opts pgx.TxOptions) (*Tx, error) {
 // beginOn begins a transaction on conn and sets the tenant, in one round
 // trip.
 func (p *Pool) beginOn(ctx context.Context, conn *pgx.Conn, t rls.Tenant, opts pgx.TxOptions) (pgx.Tx, error) {
-	b := &pgx.Batch{}
-	b.BeginTx(opts)
-	b.QueuedQueries = append(b.QueuedQueries, p.t.set(t))
-	br := conn.SendBatch(ctx, b)
-	err := br.Close()
-	if err != nil {
-		return nil, err
-	}
-	return br.Tx(), nil
+	return p.t.Begin(ctx, conn, t, opts)
 }
 
 // BeginFunc runs fn in a transaction begun by [Pool.Begin]: it commits when
@@ -466,7 +412,7 @@ func (p *Pool) BeginTxFunc(ctx context.Context, opts pgx.TxOptions, fn func(pgx.
 // round trip of the COMMIT (or right after the ROLLBACK). Settings return
 // to the connection's defaults. Statements that f prepares stay prepared.
 func (p *Pool) AcquireFunc(ctx context.Context, f func(*pgxpool.Conn) error) (err error) {
-	t, err := p.t.tenant(ctx)
+	t, err := p.t.Tenant(ctx)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgtenancy/pgtenancy/internal/unit"
 )
 
 // poolRows are the rows of a unit of work. Closing them reads the rest of
@@ -18,7 +20,7 @@ type poolRows struct {
 	r      pgx.Rows
 	br     pgx.BatchResults          // the batch path, or nil
 	mrr    *pgconn.MultiResultReader // the direct path, or nil
-	sc     *stmtCache                // the direct path's cache, or nil
+	sc     *unit.StmtCache           // the direct path's cache, or nil
 	sql    string                    // the direct path's statement
 	conn   *pgx.Conn                 // the direct path's connection
 	c      *pgxpool.Conn             // nil once released
@@ -48,7 +50,7 @@ func (r *poolRows) Close() {
 			err = closeErr
 		}
 		if err != nil {
-			r.sc.failed(r.sql, err)
+			r.sc.Failed(r.sql, err)
 		}
 		release(r.ctx, r.c, nil)
 		r.c = nil

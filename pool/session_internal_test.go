@@ -4,17 +4,18 @@ import (
 	"testing"
 
 	"github.com/pgtenancy/pgtenancy/internal/sessionsql"
+	"github.com/pgtenancy/pgtenancy/internal/unit"
 )
 
 // BenchmarkResetsCached is what reading a unit's SQL for session state
 // costs on the hot path: a cached SQL text that creates none.
 func BenchmarkResetsCached(b *testing.B) {
-	t := &tenancy{}
+	t := &unit.Tenancy{}
 	const sql = "SELECT name, price FROM items_rls WHERE id = $1"
-	t.resets(sql)
+	t.Resets(sql)
 	b.ReportAllocs()
 	for b.Loop() {
-		if t.resets(sql) != nil {
+		if t.Resets(sql) != nil {
 			b.Fatal("flagged")
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgtenancy/pgtenancy/internal/unit"
+
 	"github.com/pgtenancy/pgtenancy/internal/sessionsql"
 )
 
@@ -33,7 +35,7 @@ type Tx struct {
 	parent *Tx           // the enclosing transaction of a savepoint
 	closed bool          // committed or rolled back
 	citus  bool          // begun by a pool with Config.Citus
-	t      *tenancy
+	t      *unit.Tenancy
 	state  sessionsql.State // of the SQL run so far (on the outermost Tx)
 }
 
@@ -51,7 +53,7 @@ func (tx *Tx) note(sql string) {
 	if r.state.Kinds&sessionsql.Opaque != 0 {
 		return
 	}
-	if st := r.t.state(sql); !st.Empty() {
+	if st := r.t.State(sql); !st.Empty() {
 		r.state = r.state.Union(st)
 	}
 }
