@@ -60,6 +60,8 @@ type Snapshot struct {
 	// application role in the current database, and the server's value of
 	// citus.propagate_set_commands.
 	RoleSettings []RoleSetting
+	// Audit is what [Options.Audit] asks for; nil without it.
+	Audit *Audit
 
 	// Set by Expect.
 	expected map[ColumnKey][2]string
@@ -78,10 +80,11 @@ func (s *Snapshot) Lookup(q QName) *Table { return s.byName[q] }
 
 // Role is the application role.
 type Role struct {
-	Name   string
-	Exists bool
-	Super  bool
-	Bypass bool
+	Name       string
+	Exists     bool
+	Super      bool
+	Bypass     bool
+	CreateRole bool
 	// CanBecome lists the superuser or BYPASSRLS roles it is a member of.
 	CanBecome []string
 }
@@ -98,6 +101,20 @@ type Table struct {
 	// AppOwns reports that the application role owns the table or is a
 	// member of its owner.
 	AppOwns bool
+	// OwnerOID is the owner's OID.
+	OwnerOID uint32
+	// Extension reports that the table belongs to an extension.
+	Extension bool
+	// Parents are the tables it inherits from, directly: its partitioned
+	// table for a partition, its parents for a table created with
+	// INHERITS.
+	Parents []uint32
+	// ACL is the table's access control list (the default one, when it
+	// has none), one entry per grantee and privilege.
+	ACL []ACLItem
+	// AppSchemaUsage reports that the application role can use the
+	// table's schema (true without one).
+	AppSchemaUsage bool
 	// Privs are the application role's privileges on the whole table;
 	// ColPrivs those of SELECT, INSERT, UPDATE, REFERENCES it holds on the
 	// table or some column.
@@ -136,6 +153,7 @@ func (t *Table) Policy(name string) *Policy {
 
 // Column is one column of a table.
 type Column struct {
+	Num  int16 // attnum
 	Name string
 	// Type is the type as format_type prints it, with its modifier:
 	// "bigint", "character varying(20)".
@@ -167,6 +185,12 @@ type Constraint struct {
 	// Definition is pg_get_constraintdef's text, read with an empty
 	// search_path so that every name in it is schema-qualified.
 	Definition string
+	// OID is the constraint's OID.
+	OID uint32
+	// CheckTrigger is, for a foreign key, the name of the trigger that
+	// checks inserted rows: PostgreSQL fires the triggers of an event in
+	// name order, so it tells which of two keys is checked first.
+	CheckTrigger string
 }
 
 // Index is one index of a table.
@@ -177,6 +201,12 @@ type Index struct {
 	Constraint string   // the constraint it implements, or ""
 	Columns    []string // key columns; "" for an expression
 	Partial    bool
+	// Definition is pg_get_indexdef's text, and KeyDefs its key columns
+	// and expressions one by one, for unique indexes only.
+	Definition string
+	KeyDefs    []string
+	// Method is the access method, such as btree.
+	Method string
 }
 
 // Policy is one row level security policy.
@@ -193,6 +223,12 @@ type Policy struct {
 	// DepColumns and DepTypes are the table's columns that the policy
 	// depends on, with their types.
 	DepColumns, DepTypes []string
+	// RoleOIDs are the roles' OIDs; 0 for PUBLIC.
+	RoleOIDs []uint32
+	// UsingTree and CheckTree are the expressions as the server stores
+	// them (pg_node_tree's text; see package nodetree), read with
+	// [Options.Audit]; "" when absent.
+	UsingTree, CheckTree string
 }
 
 // CommandNames maps pg_policy.polcmd to the command's name.
@@ -214,6 +250,8 @@ type Func struct {
 	Owner     string
 	Source    string
 	Deps      []uint32 // relations it depends on
+	// Config is pg_proc.proconfig: its SET clauses, as name=value.
+	Config []string
 }
 
 // Library is the installed pgtenancy.set_tenant(text).
@@ -241,6 +279,9 @@ type Sequence struct {
 type RoleSetting struct {
 	PerDatabase, PerRole, Default bool
 	Name, Value                   string
+	// Role is the role's name, for [Audit.CustomSettings]; "" for all
+	// roles.
+	Role string
 }
 
 // CitusTable is a table's row in pg_dist_partition.
