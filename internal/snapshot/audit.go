@@ -50,8 +50,8 @@ type Audit struct {
 
 // RoleInfo is one role.
 type RoleInfo struct {
-	OID                               uint32
-	Name                              string
+	OID                              uint32
+	Name                             string
 	Super, Bypass, CreateRole, Login bool
 	// Usage are the roles of [Audit.Roles] whose privileges it has
 	// (pg_has_role USAGE), itself included; Member those it can become

@@ -121,4 +121,3 @@ func appOID(t *testing.T, a *snapshot.Audit, name string) uint32 {
 	t.Fatalf("no role %s", name)
 	return 0
 }
-
