@@ -167,11 +167,17 @@ func TestVerifyCleanDatabaseHasNoFindings(t *testing.T) {
 	assert.Empty(t, r.Findings)
 
 	// Without a model, from the tenant column: the same tables, inferred.
-	r = mustVerify(t, db.OwnerConn(t), verify.Options{TenantColumn: "store_id", AppRole: pgtenancytest.AppRole})
+	// Since issue 16, a table the application role can read and that holds
+	// no tenant data is a warning unless it is declared global.
+	global := []string{"currencies"}
+	r = mustVerify(t, db.OwnerConn(t), verify.Options{TenantColumn: "store_id", AppRole: pgtenancytest.AppRole, Global: global})
 	assert.Empty(t, r.Findings)
-	// And from row level security alone.
+	// And from the policies alone.
+	r = mustVerify(t, db.OwnerConn(t), verify.Options{AppRole: pgtenancytest.AppRole, Global: global})
+	assert.Empty(t, r.Findings)
+	assert.Equal(t, []string{"public.products", "public.purchases", "public.stores"}, r.Tables)
 	r = mustVerify(t, db.OwnerConn(t), verify.Options{AppRole: pgtenancytest.AppRole})
-	assert.Empty(t, r.Findings)
+	assert.Equal(t, []findingKey{{verify.SeverityWarning, verify.CodeTableUnclassified, "public.currencies"}}, findingKeys(r))
 }
 
 // newRole creates a role for one test (roles are shared by the server's
@@ -420,6 +426,9 @@ CREATE FUNCTION invoker() RETURNS bigint LANGUAGE sql AS $$SELECT count(*) FROM 
 				{E, verify.CodeSecurityDefiner, "public.count_products()"},
 				{E, verify.CodeSecurityDefiner, "public.count_purchases()"},
 				{W, verify.CodeSecurityDefiner, "public.utc_now()"},
+				{W, verify.CodeSecurityDefinerPath, "public.count_products()"},
+				{W, verify.CodeSecurityDefinerPath, "public.count_purchases()"},
+				{W, verify.CodeSecurityDefinerPath, "public.utc_now()"},
 			},
 		},
 		{
@@ -441,6 +450,7 @@ END$$`,
 			want: []findingKey{
 				{E, verify.CodeLibraryAltered, "pgtenancy.set_tenant(text)"},
 				{W, verify.CodeSecurityDefiner, "pgtenancy.set_tenant(text)"},
+				{W, verify.CodeSecurityDefinerPath, "pgtenancy.set_tenant(text)"},
 			},
 		},
 		{

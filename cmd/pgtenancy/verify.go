@@ -21,17 +21,26 @@ import (
 
 const verifySynopsis = `[flags]
 
-Audits a live database for every hole that makes row level security inert
-for the tenant tables; docs/verify.md lists the checks and their codes. The
-tenant tables come from a declared model (--model, or --table flags), from
-discovery (--root with --tenant-column), or, without either, from
---tenant-column alone or from the tables that have row level security or a
-pgtenancy policy.
+Audits a live database, whether pgtenancy built its row level security or
+not, for every table that leaks tenant data and every hole that makes row
+level security inert; docs/verify.md lists the checks and their codes.
+
+With no flag but the database, everything is inferred: the tenant settings
+and columns from the policies there (any policy comparing a column with
+current_setting), the tenant tables from those (a tenant column, a foreign
+key to a tenant table, a partition or child of one, in any schema), and the
+policies are judged by what they do, whatever they are called. Name the
+role the application connects as with --app-role for an exact judgment, and
+the tables all tenants share with --global. A declared model (--model, or
+--table flags) or discovery (--root with --tenant-column) checks
+pgtenancy's own setup by name as well.
 
 Exits 0 when it found no error (warnings allowed), 1 when it found errors,
 and 2 when it could not run.
 
 Examples:
+  pgtenancy verify --database-url $DATABASE_URL --app-role app
+  pgtenancy verify --app-role app --global currencies --format json
   pgtenancy verify --database-url $DATABASE_URL --app-role app --model model.json
   pgtenancy verify --app-role app --tenant-column store_id --root stores --format json`
 
@@ -110,6 +119,9 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return fail(stderr, "verify", err)
 	}
 	opts := verify.Options{Model: model, AppRole: f.appRole, TenantColumn: f.tenantColumn, Setting: f.setting}
+	if model == nil {
+		opts.Global = f.globals
+	}
 	if f.schema != "" {
 		opts.Schemas = []string{f.schema}
 	}
