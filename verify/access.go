@@ -337,7 +337,7 @@ func (c *checker) checkPolicies(t *table, j *judgment) {
 		reads, writes := sideText(sides, false), sideText(sides, true)
 		switch {
 		case reads != "":
-			msg := fmt.Sprintf("%s admits rows of every tenant: USING %s %s, so %s can %s them",
+			msg := fmt.Sprintf("%s admits rows of every tenant: USING %s, where %s; %s can %s them",
 				polDesc(p), exprText(p.Using), p.using.why, who, reads)
 			if writes != "" {
 				msg += fmt.Sprintf(", and %s rows for any tenant", writes)
@@ -345,10 +345,10 @@ func (c *checker) checkPolicies(t *table, j *judgment) {
 			c.add(SeverityError, CodePermissivePolicy, "policy", p.Name, name, c.s.fixPolicy(t, p, true, writes != ""), "%s", msg)
 		default:
 			v := p.check
-			what := "WITH CHECK " + exprText(p.Check) + " " + whyOf(v)
+			what := "WITH CHECK " + exprText(p.Check) + ", where " + whyOf(v)
 			if v == nil {
 				v = p.using
-				what = "it has no WITH CHECK, so its USING " + exprText(p.Using) + " checks new rows, and " + whyOf(v)
+				what = "it has no WITH CHECK, so its USING " + exprText(p.Using) + " checks new rows, where " + whyOf(v)
 			}
 			c.add(SeverityError, CodePolicyCheckOpen, "policy", p.Name, name, c.s.fixPolicy(t, p, false, true),
 				"%s lets %s %s rows for any tenant: %s", polDesc(p), who, writes, what)

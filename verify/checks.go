@@ -188,7 +188,7 @@ func (c *checker) checkRLS(t *table, subs []*subject, cmds [][]string, known boo
 	model := t.model
 	why := ""
 	if t.why != "" {
-		why = " It holds tenant data: " + t.why + "."
+		why = " It holds tenant data: " + t.why + c.s.refText(t) + "."
 	}
 	if !t.RLS {
 		sev := SeverityError
@@ -217,6 +217,20 @@ func (c *checker) checkRLS(t *table, subs []*subject, cmds [][]string, known boo
 		c.add(SeverityError, CodeRLSNotForced, "table", name, name, "ALTER TABLE "+tbl+" FORCE ROW LEVEL SECURITY;",
 			"row level security is not forced, and %s owns the table, so every policy is bypassed.%s", strings.Join(owners, " and "), why)
 	}
+}
+
+// refText names, for a table that holds tenant data for its own column,
+// the tenant table or root it references: ", and references public.stores".
+func (s *state) refText(t *table) string {
+	if t.parent != nil {
+		return ""
+	}
+	for _, fk := range foreignKeys(t) {
+		if ref := s.tables[fk.Ref]; ref != nil && ref != t && (ref.tenant || s.roots[ref.OID]) {
+			return ", and it references " + ref.Name.String()
+		}
+	}
+	return ""
 }
 
 // enableFix turns row level security on for t, forced when a role that

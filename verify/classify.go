@@ -52,6 +52,11 @@ type verdict struct {
 	immutable []string
 	// why says, for a class that does not protect, what makes it so.
 	why string
+	// mentions are the columns compared with a setting anywhere in the
+	// expression, whatever its class (inside OR true, by >=), and
+	// mentioned the settings: what inference learns the tenant columns
+	// and settings from.
+	mentions, mentioned []string
 }
 
 // exprResolver knows the functions and operators of the snapshot, parses
@@ -396,9 +401,10 @@ func (c *classifier) classify(v nodetree.Value, depth int) verdict {
 				case clsSwitch:
 					return inner
 				case clsTenant, clsLookup:
-					return verdict{cls: clsRows, settings: inner.settings, why: "NOT of the tenant condition admits every other tenant's rows"}
+					return verdict{cls: clsRows, settings: inner.settings, mentions: inner.mentions, mentioned: inner.mentioned,
+						why: "NOT of the tenant condition admits every other tenant's rows"}
 				}
-				return verdict{cls: inner.cls, settings: inner.settings, why: inner.why}
+				return verdict{cls: inner.cls, settings: inner.settings, why: inner.why, mentions: inner.mentions, mentioned: inner.mentioned}
 			}
 		}
 	case "CONST":
@@ -486,10 +492,11 @@ func (c *classifier) tenantValue(col string, val valInfo) (verdict, bool) {
 		base, _, _ := strings.Cut(s, "->>")
 		return base == c.setting
 	}) {
-		return verdict{cls: clsRows, settings: settings,
+		return verdict{cls: clsRows, settings: settings, mentions: []string{col}, mentioned: settings,
 			why: "it compares " + col + " with " + strings.Join(settings, ", ") + ", not with the tenant setting " + c.setting}, true
 	}
-	return verdict{cls: clsTenant, cols: []string{col}, settings: settings, immutable: uniq(val.immutable)}, true
+	return verdict{cls: clsTenant, cols: []string{col}, settings: settings, immutable: uniq(val.immutable),
+		mentions: []string{col}, mentioned: settings}, true
 }
 
 // comparisons are the operators that compare values but not for equality.
@@ -548,7 +555,16 @@ func (c *classifier) compare(v nodetree.Value, depth int) verdict {
 	vi := lv
 	vi.merge(rv)
 	if len(vi.settings) > 0 && comparisons[op] {
-		return verdict{cls: clsRows, settings: uniq(vi.settings), why: "it compares the row with the setting by " + op + ", not by ="}
+		vd := verdict{cls: clsRows, settings: uniq(vi.settings), why: "it compares the row with the setting by " + op + ", not by ="}
+		for _, side := range []struct {
+			arg   nodetree.Value
+			other valInfo
+		}{{args[0], rv}, {args[1], lv}} {
+			if col, ok := c.column(side.arg, depth); ok && !side.other.rowDep && len(side.other.settings) > 0 {
+				vd.mentions, vd.mentioned = []string{col}, uniq(side.other.settings)
+			}
+		}
+		return vd
 	}
 	return c.fallback(v, depth)
 }
@@ -687,16 +703,26 @@ func and(a, b verdict) verdict {
 	}
 	a.settings = uniq(append(a.settings, b.settings...))
 	a.immutable = uniq(append(a.immutable, b.immutable...))
+	a.mentions = uniq(append(a.mentions, b.mentions...))
+	a.mentioned = uniq(append(a.mentioned, b.mentioned...))
 	return a
 }
 
 // or combines the verdicts of two arms of OR: the less restrictive wins.
 func or(a, b verdict) verdict {
+	mentions := uniq(append(slices.Clone(a.mentions), b.mentions...))
+	mentioned := uniq(append(slices.Clone(a.mentioned), b.mentioned...))
+	a, b = orArms(a, b)
+	a.mentions, a.mentioned = mentions, mentioned
+	return a
+}
+
+func orArms(a, b verdict) (verdict, verdict) {
 	if a.cls == clsNever {
-		return b
+		return b, a
 	}
 	if b.cls == clsNever {
-		return a
+		return a, b
 	}
 	if b.cls > a.cls {
 		a, b = b, a
@@ -710,7 +736,7 @@ func or(a, b verdict) verdict {
 	if a.why != "" && b.cls != a.cls && !strings.HasPrefix(a.why, "an OR arm") {
 		a.why = "an OR arm: " + a.why
 	}
-	return a
+	return a, b
 }
 
 func uniq(s []string) []string {

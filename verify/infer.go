@@ -48,11 +48,12 @@ func soleKey(t *table, col string) bool {
 }
 
 // tenantPredicates calls fn for every clause of t's policies that compares
-// a column with a tenant setting.
+// a column with a setting, even where that does not limit the rows (in an
+// OR with true, by >=): the policy's author meant it for the tenant.
 func tenantPredicates(t *table, fn func(p *polInfo, v *verdict)) {
 	for _, p := range t.pols {
 		for _, v := range []*verdict{p.using, p.check} {
-			if v != nil && v.cls == clsTenant && len(v.cols) > 0 {
+			if v != nil && len(v.mentions) > 0 {
 				fn(p, v)
 			}
 		}
@@ -77,8 +78,8 @@ func (s *state) infer() {
 			continue
 		}
 		tenantPredicates(t, func(p *polInfo, v *verdict) {
-			s.settings = append(s.settings, v.settings...)
-			for _, col := range v.cols {
+			s.settings = append(s.settings, v.mentioned...)
+			for _, col := range v.mentions {
 				switch {
 				case soleKey(t, col):
 					rootCol[t.OID] = col
@@ -86,7 +87,7 @@ func (s *state) infer() {
 					names[col] = true
 				}
 				if _, ok := predicate[t.OID]; !ok {
-					predicate[t.OID] = fmt.Sprintf("its policy %q compares %s with %s", p.Name, col, strings.Join(v.settings, ", "))
+					predicate[t.OID] = fmt.Sprintf("its policy %q compares %s with %s", p.Name, col, strings.Join(v.mentioned, ", "))
 				}
 			}
 		})
@@ -132,7 +133,7 @@ func (s *state) infer() {
 			col := ""
 			tenantPredicates(t, func(_ *polInfo, v *verdict) {
 				if col == "" {
-					col = v.cols[0]
+					col = v.mentions[0]
 				}
 			})
 			s.mark(t, col, predicate[t.OID], nil, nil)
