@@ -225,9 +225,11 @@ func (s *state) refText(t *table) string {
 	if t.parent != nil {
 		return ""
 	}
-	for _, fk := range foreignKeys(t) {
-		if ref := s.tables[fk.Ref]; ref != nil && ref != t && (ref.tenant || s.roots[ref.OID]) {
-			return ", and it references " + ref.Name.String()
+	for _, root := range []bool{true, false} {
+		for _, fk := range foreignKeys(t) {
+			if ref := s.tables[fk.Ref]; ref != nil && ref != t && (s.roots[ref.OID] || !root && ref.tenant) {
+				return ", and it references " + ref.Name.String()
+			}
 		}
 	}
 	return ""

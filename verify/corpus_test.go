@@ -461,6 +461,59 @@ CREATE POLICY published ON products FOR SELECT USING (published);`,
 		want: []findingKey{{E, verify.CodePermissivePolicy, "store_products"}},
 	},
 
+	{
+		name: "getter verify cannot read",
+		sql: `
+CREATE FUNCTION current_org() RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+DECLARE v text := current_setting('app.org', true);
+BEGIN
+    IF v IS NULL OR v = '' THEN RAISE EXCEPTION 'no org'; END IF;
+    RETURN v::bigint;
+END $$;
+CREATE TABLE notes (org_id bigint NOT NULL, id bigint, PRIMARY KEY (org_id, id));
+ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY notes_org ON notes USING (org_id = current_org());
+GRANT SELECT ON notes TO {app};`,
+		opts: func(o *verify.Options) { o.TenantColumn = "org_id" },
+		want: []findingKey{{W, verify.CodePolicyUnrecognized, "notes_org"}},
+	},
+	{
+		name: "membership lookup",
+		sql: `
+CREATE TABLE teams (id uuid PRIMARY KEY);
+CREATE TABLE memberships (team_id uuid NOT NULL REFERENCES teams, user_id uuid NOT NULL, PRIMARY KEY (team_id, user_id));
+CREATE INDEX ON memberships (user_id);
+CREATE TABLE boards (team_id uuid NOT NULL REFERENCES teams, id uuid NOT NULL, PRIMARY KEY (team_id, id));
+ALTER TABLE memberships ENABLE ROW LEVEL SECURITY;
+ALTER TABLE boards ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_memberships ON memberships FOR SELECT
+    USING (user_id = nullif(current_setting('app.user_id', true), '')::uuid);
+CREATE POLICY team_boards ON boards
+    USING (team_id IN (SELECT m.team_id FROM memberships m))
+    WITH CHECK (team_id IN (SELECT m.team_id FROM memberships m));
+GRANT SELECT ON memberships TO {app};
+GRANT SELECT, INSERT, UPDATE, DELETE ON boards TO {app};`,
+	},
+	{
+		name: "pgtenancy's form written by hand, without its library",
+		sql: `
+CREATE TABLE notes (shop_id bigint NOT NULL, id bigint, PRIMARY KEY (shop_id, id));
+ALTER TABLE notes ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY shop_notes ON notes
+    USING (shop_id = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint
+                      WHERE current_setting('app.current_tenant_xact', true) = extract(epoch FROM now())::text));
+GRANT SELECT ON notes TO {app};`,
+	},
+	{
+		name: "select policy with a public flag in an or arm",
+		sql: storefrontSchema + `
+ALTER TABLE products ADD COLUMN shared boolean NOT NULL DEFAULT false;
+ALTER POLICY store_products ON products
+    USING (store_id = NULLIF(current_setting('app.current_tenant', true), '')::bigint OR shared);`,
+		opts: func(o *verify.Options) { o.Global = []string{"stores"} },
+		want: []findingKey{{E, verify.CodePermissivePolicy, "store_products"}},
+	},
+
 	// Partitions and inheritance.
 	{
 		name: "partition in another schema readable directly",

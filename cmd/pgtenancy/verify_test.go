@@ -262,3 +262,24 @@ func TestColorful(t *testing.T) {
 	require.NoError(t, writeTextReport(&b, r, true))
 	assert.Equal(t, "\x1b[1mpublic.t\x1b[0m\n  \x1b[31merror  \x1b[0m rls_disabled: table public.t: m\n    fix: A;\n         B;\n\n\x1b[31m1 tenant table checked: 1 error(s), 0 warning(s)\x1b[0m\n", b.String())
 }
+
+// TestVerifyCommandNewTable is the first case of issue 16: after generate
+// and install, a later migration adds a table with the tenant column, grants
+// it to the application role and forgets row level security. verify with
+// only the role given used to pass it ("4 tenant tables checked: 0
+// error(s)"); it infers the table from its tenant column and its foreign key
+// to stores, and fails.
+func TestVerifyCommandNewTable(t *testing.T) {
+	t.Parallel()
+	db := pgtenancytest.NewDB(t, isolatedStoreSchema)
+	_, err := db.AdminConn(t).Exec(t.Context(), `
+CREATE TABLE reviews (store_id bigint NOT NULL REFERENCES stores, id bigint PRIMARY KEY,
+    product_id bigint REFERENCES products, body text);
+GRANT SELECT, INSERT, UPDATE, DELETE ON reviews TO `+pgtenancytest.AppRole)
+	require.NoError(t, err)
+	code, stdout, stderr := call(t, runVerify, "--database-url", db.OwnerURL, "--app-role", pgtenancytest.AppRole)
+	assert.Equal(t, exitFindings, code, stderr)
+	assert.Contains(t, stdout, "public.reviews\n  error   rls_disabled: table public.reviews: row level security is not enabled, so every tenant's rows are open: the application role can SELECT, INSERT, UPDATE, DELETE. It holds tenant data: it has the tenant column store_id, and it references public.stores.")
+	assert.Contains(t, stdout, `CREATE POLICY tenant_isolation ON "public"."reviews"`)
+	assert.Contains(t, stdout, "4 tenant tables checked: 1 error(s)")
+}
