@@ -63,7 +63,8 @@ type verdict struct {
 // trees once and resolves getter functions once.
 type exprResolver struct {
 	audit   *snapshot.Audit
-	trees   map[string]*parsedTree
+	trees   map[string]*parsedTree // by text without locations
+	texts   map[string]*parsedTree // by text as read
 	getters map[uint32]*getterInfo
 	// named maps the names verdicts use for functions, "schema.name()",
 	// to the functions.
@@ -88,17 +89,55 @@ func newResolver(a *snapshot.Audit) *exprResolver {
 	if a == nil {
 		a = &snapshot.Audit{}
 	}
-	return &exprResolver{audit: a, trees: map[string]*parsedTree{}, getters: map[uint32]*getterInfo{}, named: map[string]*snapshot.ExprFunc{}}
+	return &exprResolver{audit: a, trees: map[string]*parsedTree{}, texts: map[string]*parsedTree{}, getters: map[uint32]*getterInfo{}, named: map[string]*snapshot.ExprFunc{}}
 }
 
-// parse parses a tree's text once.
+// parse parses a tree's text once. Trees that differ only in their
+// :location fields (offsets into the statement that created them) are one.
 func (r *exprResolver) parse(text string) (nodetree.Value, bool) {
-	if p, ok := r.trees[text]; ok {
-		return p.v, p.ok
+	p := r.tree(text)
+	return p.v, p.ok
+}
+
+func (r *exprResolver) tree(text string) *parsedTree {
+	if p, ok := r.texts[text]; ok {
+		return p
 	}
-	v, err := nodetree.Parse(text)
-	r.trees[text] = &parsedTree{v, err == nil}
-	return v, err == nil
+	key := stripLocations(text)
+	p, ok := r.trees[key]
+	if !ok {
+		v, err := nodetree.Parse(key)
+		p = &parsedTree{v, err == nil}
+		r.trees[key] = p
+	}
+	r.texts[text] = p
+	return p
+}
+
+// stripLocations removes the ":location N" fields of a tree's text.
+func stripLocations(text string) string {
+	const field = " :location "
+	if !strings.Contains(text, field) {
+		return text
+	}
+	var b strings.Builder
+	b.Grow(len(text))
+	for {
+		i := strings.Index(text, field)
+		if i < 0 {
+			b.WriteString(text)
+			return b.String()
+		}
+		b.WriteString(text[:i])
+		j := i + len(field)
+		if j < len(text) && text[j] == '-' {
+			j++
+		}
+		for j < len(text) && text[j] >= '0' && text[j] <= '9' {
+			j++
+		}
+		text = text[j:]
+	}
 }
 
 func (r *exprResolver) op(v nodetree.Value) string {
@@ -178,6 +217,15 @@ type classifier struct {
 	tenantRel func(uint32) bool
 	// setting is the tenant setting when one was given; "" accepts any.
 	setting string
+	// cache holds the verdicts of trees already classified for a table
+	// with the same columns, in this pass; colsKey names those columns.
+	cache   map[verdictKey]*verdict
+	colsKey string
+}
+
+type verdictKey struct {
+	tree *parsedTree
+	cols string
 }
 
 // classifyTree classifies a policy expression from its tree's text; an
@@ -186,11 +234,18 @@ func (c *classifier) classifyTree(text string) *verdict {
 	if text == "" {
 		return nil
 	}
-	v, ok := c.r.parse(text)
-	if !ok {
+	p := c.r.tree(text)
+	if !p.ok {
 		return &verdict{cls: clsUnsure, why: "its parse tree could not be read"}
 	}
-	vd := c.classify(v, 0)
+	key := verdictKey{p, c.colsKey}
+	if vd, ok := c.cache[key]; ok && c.cache != nil {
+		return vd
+	}
+	vd := c.classify(p.v, 0)
+	if c.cache != nil {
+		c.cache[key] = &vd
+	}
 	return &vd
 }
 

@@ -16,15 +16,19 @@ func (s *state) classify(tenantRel func(uint32) bool) {
 	if s.exp.settingGiven {
 		setting = s.exp.setting
 	}
+	cache := map[verdictKey]*verdict{}
+	var key strings.Builder
 	for _, t := range s.order {
 		if len(t.Policies) == 0 {
 			continue
 		}
 		cols := make(map[int16]string, len(t.Columns))
+		key.Reset()
 		for _, c := range t.Columns {
 			cols[c.Num] = c.Name
+			fmt.Fprintf(&key, "%d:%s\x00", c.Num, c.Name)
 		}
-		c := &classifier{r: s.res, cols: cols, tenantRel: tenantRel, setting: setting}
+		c := &classifier{r: s.res, cols: cols, tenantRel: tenantRel, setting: setting, cache: cache, colsKey: key.String()}
 		t.pols = t.pols[:0]
 		for i := range t.Policies {
 			p := &t.Policies[i]

@@ -269,6 +269,7 @@ func Run(ctx context.Context, conn catalog.Conn, opts Options) (*Report, error) 
 			want.CitusTables = append(want.CitusTables, t.OID)
 		}
 	}
+	want.Policies, want.Constraints, want.Indexes = s.textsNeeded()
 	if err := snap.Expect(ctx, tx, want); err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
@@ -323,6 +324,64 @@ func newState(e *expectation, snap *snapshot.Snapshot) *state {
 	s.classify(func(oid uint32) bool { t := s.tables[oid]; return t != nil && t.tenant })
 	slices.SortFunc(s.tenants, func(a, b *table) int { return a.Name.Compare(b.Name) })
 	return s
+}
+
+// textsNeeded returns the policies, constraints and indexes whose texts the
+// checks print or compare, for Expect to read: the snapshot leaves them
+// out, since printing all of them costs more than the rest of the read.
+// The policies of model tables and, with Citus, of tenant tables (their
+// texts are compared); those of any table with a policy that does not
+// limit rows to the tenant (printed, with the table's tenant expression
+// for the fix); the unique keys without the tenant column of tenant
+// tables, with the foreign keys that reference them, and the foreign keys
+// between tenant tables that do not pair the tenant columns.
+func (s *state) textsNeeded() (pols, cons, idxs []uint32) {
+	referrers := map[uint32][]snapshot.Constraint{}
+	for _, t := range s.order {
+		for _, fk := range foreignKeys(t) {
+			referrers[fk.Ref] = append(referrers[fk.Ref], fk)
+		}
+	}
+	for _, t := range s.order {
+		all := t.model || s.snap.Citus && t.tenant
+		for _, p := range t.pols {
+			for _, v := range []*verdict{p.using, p.check} {
+				if v != nil && v.cls != clsTenant && v.cls != clsNever {
+					all = true
+				}
+			}
+		}
+		if all {
+			for _, p := range t.Policies {
+				pols = append(pols, p.OID)
+			}
+		}
+		if !t.tenant || t.column == "" || t.colType == "" {
+			continue
+		}
+		for _, ix := range t.Indexes {
+			if t.isRoot || !ix.Unique || slices.Contains(ix.Columns, t.column) {
+				continue
+			}
+			idxs = append(idxs, ix.OID)
+			for _, k := range t.Constraints {
+				if k.Name == ix.Constraint {
+					cons = append(cons, k.OID)
+				}
+			}
+			for _, fk := range referrers[t.OID] {
+				cons = append(cons, fk.OID)
+			}
+		}
+		for _, fk := range foreignKeys(t) {
+			if ref := s.tables[fk.Ref]; ref != nil && ref.tenant && ref.column != "" {
+				if safe, _ := fkCovered(t, ref, fk); !safe {
+					cons = append(cons, fk.OID)
+				}
+			}
+		}
+	}
+	return uniqOIDs(pols), uniqOIDs(cons), uniqOIDs(idxs)
 }
 
 // accepted returns the texts of the policy expressions that are right for

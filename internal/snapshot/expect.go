@@ -46,6 +46,72 @@ type Want struct {
 	// CitusTables are the tables whose Citus metadata and shards are read,
 	// when the citus extension is installed.
 	CitusTables []uint32
+	// Policies, Constraints and Indexes are the objects whose texts a
+	// snapshot read with [Options.Audit] still needs: the expressions of
+	// the policies, the definitions of the constraints and indexes (and
+	// the key columns of the latter), by OID.
+	Policies, Constraints, Indexes []uint32
+}
+
+const policyExprsSQL = `
+SELECT p.oid, coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid), ''),
+    coalesce(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), '')
+FROM pg_catalog.pg_policy p WHERE p.oid = ANY ($1::oid[])`
+
+const constraintDefsSQL = `
+SELECT k.oid, pg_catalog.pg_get_constraintdef(k.oid) FROM pg_catalog.pg_constraint k WHERE k.oid = ANY ($1::oid[])`
+
+const indexDefsSQL = `
+SELECT i.indexrelid, pg_catalog.pg_get_indexdef(i.indexrelid),
+    ARRAY(SELECT pg_catalog.pg_get_indexdef(i.indexrelid, k::int, true) FROM generate_series(1, i.indnkeyatts) k ORDER BY k)
+FROM pg_catalog.pg_index i WHERE i.indexrelid = ANY ($1::oid[])`
+
+// addTexts queues the reads of the texts w asks for.
+func (s *Snapshot) addTexts(b *batch, w Want) {
+	if len(w.Policies)+len(w.Constraints)+len(w.Indexes) == 0 {
+		return
+	}
+	pols := map[uint32]*Policy{}
+	cons := map[uint32]*Constraint{}
+	idxs := map[uint32]*Index{}
+	for _, t := range s.Tables {
+		for i := range t.Policies {
+			pols[t.Policies[i].OID] = &t.Policies[i]
+		}
+		for i := range t.Constraints {
+			cons[t.Constraints[i].OID] = &t.Constraints[i]
+		}
+		for i := range t.Indexes {
+			idxs[t.Indexes[i].OID] = &t.Indexes[i]
+		}
+	}
+	var oid uint32
+	var a, c string
+	var defs []string
+	if len(w.Policies) > 0 {
+		b.add(policyExprsSQL, each([]any{&oid, &a, &c}, func() error {
+			if p := pols[oid]; p != nil {
+				p.Using, p.Check = a, c
+			}
+			return nil
+		}), w.Policies)
+	}
+	if len(w.Constraints) > 0 {
+		b.add(constraintDefsSQL, each([]any{&oid, &a}, func() error {
+			if k := cons[oid]; k != nil {
+				k.Definition = a
+			}
+			return nil
+		}), w.Constraints)
+	}
+	if len(w.Indexes) > 0 {
+		b.add(indexDefsSQL, each([]any{&oid, &a, &defs}, func() error {
+			if ix := idxs[oid]; ix != nil {
+				ix.Definition, ix.KeyDefs = a, defs
+			}
+			return nil
+		}), w.Indexes)
+	}
 }
 
 // The statements of Expect's temporary tables and policies.
@@ -141,6 +207,7 @@ func (s *Snapshot) Expect(ctx context.Context, tx pgx.Tx, w Want) error {
 			return nil
 		}))
 	}
+	s.addTexts(b, w)
 	citus := s.Citus && len(w.CitusTables) > 0
 	if citus {
 		s.CitusTables = map[uint32]CitusTable{}
@@ -165,7 +232,7 @@ func (s *Snapshot) Expect(ctx context.Context, tx pgx.Tx, w Want) error {
 		if len(types) > 0 {
 			return fmt.Errorf("creating the expected policies on a temporary table (the role needs the TEMPORARY privilege) or reading Citus's metadata: %w", err)
 		}
-		return fmt.Errorf("reading Citus's metadata: %w", err)
+		return fmt.Errorf("reading the catalog's texts or Citus's metadata: %w", err)
 	}
 	return nil
 }

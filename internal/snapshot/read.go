@@ -89,7 +89,7 @@ SELECT k.conrelid, k.conname::text, k.contype::text,
           JOIN pg_catalog.pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.num
           ORDER BY u.ord),
     k.confdeltype::text, k.confupdtype::text, k.confmatchtype = 'f', k.condeferrable, k.condeferred,
-    k.convalidated, k.confdelsetcols IS NOT NULL, pg_catalog.pg_get_constraintdef(k.oid), k.oid,
+    k.convalidated, k.confdelsetcols IS NOT NULL, CONDEF, k.oid,
     coalesce((SELECT tg.tgname::text FROM pg_catalog.pg_trigger tg JOIN pg_catalog.pg_proc tp ON tp.oid = tg.tgfoid
               WHERE tg.tgconstraint = k.oid AND tg.tgrelid = k.conrelid AND tp.proname = 'RI_FKey_check_ins'), '')
 FROM pg_catalog.pg_constraint k
@@ -107,12 +107,7 @@ SELECT i.indrelid, ic.relname::text, i.indisunique, i.indisprimary, coalesce(k.c
           LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = u.num AND u.num > 0
           WHERE u.ord <= i.indnkeyatts
           ORDER BY u.ord),
-    i.indpred IS NOT NULL,
-    CASE WHEN i.indisunique THEN pg_catalog.pg_get_indexdef(i.indexrelid) ELSE '' END,
-    CASE WHEN i.indisunique THEN ARRAY(SELECT pg_catalog.pg_get_indexdef(i.indexrelid, k::int, true)
-                                       FROM generate_series(1, i.indnkeyatts) k ORDER BY k)
-         ELSE '{}' END,
-    am.amname::text
+    i.indpred IS NOT NULL, i.indexrelid, am.amname::text
 FROM pg_catalog.pg_index i
 JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_catalog.pg_am am ON am.oid = ic.relam
@@ -121,16 +116,15 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_constraint k ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x')
 WHERE ` + inScope + ` AND c.relkind IN ('r', 'p')`
 
-// policiesSQL takes the columns of the parse trees: two empty texts, or
-// with the audit the trees.
+// policiesSQL takes the columns of the expressions (EXPRS) and of their parse
+// trees (TREES): the first without the audit, the second with it (then
+// [Snapshot.Expect] reads the expressions that verify needs).
 const policiesSQL = `
 SELECT p.polrelid, p.polname::text, p.polpermissive, p.polcmd::text,
     ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(r)::text END
           FROM unnest(p.polroles) r ORDER BY 1),
-    coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid), ''),
-    coalesce(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), ''),
-    coalesce(dep.names, '{}'), coalesce(dep.types, '{}'),
-    ARRAY(SELECT r FROM unnest(p.polroles) r ORDER BY 1), TREES
+    EXPRS, coalesce(dep.names, '{}'), coalesce(dep.types, '{}'),
+    ARRAY(SELECT r FROM unnest(p.polroles) r ORDER BY 1), TREES, p.oid
 FROM pg_catalog.pg_policy p
 JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -144,6 +138,9 @@ LEFT JOIN LATERAL (
           AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = p.polrelid)
 ) dep ON true
 WHERE ` + inScope + ``
+
+const exprsSQL = `coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid), ''),
+    coalesce(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), '')`
 
 // viewsSQL finds the views and materialized views of every user schema that
 // read tables of the schemas $1, directly or through other views,
@@ -265,7 +262,13 @@ func Read(ctx context.Context, tx pgx.Tx, opts Options) (*Snapshot, error) {
 	}), schemas)
 	var con Constraint
 	var contype, delType, updType string
-	b.add(constraintsSQL, each([]any{&oid, &con.Name, &contype, &con.Columns, &con.Ref, &con.RefName.Schema, &con.RefName.Name,
+	condef, exprs, trees := "pg_catalog.pg_get_constraintdef(k.oid)", exprsSQL, "'', ''"
+	if opts.Audit {
+		// Printing every constraint and expression costs a second per
+		// 5,000 tables: the audit reads the few it needs in Expect.
+		condef, exprs, trees = "''", "'', ''", "coalesce(p.polqual::text, ''), coalesce(p.polwithcheck::text, '')"
+	}
+	b.add(strings.Replace(constraintsSQL, "CONDEF", condef, 1), each([]any{&oid, &con.Name, &contype, &con.Columns, &con.Ref, &con.RefName.Schema, &con.RefName.Name,
 		&con.RefCols, &delType, &updType, &con.MatchFull, &con.Deferrable, &con.Deferred, &con.Validated, &con.SetColumns,
 		&con.Definition, &con.OID, &con.CheckTrigger}, func() error {
 		if t := s.byOID[oid]; t != nil {
@@ -282,7 +285,7 @@ func Read(ctx context.Context, tx pgx.Tx, opts Options) (*Snapshot, error) {
 	}), schemas)
 	var ix Index
 	b.add(indexesSQL, each([]any{&oid, &ix.Name, &ix.Unique, &ix.Primary, &ix.Constraint, &ix.Columns, &ix.Partial,
-		&ix.Definition, &ix.KeyDefs, &ix.Method}, func() error {
+		&ix.OID, &ix.Method}, func() error {
 		if t := s.byOID[oid]; t != nil {
 			t.Indexes = append(t.Indexes, ix)
 		}
@@ -290,12 +293,8 @@ func Read(ctx context.Context, tx pgx.Tx, opts Options) (*Snapshot, error) {
 		return nil
 	}), schemas)
 	var pol Policy
-	trees := "'', ''"
-	if opts.Audit {
-		trees = "coalesce(p.polqual::text, ''), coalesce(p.polwithcheck::text, '')"
-	}
-	b.add(strings.Replace(policiesSQL, "TREES", trees, 1), each([]any{&oid, &pol.Name, &pol.Permissive, &pol.Cmd, &pol.Roles, &pol.Using, &pol.Check,
-		&pol.DepColumns, &pol.DepTypes, &pol.RoleOIDs, &pol.UsingTree, &pol.CheckTree}, func() error {
+	b.add(strings.NewReplacer("EXPRS", exprs, "TREES", trees).Replace(policiesSQL), each([]any{&oid, &pol.Name, &pol.Permissive, &pol.Cmd, &pol.Roles, &pol.Using, &pol.Check,
+		&pol.DepColumns, &pol.DepTypes, &pol.RoleOIDs, &pol.UsingTree, &pol.CheckTree, &pol.OID}, func() error {
 		if t := s.byOID[oid]; t != nil {
 			t.Policies = append(t.Policies, pol)
 		}

@@ -183,7 +183,8 @@ type Constraint struct {
 	// list.
 	SetColumns bool
 	// Definition is pg_get_constraintdef's text, read with an empty
-	// search_path so that every name in it is schema-qualified.
+	// search_path so that every name in it is schema-qualified. With
+	// [Options.Audit], only for the constraints [Want.Constraints] names.
 	Definition string
 	// OID is the constraint's OID.
 	OID uint32
@@ -201,8 +202,10 @@ type Index struct {
 	Constraint string   // the constraint it implements, or ""
 	Columns    []string // key columns; "" for an expression
 	Partial    bool
+	// OID is the index's OID.
+	OID uint32
 	// Definition is pg_get_indexdef's text, and KeyDefs its key columns
-	// and expressions one by one, for unique indexes only.
+	// and expressions one by one, for the indexes [Want.Indexes] names.
 	Definition string
 	KeyDefs    []string
 	// Method is the access method, such as btree.
@@ -218,8 +221,11 @@ type Policy struct {
 	// Roles are the role names; "public" for PUBLIC.
 	Roles []string
 	// Using and Check are the expressions as pg_get_expr prints them; ""
-	// when absent.
+	// when absent. With [Options.Audit], only for the policies
+	// [Want.Policies] names.
 	Using, Check string
+	// OID is the policy's OID.
+	OID uint32
 	// DepColumns and DepTypes are the table's columns that the policy
 	// depends on, with their types.
 	DepColumns, DepTypes []string
