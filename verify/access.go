@@ -90,11 +90,16 @@ func (s *state) subjects() {
 	}
 	for oid := range cands {
 		r := a.Roles[oid]
-		if r == nil || r.Super || r.Bypass || strings.HasPrefix(r.Name, "pg_") {
+		if r == nil || strings.HasPrefix(r.Name, "pg_") {
+			continue
+		}
+		if r.Super || r.Bypass {
+			s.bypassers = append(s.bypassers, r)
 			continue
 		}
 		s.grantees = append(s.grantees, newSubject(r))
 	}
+	slices.SortFunc(s.bypassers, func(x, y *snapshot.RoleInfo) int { return strings.Compare(x.Name, y.Name) })
 	slices.SortFunc(s.grantees, func(x, y *subject) int { return strings.Compare(x.name, y.name) })
 	if public {
 		s.grantees = append(s.grantees, &subject{name: "PUBLIC", usage: map[uint32]bool{0: true}})

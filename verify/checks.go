@@ -70,6 +70,18 @@ func (c *checker) checkRole() {
 		}
 		c.add(SeverityWarning, CodeNoAppRole, "role", "", "", "",
 			"no application role given (--app-role, Options.AppRole or Model.AppRole): verify judged %s in its place; name the role the application connects as for an exact judgment", judged)
+		for _, b := range c.s.bypassers {
+			u := newSubject(b)
+			if !slices.ContainsFunc(c.s.tenants, func(t *table) bool { return len(c.s.commands(u, t)) > 0 }) {
+				continue
+			}
+			code, what := CodeAppRoleBypassRLS, "has BYPASSRLS"
+			if b.Super {
+				code, what = CodeAppRoleSuperuser, "is a superuser"
+			}
+			c.add(SeverityWarning, code, "role", b.Name, "", "",
+				"role %q holds privileges on tenant tables and %s, so no policy applies to it: if the application connects as it, nothing isolates tenants (an administrative role is fine; pass --app-role to judge the application's)", b.Name, what)
+		}
 		return
 	case !r.Exists:
 		c.add(SeverityError, CodeAppRoleMissing, "role", r.Name, "",
@@ -94,6 +106,11 @@ func (c *checker) checkRole() {
 		c.add(SeverityError, CodeAppRoleCreateRole, "role", r.Name, "", "ALTER ROLE "+role+" NOCREATEROLE;",
 			"the application role has CREATEROLE: it can grant itself membership in any role that is not a superuser, the tables' owner included, and so turn row level security off")
 	}
+}
+
+// pgtenancyBuilt reports whether t carries pgtenancy's policies.
+func pgtenancyBuilt(t *table) bool {
+	return slices.ContainsFunc(t.Policies, func(p snapshot.Policy) bool { return isPgtenancyPolicy(p.Name) })
 }
 
 // isPgtenancyPolicy reports whether a policy has one of the names pgtenancy
@@ -148,6 +165,12 @@ func (c *checker) checkTable(t *table) {
 		c.checkNullable(t)
 	}
 	c.checkSequences(t)
+	// REFERENCES matters to a role that can create a table whose foreign
+	// key probes this one; temporary tables cannot reference it.
+	refSev, refWhy := SeverityError, "REFERENCES lets foreign keys of tables it creates probe every tenant's keys, which row level security does not cover"
+	if r := c.s.snap.Role; r != nil && !r.CanCreate {
+		refSev, refWhy = SeverityWarning, "REFERENCES lets foreign keys probe every tenant's keys, which row level security does not cover; the role can create no table today to declare one"
+	}
 	if c.s.snap.AppRole != "" {
 		for _, p := range []struct {
 			priv string
@@ -156,7 +179,7 @@ func (c *checker) checkTable(t *table) {
 			why  string
 		}{
 			{"TRUNCATE", CodeTruncateGranted, SeverityError, "TRUNCATE ignores row level security and empties every tenant's rows"},
-			{"REFERENCES", CodeReferencesGranted, SeverityError, "REFERENCES lets foreign keys probe every tenant's keys, which row level security does not cover"},
+			{"REFERENCES", CodeReferencesGranted, refSev, refWhy},
 			{"TRIGGER", CodeTriggerGranted, SeverityWarning, "TRIGGER lets the role attach code that runs on every tenant's writes"},
 		} {
 			if t.HasSome(p.priv) {
@@ -210,7 +233,9 @@ func (c *checker) checkRLS(t *table, subs []*subject, cmds [][]string, known boo
 	}
 	switch {
 	case t.Force:
-	case model:
+	case model || pgtenancyBuilt(t):
+		// pgtenancy always forces: without a model, its policies on the
+		// table say that pgtenancy set it up.
 		c.add(SeverityError, CodeRLSNotForced, "table", name, name, "ALTER TABLE "+tbl+" FORCE ROW LEVEL SECURITY;",
 			"row level security is not forced: the table owner bypasses every policy")
 	case len(owners) > 0 && t.RLS:
@@ -740,10 +765,42 @@ func (c *checker) checkViews() {
 		if !v.AppSelect {
 			sev, who = SeverityWarning, "the application role cannot read it, other roles may"
 		}
+		what := "so the owner's exemption from row level security applies"
+		if bypass := c.s.ownerBypasses(v); bypass == "" {
+			// The owner is held to the policies today: the view shows
+			// the session's tenant only, until the owner changes or a
+			// table's FORCE goes.
+			sev = SeverityWarning
+			what = fmt.Sprintf("and its owner %q is held to the policies today (no superuser, no BYPASSRLS, the tables it owns forced), but one ALTER from being exempt", v.Owner)
+		} else {
+			what += " (" + bypass + ")"
+		}
 		c.add(sev, CodeViewNotInvoker, "view", name, "",
 			fmt.Sprintf("ALTER VIEW %s SET (security_invoker = true);", v.Name.SQL()),
-			"the view reads %s with its owner's rights (no security_invoker), so the owner's exemption from row level security applies; %s", reads, who)
+			"the view reads %s with its owner's rights (no security_invoker), %s; %s", reads, what, who)
 	}
+}
+
+// ownerBypasses says why the owner of a view escapes the policies of the
+// tenant tables it reads: a superuser or BYPASSRLS, or the owner of one
+// that is not forced; "" when it escapes none.
+func (s *state) ownerBypasses(v snapshot.View) string {
+	r := s.audit.Roles[v.OwnerOID]
+	switch {
+	case r == nil:
+		return "its owner is unknown"
+	case r.Super:
+		return fmt.Sprintf("its owner %q is a superuser", r.Name)
+	case r.Bypass:
+		return fmt.Sprintf("its owner %q has BYPASSRLS", r.Name)
+	}
+	owner := newSubject(r)
+	for _, o := range v.Reads {
+		if t := s.tables[o]; t != nil && t.tenant && owns(owner, t) && !t.Force {
+			return fmt.Sprintf("its owner %q owns %s, which does not force row level security", r.Name, t.Name)
+		}
+	}
+	return ""
 }
 
 // securityInvoker reports whether reloptions turn security_invoker on.

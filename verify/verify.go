@@ -162,8 +162,11 @@ type state struct {
 	res      *exprResolver
 	// app is the application role as a subject; nil without one.
 	app *subject
-	// grantees are the subjects judged without an application role.
-	grantees []*subject
+	// grantees are the subjects judged without an application role, and
+	// bypassers the roles left out because they are superusers or have
+	// BYPASSRLS and hold privileges on tenant tables.
+	grantees  []*subject
+	bypassers []*snapshot.RoleInfo
 }
 
 // table is a table of the snapshot with what Run made of it.

@@ -14,8 +14,8 @@ type Audit struct {
 	Database string
 	// Roles are the roles that matter to the tables read: their owners,
 	// the grantees of their privileges and default privileges, the roles
-	// of their policies, the application role, the users of user
-	// mappings. By OID.
+	// of their policies, the application role, the owners of views, the
+	// users of user mappings. By OID.
 	Roles map[uint32]*RoleInfo
 	// Operators are the names of all operators, by OID.
 	Operators map[uint32]string
@@ -156,6 +156,9 @@ WITH rel AS (
     SELECT d.defaclrole FROM pg_catalog.pg_default_acl d
     UNION
     SELECT a.grantee FROM pg_catalog.pg_default_acl d, pg_catalog.aclexplode(d.defaclacl) a
+    UNION
+    SELECT c.relowner FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('v', 'm') AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
     UNION
     SELECT umuser FROM pg_catalog.pg_user_mappings
     UNION

@@ -29,6 +29,8 @@ const inScope = `(n.nspname = ANY ($1::text[]) OR (cardinality($1::text[]) = 0
 const serverSQL = `
 SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus'),
     r.oid IS NOT NULL, coalesce(r.rolsuper, false), coalesce(r.rolbypassrls, false), coalesce(r.rolcreaterole, false),
+    coalesce((SELECT bool_or(pg_catalog.has_schema_privilege(r.oid, n.oid, 'CREATE')) FROM pg_catalog.pg_namespace n
+              WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'), false),
     ARRAY(SELECT m.rolname::text FROM pg_catalog.pg_roles m
           WHERE m.oid <> r.oid AND (m.rolsuper OR m.rolbypassrls) AND pg_catalog.pg_has_role(r.oid, m.oid, 'MEMBER')
           ORDER BY 1)
@@ -164,13 +166,13 @@ WITH RECURSIVE edges AS (
 )
 SELECT v.oid, n.nspname::text, v.relname::text, v.relkind = 'm', coalesce(v.reloptions, '{}'::text[]),
     coalesce(pg_catalog.has_any_column_privilege(r.app, v.oid, 'SELECT'), true),
-    array_agg(DISTINCT reach.rel ORDER BY reach.rel)
+    array_agg(DISTINCT reach.rel ORDER BY reach.rel), v.relowner, pg_catalog.pg_get_userbyid(v.relowner)::text
 FROM reach
 JOIN pg_catalog.pg_class v ON v.oid = reach.view
 JOIN pg_catalog.pg_namespace n ON n.oid = v.relnamespace
 CROSS JOIN (SELECT ` + appOID + ` AS app) r
 WHERE reach.rel IN (SELECT oid FROM tables)
-GROUP BY v.oid, n.nspname, v.relname, v.relkind, v.reloptions, r.app`
+GROUP BY v.oid, n.nspname, v.relname, v.relkind, v.reloptions, v.relowner, r.app`
 
 const funcsSQL = `
 SELECT p.oid::regprocedure::text, pg_catalog.pg_get_userbyid(p.proowner)::text, coalesce(p.prosrc, ''),
@@ -237,7 +239,7 @@ func Read(ctx context.Context, tx pgx.Tx, opts Options) (*Snapshot, error) {
 	role := &Role{Name: opts.AppRole}
 	b := &batch{}
 	b.add("SET LOCAL search_path = pg_catalog, pg_temp", nil)
-	b.add(serverSQL, each([]any{&s.Citus, &role.Exists, &role.Super, &role.Bypass, &role.CreateRole, &role.CanBecome}, func() error { return nil }), opts.AppRole)
+	b.add(serverSQL, each([]any{&s.Citus, &role.Exists, &role.Super, &role.Bypass, &role.CreateRole, &role.CanCreate, &role.CanBecome}, func() error { return nil }), opts.AppRole)
 	var t Table
 	var grantees []uint32
 	var privs []string
@@ -302,7 +304,8 @@ func Read(ctx context.Context, tx pgx.Tx, opts Options) (*Snapshot, error) {
 		return nil
 	}), schemas)
 	var v View
-	b.add(viewsSQL, each([]any{&v.OID, &v.Name.Schema, &v.Name.Name, &v.Matview, &v.Options, &v.AppSelect, &v.Reads}, func() error {
+	b.add(viewsSQL, each([]any{&v.OID, &v.Name.Schema, &v.Name.Name, &v.Matview, &v.Options, &v.AppSelect, &v.Reads,
+		&v.OwnerOID, &v.Owner}, func() error {
 		s.Views = append(s.Views, v)
 		v = View{}
 		return nil

@@ -85,6 +85,9 @@ type Role struct {
 	Super      bool
 	Bypass     bool
 	CreateRole bool
+	// CanCreate reports that it can create objects in some user schema
+	// (and so tables whose foreign keys probe other tables).
+	CanCreate bool
 	// CanBecome lists the superuser or BYPASSRLS roles it is a member of.
 	CanBecome []string
 }
@@ -248,6 +251,8 @@ type View struct {
 	Options   []string
 	AppSelect bool     // the application role (without one: anyone) can read it
 	Reads     []uint32 // tables of the snapshot it reads, directly or through views
+	OwnerOID  uint32
+	Owner     string
 }
 
 // Func is a SECURITY DEFINER function.
