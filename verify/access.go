@@ -218,6 +218,9 @@ type judgment struct {
 	// but that a restrictive tenant policy holds back; unsure those the
 	// protection rests on without verify understanding them.
 	covered, unsure map[*polInfo]bool
+	// shared are the permissive policies that let every tenant read the
+	// rows without a tenant.
+	shared map[*polInfo]bool
 	// who are the subjects that get other tenants' rows.
 	who map[*subject][]side
 }
@@ -229,7 +232,7 @@ type judgment struct {
 // limits rows to the tenant, or when every permissive policy does.
 func (s *state) judge(t *table, subs []*subject, cmds [][]string) *judgment {
 	j := &judgment{open: map[*polInfo][]side{}, guards: map[*polInfo]bool{}, covered: map[*polInfo]bool{},
-		unsure: map[*polInfo]bool{}, who: map[*subject][]side{}}
+		unsure: map[*polInfo]bool{}, shared: map[*polInfo]bool{}, who: map[*subject][]side{}}
 	for i, u := range subs {
 		for _, sd := range sidesOf(cmds[i]) {
 			var perm, restr []*polInfo
@@ -247,16 +250,22 @@ func (s *state) judge(t *table, subs []*subject, cmds [][]string) *judgment {
 			}
 			guarded, guardSure := false, false
 			for _, p := range restr {
-				if v := sd.expr(p); v.cls == clsTenant || v.cls == clsNever {
+				if v := sd.expr(p); v.cls == clsTenant || v.cls == clsNever || v.cls == clsShared && !sd.check {
 					guarded, guardSure = true, true
 				} else if v.cls == clsUnsure {
 					guarded = true
 				}
 			}
-			var bad, doubt []*polInfo
+			var bad, doubt, shared []*polInfo
 			for _, p := range perm {
 				switch sd.expr(p).cls {
 				case clsTenant, clsNever:
+				case clsShared:
+					if sd.check {
+						bad = append(bad, p)
+					} else {
+						shared = append(shared, p)
+					}
 				case clsUnsure:
 					doubt = append(doubt, p)
 				default:
@@ -288,6 +297,9 @@ func (s *state) judge(t *table, subs []*subject, cmds [][]string) *judgment {
 			default:
 				for _, p := range doubt {
 					j.unsure[p] = true
+				}
+				for _, p := range shared {
+					j.shared[p] = true
 				}
 			}
 		}
@@ -370,6 +382,13 @@ func (c *checker) checkPolicies(t *table, j *judgment) {
 		c.add(SeverityWarning, CodePermissivePolicy, "policy", p.Name, name, c.s.fixPolicy(t, p, p.using != nil && !p.using.cls.protects(), p.check != nil && !p.check.cls.protects()),
 			"%s admits rows of every tenant (%s), though a restrictive policy still limits every row to the tenant; it widens access as soon as that one changes",
 			polDesc(p), whyOf(v))
+	}
+	for _, p := range sortedPols(j.shared) {
+		if _, open := j.open[p]; open || pgtenancyOwn(p) {
+			continue
+		}
+		c.add(SeverityWarning, CodePolicySharedRows, "policy", p.Name, name, "",
+			"%s lets every tenant read the rows whose tenant column %s is NULL: make sure they hold nothing of any one tenant", polDesc(p), t.column)
 	}
 	for _, p := range sortedPols(j.unsure) {
 		v := p.using

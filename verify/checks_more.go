@@ -201,6 +201,9 @@ func (c *checker) checkLargeObjects() {
 func (s *state) tenantSettingNames() []string {
 	var out []string
 	for _, st := range s.settings {
+		if st == pseudoSetting {
+			continue
+		}
 		base, _, _ := strings.Cut(st, "->>")
 		out = append(out, base)
 	}

@@ -21,6 +21,11 @@ const (
 	// clsTenant admits only rows whose tenant column equals a value read
 	// from a setting (the tenant), or rows found in a tenant table.
 	clsTenant
+	// clsShared admits the tenant's rows and the rows whose tenant column
+	// is NULL (tenant_id IS NULL OR ...): rows shared by all tenants. Safe
+	// to read; a hole in WITH CHECK, where a tenant writes rows that all
+	// then read.
+	clsShared
 	// clsLookup admits rows found in other tables (EXISTS, IN); the
 	// second pass decides whether those are tenant tables.
 	clsLookup
@@ -39,7 +44,14 @@ const (
 
 // protects reports whether an expression of the class, as the only
 // permissive policy, keeps other tenants' rows out.
-func (c class) protects() bool { return c == clsNever || c == clsTenant || c == clsUnsure }
+func (c class) protects() bool {
+	return c == clsNever || c == clsTenant || c == clsShared || c == clsUnsure
+}
+
+// pseudoSetting names the role a session runs as (current_user), which
+// policies of tenants that are roles compare with: a source of the tenant
+// like a setting, but no setting.
+const pseudoSetting = "current_user"
 
 // verdict is the classification of one expression.
 type verdict struct {
@@ -217,6 +229,8 @@ type classifier struct {
 	tenantRel func(uint32) bool
 	// setting is the tenant setting when one was given; "" accepts any.
 	setting string
+	// tenantCol is the table's tenant column, in the second pass.
+	tenantCol string
 	// cache holds the verdicts of trees already classified for a table
 	// with the same columns, in this pass; colsKey names those columns.
 	cache   map[verdictKey]*verdict
@@ -296,6 +310,13 @@ func (c *classifier) value(v nodetree.Value, depth int) valInfo {
 		}
 		return vi
 	case "CONST":
+		return vi
+	case "SQLVALUEFUNCTION":
+		vi.nonConst = true
+		switch n.Str("op") {
+		case "9", "10", "11", "12": // CURRENT_ROLE, CURRENT_USER, USER, SESSION_USER
+			vi.settings = append(vi.settings, pseudoSetting)
+		}
 		return vi
 	case "PARAM":
 		vi.nonConst = true
@@ -485,6 +506,10 @@ func (c *classifier) classify(v nodetree.Value, depth int) verdict {
 		}
 	case "SUBLINK":
 		return c.sublink(v, depth)
+	case "NULLTEST":
+		if col, ok := c.column(n.Get("arg"), depth); ok && n.Str("nulltesttype") == "0" && col == c.tenantCol && col != "" {
+			return verdict{cls: clsShared, cols: []string{col}, why: "it admits the rows whose tenant column " + col + " is NULL, shared by all tenants"}
+		}
 	case "COALESCEEXPR":
 		args := n.Get("args").Items()
 		if len(args) >= 2 {
@@ -544,6 +569,9 @@ func (c *classifier) tenantValue(col string, val valInfo) (verdict, bool) {
 	}
 	settings := uniq(val.settings)
 	if c.setting != "" && !slices.ContainsFunc(settings, func(s string) bool {
+		if s == pseudoSetting {
+			return true
+		}
 		base, _, _ := strings.Cut(s, "->>")
 		return base == c.setting
 	}) {
@@ -683,6 +711,14 @@ func (c *classifier) sublink(v nodetree.Value, depth int) verdict {
 		return verdict{cls: clsSwitch, settings: uniq(inner.settings), why: "it reads other tables but not the row, so it admits every row or none" + settingsNote(inner.settings)}
 	}
 	vd := verdict{cls: clsLookup, lookups: uniqOIDs(rels), settings: uniq(inner.settings)}
+	if len(vd.settings) > 0 {
+		// The row's column matched against what the session may see
+		// (org_id IN (SELECT org_id FROM members WHERE user_id = ...)):
+		// the tenant column, for inference.
+		if col := c.lookupColumn(n, sub, depth); col != "" {
+			vd.mentions, vd.mentioned = []string{col}, vd.settings
+		}
+	}
 	return c.resolveLookup(vd)
 }
 
@@ -709,6 +745,35 @@ func (c *classifier) resolveLookup(vd verdict) verdict {
 	}
 	vd.cls, vd.why = clsRows, "it reads other tables, none of them a tenant table"
 	return vd
+}
+
+// lookupColumn returns the column of the row that a lookup matches: the
+// left side of col IN (SELECT ...), or the outer column an EXISTS
+// subquery compares with =; "" when there is none.
+func (c *classifier) lookupColumn(n *nodetree.Tree, sub nodetree.Value, depth int) string {
+	if test := n.Get("testexpr"); test.Is("OPEXPR") {
+		if args := test.Node.Get("args").Items(); len(args) == 2 {
+			if col, ok := c.column(args[0], depth); ok {
+				return col
+			}
+		}
+		return ""
+	}
+	found := ""
+	nodetree.Walk(sub.Node.Get("jointree"), func(x nodetree.Value) bool {
+		if found != "" {
+			return false
+		}
+		if x.Is("OPEXPR") && c.r.op(x) == "=" {
+			for _, a := range x.Node.Get("args").Items() {
+				if col, ok := c.column(a, depth+1); ok {
+					found = col
+				}
+			}
+		}
+		return !x.Is("SUBLINK")
+	})
+	return found
 }
 
 // refersOut reports whether a subquery at depth depth reads the row of the

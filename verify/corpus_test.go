@@ -515,6 +515,65 @@ ALTER POLICY store_products ON products
 		want: []findingKey{{E, verify.CodePermissivePolicy, "store_products"}},
 	},
 
+	{
+		name: "rows shared by all tenants, read only",
+		sql: `
+CREATE TABLE categories (tenant_id bigint, id bigint GENERATED ALWAYS AS IDENTITY, name text, UNIQUE (tenant_id, id));
+CREATE TABLE items (tenant_id bigint NOT NULL, id bigint, category_id bigint, PRIMARY KEY (tenant_id, id));
+ALTER TABLE categories ENABLE ROW LEVEL SECURITY;
+ALTER TABLE items ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_categories ON categories FOR SELECT
+    USING (tenant_id IS NULL OR tenant_id = current_setting('app.tenant')::bigint);
+CREATE POLICY write_categories ON categories FOR INSERT WITH CHECK (tenant_id = current_setting('app.tenant')::bigint);
+CREATE POLICY items_tenant ON items USING (tenant_id = current_setting('app.tenant')::bigint);
+GRANT SELECT, INSERT ON categories, items TO {app};`,
+		want: []findingKey{
+			{W, verify.CodePolicySharedRows, "read_categories"},
+			{W, verify.CodeTenantColumnNullable, "public.categories.tenant_id"},
+		},
+	},
+	{
+		name: "rows shared by all tenants, writable",
+		sql: `
+CREATE TABLE categories (tenant_id bigint, id bigint, name text, UNIQUE (tenant_id, id));
+ALTER TABLE categories ENABLE ROW LEVEL SECURITY;
+CREATE POLICY categories ON categories USING (tenant_id IS NULL OR tenant_id = current_setting('app.tenant')::bigint);
+CREATE TABLE items (tenant_id bigint NOT NULL, id bigint, PRIMARY KEY (tenant_id, id));
+ALTER TABLE items ENABLE ROW LEVEL SECURITY;
+CREATE POLICY items_tenant ON items USING (tenant_id = current_setting('app.tenant')::bigint);
+GRANT SELECT, INSERT ON categories, items TO {app};`,
+		want: []findingKey{
+			{E, verify.CodePolicyCheckOpen, "categories"},
+			{W, verify.CodeTenantColumnNullable, "public.categories.tenant_id"},
+		},
+	},
+	{
+		name: "a role per tenant",
+		sql: `
+CREATE TABLE ledgers (tenant name NOT NULL DEFAULT current_user, id bigint, PRIMARY KEY (tenant, id));
+ALTER TABLE ledgers ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_ledgers ON ledgers USING (tenant = current_user);
+GRANT SELECT, INSERT ON ledgers TO {app};`,
+	},
+	{
+		name: "supabase membership lookup with exists",
+		sql: `
+CREATE FUNCTION auth_uid() RETURNS uuid LANGUAGE sql STABLE
+    AS $$ select coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''), (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'))::uuid $$;
+CREATE TABLE orgs (id uuid PRIMARY KEY);
+CREATE TABLE members (org_id uuid NOT NULL REFERENCES orgs, user_id uuid NOT NULL, PRIMARY KEY (org_id, user_id));
+CREATE TABLE projects (org_id uuid NOT NULL REFERENCES orgs, id uuid NOT NULL, PRIMARY KEY (org_id, id));
+CREATE TABLE files (org_id uuid NOT NULL REFERENCES orgs, id uuid NOT NULL, PRIMARY KEY (org_id, id));
+ALTER TABLE members ENABLE ROW LEVEL SECURITY;
+ALTER TABLE projects ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own ON members FOR SELECT USING (user_id = auth_uid());
+CREATE POLICY member_projects ON projects
+    USING (EXISTS (SELECT 1 FROM members m WHERE m.org_id = projects.org_id AND m.user_id = auth_uid()));
+GRANT SELECT ON members TO {app};
+GRANT SELECT, INSERT, UPDATE, DELETE ON projects, files TO {app};`,
+		want: []findingKey{{E, verify.CodeRLSDisabled, "public.files"}},
+	},
+
 	// Partitions and inheritance.
 	{
 		name: "partition in another schema readable directly",

@@ -19,7 +19,7 @@ func (s *state) fixSetting() string {
 	}
 	var plain []string
 	for _, st := range s.settings {
-		if !strings.Contains(st, "->>") {
+		if !strings.Contains(st, "->>") && st != pseudoSetting {
 			plain = append(plain, st)
 		}
 	}

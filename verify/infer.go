@@ -28,7 +28,13 @@ func (s *state) classify(tenantRel func(uint32) bool) {
 			cols[c.Num] = c.Name
 			fmt.Fprintf(&key, "%d:%s\x00", c.Num, c.Name)
 		}
+		if tenantRel != nil {
+			fmt.Fprintf(&key, "tenant:%s", t.column)
+		}
 		c := &classifier{r: s.res, cols: cols, tenantRel: tenantRel, setting: setting, cache: cache, colsKey: key.String()}
+		if tenantRel != nil {
+			c.tenantCol = t.column
+		}
 		t.pols = t.pols[:0]
 		for i := range t.Policies {
 			p := &t.Policies[i]

@@ -130,6 +130,9 @@ const (
 	// CodeRestrictiveVacuous: a restrictive policy is always true, so it
 	// restricts nothing.
 	CodeRestrictiveVacuous Code = "restrictive_policy_vacuous"
+	// CodePolicySharedRows: a permissive policy lets every tenant read
+	// the rows whose tenant column is NULL.
+	CodePolicySharedRows Code = "policy_shared_rows"
 	// CodePolicyUnrecognized: the isolation of a table rests on a policy
 	// whose expression verify cannot follow.
 	CodePolicyUnrecognized Code = "policy_unrecognized"
