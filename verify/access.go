@@ -134,9 +134,10 @@ func (s *state) commands(u *subject, t *table) []string {
 
 // audience returns the subjects that can use t, with the commands each
 // holds. With an application role that cannot use it, none. Without one,
-// the roles that hold privileges on it; if none does, its owner, or when
-// the owner ignores row level security anyway, PUBLIC as if it could use
-// everything (known is false then).
+// the roles that hold privileges on it (none when roles hold privileges on
+// other tables only); when no role holds privileges on any table, its
+// owner, or when the owner ignores row level security anyway, PUBLIC as if
+// it could use everything (known is false then).
 func (s *state) audience(t *table) (subs []*subject, cmds [][]string, known bool) {
 	if s.app != nil {
 		if c := s.commands(s.app, t); len(c) > 0 {
@@ -149,7 +150,9 @@ func (s *state) audience(t *table) (subs []*subject, cmds [][]string, known bool
 			subs, cmds = append(subs, g), append(cmds, c)
 		}
 	}
-	if len(subs) > 0 {
+	if len(s.grantees) > 0 {
+		// Other roles hold privileges, on this table or others: the
+		// application is one of them, and the owner a migration role.
 		return subs, cmds, true
 	}
 	if r := s.audit.Roles[t.OwnerOID]; r != nil && !r.Super && !r.Bypass {

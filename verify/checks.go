@@ -216,8 +216,11 @@ func (c *checker) checkRLS(t *table, subs []*subject, cmds [][]string, known boo
 	if !t.RLS {
 		sev := SeverityError
 		reach := reachText(subs, cmds, known)
-		if c.s.app != nil && len(subs) == 0 {
+		switch {
+		case c.s.app != nil && len(subs) == 0:
 			sev, reach = SeverityWarning, "the application role cannot use it today, but a GRANT would expose every tenant's rows"
+		case len(subs) == 0:
+			sev, reach = SeverityWarning, "no role that holds privileges on the other tables can use it today, but a GRANT would expose every tenant's rows"
 		}
 		msg := "row level security is not enabled: every policy is inert"
 		if !model {

@@ -190,6 +190,14 @@ ALTER TABLE tasks OWNER TO {app};`,
 		},
 	},
 	{
+		name: "rails internal table no role uses",
+		sql: railsSchema + `
+CREATE TABLE audit_events (account_id bigint NOT NULL REFERENCES accounts, what text);
+CREATE INDEX ON audit_events (account_id);`,
+		noApp: true,
+		want: with(railsWarnings, findingKey{W, verify.CodeNoAppRole, ""}, findingKey{W, verify.CodeRLSDisabled, "public.audit_events"}),
+	},
+	{
 		name: "rails without app role, tables granted",
 		sql:  railsSchema, noApp: true,
 		want: with(railsWarnings, findingKey{W, verify.CodeNoAppRole, ""}),
