@@ -195,7 +195,7 @@ ALTER TABLE tasks OWNER TO {app};`,
 CREATE TABLE audit_events (account_id bigint NOT NULL REFERENCES accounts, what text);
 CREATE INDEX ON audit_events (account_id);`,
 		noApp: true,
-		want: with(railsWarnings, findingKey{W, verify.CodeNoAppRole, ""}, findingKey{W, verify.CodeRLSDisabled, "public.audit_events"}),
+		want:  with(railsWarnings, findingKey{W, verify.CodeNoAppRole, ""}, findingKey{W, verify.CodeRLSDisabled, "public.audit_events"}),
 	},
 	{
 		name: "rails without app role, tables granted",
