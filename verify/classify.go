@@ -271,6 +271,10 @@ type valInfo struct {
 	immutable []string // IMMUTABLE getters
 	rels      []uint32 // relations read by subqueries
 	nonConst  bool     // calls functions, reads parameters or subqueries: not a constant
+	// helperCols are the columns of the row passed to user functions
+	// that read a setting: is_member(org_id). Inference takes them for
+	// tenant columns.
+	helperCols []string
 }
 
 func (a *valInfo) merge(b valInfo) {
@@ -280,6 +284,7 @@ func (a *valInfo) merge(b valInfo) {
 	a.immutable = append(a.immutable, b.immutable...)
 	a.rels = append(a.rels, b.rels...)
 	a.nonConst = a.nonConst || b.nonConst
+	a.helperCols = append(a.helperCols, b.helperCols...)
 }
 
 // castFormat reports whether a FUNCEXPR is a cast (explicit or implicit),
@@ -350,8 +355,15 @@ func (c *classifier) value(v nodetree.Value, depth int) valInfo {
 				if g.immutable {
 					vi.immutable = append(vi.immutable, name)
 				}
-			case !vi.rowDep:
+			default:
 				vi.opaque = append(vi.opaque, name)
+				if c.r.readsSetting(f) {
+					for _, a := range args.Items() {
+						if col, ok := c.column(a, depth); ok {
+							vi.helperCols = append(vi.helperCols, col)
+						}
+					}
+				}
 			}
 		}
 		return vi
@@ -392,6 +404,23 @@ func (c *classifier) value(v nodetree.Value, depth int) valInfo {
 		vi.merge(c.value(f.Value, depth))
 	}
 	return vi
+}
+
+// readsSetting reports whether a function's source reads a setting: it
+// calls current_setting, or a getter that policies call (auth.uid() and
+// the like), by name.
+func (r *exprResolver) readsSetting(f *snapshot.ExprFunc) bool {
+	src := strings.ToLower(f.Source) + " " + f.Body
+	if strings.Contains(src, "current_setting") || strings.Contains(src, ":funcid 2077 ") || strings.Contains(src, ":funcid 3294 ") {
+		return true
+	}
+	for _, g := range r.audit.Funcs {
+		if g.OID != f.OID && g.Schema != "pg_catalog" && r.getter(g).ok &&
+			(strings.Contains(src, strings.ToLower(g.Name)+"(") || strings.Contains(src, ":funcid "+strconv.FormatUint(uint64(g.OID), 10)+" ")) {
+			return true
+		}
+	}
+	return false
 }
 
 // relids returns the relations a subquery reads.
@@ -531,16 +560,7 @@ func (c *classifier) classify(v nodetree.Value, depth int) verdict {
 			return out
 		}
 	}
-	vi := c.value(v, depth)
-	switch {
-	case !vi.rowDep && !vi.nonConst:
-		return verdict{cls: clsVacuous, why: "it is made of constants only, so it is the same for every row"}
-	case !vi.rowDep:
-		return verdict{cls: clsSwitch, settings: vi.settings, why: switchWhy(vi)}
-	case len(vi.settings) > 0 || len(vi.opaque) > 0 || len(vi.rels) > 0:
-		return verdict{cls: clsUnsure, settings: vi.settings, why: unsureWhy(vi)}
-	}
-	return verdict{cls: clsRows, why: "it is a condition on the row that does not involve the tenant setting"}
+	return c.fallback(v, depth)
 }
 
 func switchWhy(vi valInfo) string {
@@ -633,7 +653,7 @@ func (c *classifier) compare(v nodetree.Value, depth int) verdict {
 		}
 		vi := lv
 		vi.merge(rv)
-		return verdict{cls: clsSwitch, settings: vi.settings, why: switchWhy(vi)}
+		return fromValue(vi)
 	}
 	vi := lv
 	vi.merge(rv)
@@ -666,14 +686,25 @@ func constCompare(op string, args []nodetree.Value) verdict {
 	return verdict{cls: clsVacuous, why: "it is made of constants only, so it is the same for every row"}
 }
 
+// fallback classifies what no rule above knows, from what it reads: a
+// constant is the same for every row; a function verify cannot read gets
+// the benefit of the doubt (its columns are tenant columns for
+// inference); what reads the session but not the row is a switch; a
+// condition on the row that reads a setting or other tables in an unknown
+// way is unsure; the rest is a row condition.
 func (c *classifier) fallback(v nodetree.Value, depth int) verdict {
-	vi := c.value(v, depth)
+	return fromValue(c.value(v, depth))
+}
+
+func fromValue(vi valInfo) verdict {
 	switch {
 	case !vi.rowDep && !vi.nonConst:
 		return verdict{cls: clsVacuous, why: "it is made of constants only, so it is the same for every row"}
+	case len(vi.opaque) > 0:
+		return verdict{cls: clsUnsure, settings: uniq(vi.settings), why: unsureWhy(vi), mentions: uniq(vi.helperCols)}
 	case !vi.rowDep:
 		return verdict{cls: clsSwitch, settings: uniq(vi.settings), why: switchWhy(vi)}
-	case len(vi.settings) > 0 || len(vi.opaque) > 0 || len(vi.rels) > 0:
+	case len(vi.settings) > 0 || len(vi.rels) > 0:
 		return verdict{cls: clsUnsure, settings: uniq(vi.settings), why: unsureWhy(vi)}
 	}
 	return verdict{cls: clsRows, why: "it is a condition on the row that does not involve the tenant setting"}

@@ -582,6 +582,31 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON projects, files TO {app};`,
 		want: []findingKey{{E, verify.CodeRLSDisabled, "public.files"}},
 	},
 
+	{
+		name: "supabase security definer helper in policies",
+		sql: `
+CREATE FUNCTION auth_uid() RETURNS uuid LANGUAGE sql STABLE
+    AS $$ select nullif(current_setting('request.jwt.claim.sub', true), '')::uuid $$;
+CREATE TABLE orgs (id uuid PRIMARY KEY);
+CREATE TABLE members (org_id uuid NOT NULL REFERENCES orgs, user_id uuid NOT NULL, PRIMARY KEY (org_id, user_id));
+CREATE INDEX ON members (user_id);
+CREATE TABLE projects (org_id uuid NOT NULL REFERENCES orgs, id uuid NOT NULL, PRIMARY KEY (org_id, id));
+CREATE TABLE files (org_id uuid NOT NULL REFERENCES orgs, id uuid NOT NULL, PRIMARY KEY (org_id, id));
+CREATE FUNCTION is_member(org uuid) RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER SET search_path = ''
+    AS $$ SELECT EXISTS (SELECT 1 FROM public.members WHERE org_id = org AND user_id = public.auth_uid()) $$;
+ALTER TABLE members ENABLE ROW LEVEL SECURITY;
+ALTER TABLE projects ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own ON members FOR SELECT USING (user_id = auth_uid());
+CREATE POLICY member_projects ON projects USING (is_member(org_id)) WITH CHECK (is_member(org_id));
+GRANT SELECT ON members TO {app};
+GRANT SELECT, INSERT, UPDATE, DELETE ON projects, files TO {app};`,
+		want: []findingKey{
+			{W, verify.CodePolicyUnrecognized, "member_projects"},
+			{W, verify.CodeSecurityDefiner, "public.is_member(uuid)"},
+			{E, verify.CodeRLSDisabled, "public.files"},
+		},
+	},
+
 	// Partitions and inheritance.
 	{
 		name: "partition in another schema readable directly",

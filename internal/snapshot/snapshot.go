@@ -257,6 +257,7 @@ type View struct {
 
 // Func is a SECURITY DEFINER function.
 type Func struct {
+	OID       uint32
 	Signature string
 	Owner     string
 	Source    string
