@@ -28,6 +28,7 @@ func (s *state) classify(tenantRel func(uint32) bool) {
 			cols[c.Num] = c.Name
 			fmt.Fprintf(&key, "%d:%s\x00", c.Num, c.Name)
 		}
+		t.colsKey = key.String()
 		if tenantRel != nil {
 			fmt.Fprintf(&key, "tenant:%s", t.column)
 		}

@@ -189,6 +189,9 @@ type table struct {
 	parent *table
 	fk     *snapshot.Constraint // the foreign key to parent
 	pols   []*polInfo
+	// colsKey names its columns and their positions: tables with the same
+	// one print the same parse tree the same.
+	colsKey string
 	// unlisted says, with a model, why a table it leaves out holds
 	// tenant data; "" otherwise.
 	unlisted string
@@ -272,9 +275,13 @@ func Run(ctx context.Context, conn catalog.Conn, opts Options) (*Report, error) 
 			want.CitusTables = append(want.CitusTables, t.OID)
 		}
 	}
-	want.Policies, want.Constraints, want.Indexes = s.textsNeeded()
+	var copies []policyCopy
+	want.Policies, want.Constraints, want.Indexes, copies = s.textsNeeded()
 	if err := snap.Expect(ctx, tx, want); err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
+	}
+	for _, c := range copies {
+		c.to.Using, c.to.Check = c.from.Using, c.from.Check
 	}
 	r := &Report{Findings: append([]Finding{}, runChecks(s)...), Tables: []string{}}
 	for _, t := range s.tenants {
@@ -338,7 +345,15 @@ func newState(e *expectation, snap *snapshot.Snapshot) *state {
 // for the fix); the unique keys without the tenant column of tenant
 // tables, with the foreign keys that reference them, and the foreign keys
 // between tenant tables that do not pair the tenant columns.
-func (s *state) textsNeeded() (pols, cons, idxs []uint32) {
+//
+// Policies whose trees are the same, on tables with the same columns,
+// print the same: one of each is read, and its texts copied to the others.
+func (s *state) textsNeeded() (pols, cons, idxs []uint32, copies []policyCopy) {
+	type polKey struct {
+		using, check *parsedTree
+		cols         string
+	}
+	first := map[polKey]*snapshot.Policy{}
 	referrers := map[uint32][]snapshot.Constraint{}
 	for _, t := range s.order {
 		for _, fk := range foreignKeys(t) {
@@ -355,7 +370,20 @@ func (s *state) textsNeeded() (pols, cons, idxs []uint32) {
 			}
 		}
 		if all {
-			for _, p := range t.Policies {
+			for i := range t.Policies {
+				p := &t.Policies[i]
+				k := polKey{cols: t.colsKey}
+				if p.UsingTree != "" {
+					k.using = s.res.tree(p.UsingTree)
+				}
+				if p.CheckTree != "" {
+					k.check = s.res.tree(p.CheckTree)
+				}
+				if f, ok := first[k]; ok {
+					copies = append(copies, policyCopy{from: f, to: p})
+					continue
+				}
+				first[k] = p
 				pols = append(pols, p.OID)
 			}
 		}
@@ -384,8 +412,12 @@ func (s *state) textsNeeded() (pols, cons, idxs []uint32) {
 			}
 		}
 	}
-	return uniqOIDs(pols), uniqOIDs(cons), uniqOIDs(idxs)
+	return uniqOIDs(pols), uniqOIDs(cons), uniqOIDs(idxs), copies
 }
+
+// policyCopy copies the texts of one policy to another that prints the
+// same.
+type policyCopy struct{ from, to *snapshot.Policy }
 
 // accepted returns the texts of the policy expressions that are right for
 // the tenant table t: both forms, or on a Citus database only
