@@ -739,6 +739,17 @@ GRANT SELECT, INSERT ON notes TO {app};`,
 		},
 	},
 	{
+		name: "grant all on all tables",
+		sql: storefrontSchema + `
+GRANT ALL ON ALL TABLES IN SCHEMA public TO {app};`,
+		opts: func(o *verify.Options) { o.Global = []string{"stores"} },
+		want: []findingKey{
+			{E, verify.CodeTruncateGranted, "public.products"},
+			{W, verify.CodeReferencesGranted, "public.products"},
+			{W, verify.CodeTriggerGranted, "public.products"},
+		},
+	},
+	{
 		name: "truncate granted",
 		sql: storefrontSchema + `
 GRANT TRUNCATE ON products TO {app};`,
