@@ -3,18 +3,30 @@ GO ?= go
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: help test test-short lint fuzz tools demo run-example sqlc bench-pool bench bench-quick
+.PHONY: help test test-short test-matrix test-shared lint fuzz tools demo run-example sqlc bench-pool bench bench-quick
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-test: ## Run every test with -race on a throwaway Postgres (or DATABASE_URL)
+test: ## Run every test with -race on a throwaway Postgres (or PGTENANCY_TEST_DATABASE_URL)
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'Allocs' ./rls/ ./middleware/
 	cd pgtenancytest/containers && $(GO) test -count=1 ./...
 
 test-short: ## Run the tests without -race
 	$(GO) test -count=1 ./...
+
+PG_MATRIX ?= 16 17 18
+
+test-matrix: ## Run every test (no -race) on PostgreSQL 16, 17 and 18 (PG_MATRIX="15 16 17 18" for all), a throwaway cluster each
+	@set -e; for v in $(PG_MATRIX); do \
+		echo "== PostgreSQL $$v"; start=$$(date +%s); \
+		env -u PGTENANCY_TEST_DATABASE_URL -u PGTENANCY_PG_BIN PGTENANCY_PG_VERSION=$$v $(GO) test -count=1 ./...; \
+		echo "== PostgreSQL $$v: passed in $$(( $$(date +%s) - start ))s"; \
+	done
+
+test-shared: ## Run every test (no -race, shuffled) with all packages sharing one throwaway server; fail on leftovers
+	env -u PGTENANCY_TEST_DATABASE_URL $(GO) run ./internal/cmd/withpg -clean -- $(GO) test -count=1 -shuffle=on ./...
 
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -42,7 +54,8 @@ bench-quick: ## Quick scale (1k/10k) and architecture (10/100) benchmarks; print
 
 FUZZTIME ?= 10s
 FUZZ_TARGETS := ./rls:FuzzParse ./internal/sqlquote:FuzzIdent ./internal/sqlquote:FuzzLiteral \
-	./policy:FuzzGenerate ./internal/nodetree:FuzzParse ./verify:FuzzClassify ./middleware:FuzzHeader ./middleware:FuzzSubdomain ./middleware:FuzzJWT
+	./policy:FuzzGenerate ./internal/nodetree:FuzzParse ./verify:FuzzClassify ./middleware:FuzzHeader ./middleware:FuzzSubdomain ./middleware:FuzzJWT \
+	./internal/sessionsql:FuzzScan
 
 fuzz: ## Run every fuzz target for FUZZTIME each (default 10s; e.g. make fuzz FUZZTIME=5m)
 	@set -e; for t in $(FUZZ_TARGETS); do \

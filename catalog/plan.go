@@ -213,7 +213,15 @@ func existing(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, m *policy.Mo
 			ps := policy.PolicyState{Name: p.Name, Permissive: p.Permissive, Command: snapshot.CommandNames[p.Cmd],
 				Roles: slices.Clone(p.Roles), Using: p.Using, WithCheck: p.Check}
 			if mt.column != "" {
-				accepted := s.Accepted(snapshot.ColumnKey{Name: mt.column, Type: mt.t.Column(mt.column).Type}, m.KeyType, m.Citus)
+				// Only the form Generate writes counts as generated: on
+				// PostgreSQL, a policy without the transaction stamp
+				// (the per-row form) is replaced, or a tenant left at
+				// session level would stay live there.
+				forms := snapshot.Stamped
+				if m.Citus {
+					forms = snapshot.PerRow
+				}
+				accepted := s.Accepted(snapshot.ColumnKey{Name: mt.column, Type: mt.t.Column(mt.column).Type}, m.KeyType, forms)
 				ps.Generated = len(accepted) > 0 && len(snapshot.PolicyDiff(&p, p.Name == policy.IsolationPolicy, accepted)) == 0
 			}
 			ts.Policies = append(ts.Policies, ps)

@@ -9,7 +9,6 @@ import (
 	"os"
 	"strconv"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -63,11 +62,11 @@ var (
 
 // CitusURL returns [EnvCitusURL], or skips tb with [CitusSkipMessage] when it
 // is not set.
-func CitusURL(tb testing.TB) string {
+func CitusURL(tb TB) string {
 	tb.Helper()
 	u := os.Getenv(EnvCitusURL)
 	if u == "" {
-		tb.Skip(CitusSkipMessage)
+		tb.Skipf("%s", CitusSkipMessage)
 	}
 	return u
 }
@@ -84,7 +83,7 @@ func CitusURL(tb testing.TB) string {
 // The cluster must be one the tests may use freely: the coordinator's
 // metadata in database "postgres" (or the URL's database) lists the
 // workers, and the URL's user and password work on every node.
-func NewCitusDB(tb testing.TB) *CitusDB {
+func NewCitusDB(tb TB) *CitusDB {
 	tb.Helper()
 	adminURL := CitusURL(tb)
 	citusOnce.Do(func() { citus = loadCitusCluster(adminURL) })

@@ -35,15 +35,27 @@
 // carry, so the server must accept password (or trust) authentication for
 // them. Use a server dedicated to tests.
 //
-// Otherwise each test process starts its own throwaway cluster from the
-// PostgreSQL server binaries installed on the machine (initdb and postgres,
-// found on PATH, through pg_config or under /usr/lib/postgresql), on first
-// use, and [Main] stops it. Starting takes a second or two. When the process
-// runs as root, the server runs as the "postgres" OS user.
+// Otherwise each test process starts its own throwaway cluster on first use,
+// and [Main] stops it. Starting takes a second or two. The server binaries
+// (initdb and postgres) are the ones installed on the machine (found on
+// PATH, through pg_config, or where packages put them, such as
+// /usr/lib/postgresql/<major>/bin), else a pinned build of PostgreSQL that
+// is downloaded once over HTTPS, checked against its pinned SHA-512 and
+// cached per user. Environment variables choose:
 //
-// With neither, tests that need a database are skipped, or fail when the
-// environment variable CI is "true". Machines with Docker and no PostgreSQL
-// can use the separate module github.com/pgtenancy/pgtenancy/pgtenancytest/containers.
+//   - PGTENANCY_PG_VERSION=15|16|17|18: that major version, local if
+//     installed, else the pinned build (the default build is 18).
+//   - PGTENANCY_PG_BIN=dir: the binaries in dir, as they are.
+//   - PGTENANCY_PG_SOURCE=local never downloads; =pinned always uses the
+//     pinned build.
+//   - PGTENANCY_PG_CACHE=dir: where pinned builds are cached.
+//
+// When the process runs as root, the server runs as the "postgres" OS user.
+//
+// Without a server (no URL, no local binaries, and the download failed, as
+// when offline), tests that need a database are skipped, or fail when the
+// environment variable CI is "true". Machines with Docker can also use the
+// separate module github.com/pgtenancy/pgtenancy/pgtenancytest/containers.
 //
 // # Roles
 //
@@ -63,12 +75,17 @@
 //
 // A [Template] is built once per test process, on the first [NewDB] that asks
 // for it: an empty database owned by OwnerRole, then Setup, connected as
-// OwnerRole. Each NewDB clones it with CREATE DATABASE ... TEMPLATE, which
+// OwnerRole. Templates are told apart by address, not by Name, so declare
+// each one once, as a package variable. Each NewDB clones it with CREATE DATABASE ... TEMPLATE, which
 // is much faster than running migrations per test. A failing Setup fails
 // every test that asks for its template. [NewDB] with a nil template clones
 // an empty database.
 //
 // Each database is dropped when its test ends, and the templates when [Main]
-// returns. Database names carry a random per-process suffix, so test
-// processes of several packages can share one server.
+// returns. Every database name carries a random per-process suffix, and
+// template databases a per-process sequence number, so the test processes
+// of several packages, and several runs, can share one server: go test
+// runs the packages' test binaries at once. A process killed before [Main]
+// returns (a test timeout, say) leaves its databases behind on such a
+// server; they are named pgtenancy_<suffix>_*.
 package pgtenancytest

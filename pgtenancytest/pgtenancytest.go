@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgtenancy/pgtenancy/internal/ci"
 	"github.com/pgtenancy/pgtenancy/internal/pgcluster"
 	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
 )
@@ -43,12 +44,15 @@ const rolePassword = "pgtenancy_test_password"
 // envDatabaseURL names the environment variable of an existing server.
 const envDatabaseURL = "PGTENANCY_TEST_DATABASE_URL"
 
-// Template describes a template database that [NewDB] clones. Declare
-// templates as package-level variables; each is built at most once per test
-// process, on first use.
+// Template describes a template database that [NewDB] clones. A Template
+// is identified by its address: each *Template is built at most once per
+// test process, on first use. Declare templates as package-level variables;
+// a Template literal inside a test function is a new template, built again
+// at every call.
 type Template struct {
-	// Name identifies the template within the process: [a-z0-9_]+, at most
-	// 40 bytes. Two different Templates must not share a Name.
+	// Name labels the template in its database's name and in error
+	// messages: [a-z0-9_]+, at most 40 bytes. Names need not be unique:
+	// two Templates with the same Name are still two templates.
 	Name string
 
 	// Setup builds the template's content, typically by running migrations.
@@ -85,7 +89,7 @@ type server struct {
 // template is the per-process state of one Template.
 type template struct {
 	tmpl   *Template // nil for the internal empty template
-	dbName string
+	dbName string    // unique on the server: suffix and a sequence number
 	once   sync.Once
 	err    error
 	ready  atomic.Bool // built successfully, to drop in Main
@@ -100,8 +104,12 @@ var (
 	suffix = randomHex(4)
 	dbSeq  atomic.Int64
 
+	// templates holds the state of each Template used, by address (nil:
+	// the empty template). Keying by Name instead made the outcome depend
+	// on test order: with two Templates of one Name, whichever test came
+	// first took the name and the other's tests failed.
 	tmplMu    sync.Mutex
-	templates = map[string]*template{}
+	templates = map[*Template]*template{}
 )
 
 // Main runs the tests of a package, then drops the templates and stops the
@@ -147,7 +155,7 @@ func shutdown() {
 // ServerURL returns a URL of the server's admin role to database "postgres",
 // starting the server if needed. See the package doc for where the server
 // comes from.
-func ServerURL(tb testing.TB) string {
+func ServerURL(tb TB) string {
 	tb.Helper()
 	return getServer(tb).adminURL
 }
@@ -165,7 +173,7 @@ type Server interface {
 // Local returns the throwaway server that this process started, starting it
 // if needed. It is nil when PGTENANCY_TEST_DATABASE_URL names the server, which
 // tests do not control.
-func Local(tb testing.TB) Server {
+func Local(tb TB) Server {
 	tb.Helper()
 	if c := getServer(tb).cluster; c != nil {
 		return c
@@ -173,7 +181,7 @@ func Local(tb testing.TB) Server {
 	return nil
 }
 
-func getServer(tb testing.TB) *server {
+func getServer(tb TB) *server {
 	tb.Helper()
 	srvOnce.Do(startServer)
 	checkServer(tb, &srv)
@@ -181,11 +189,11 @@ func getServer(tb testing.TB) *server {
 }
 
 // checkServer skips or fails tb when s is not usable.
-func checkServer(tb testing.TB, s *server) {
+func checkServer(tb TB, s *server) {
 	tb.Helper()
 	switch {
-	case s.skip != "" && os.Getenv("CI") == "true":
-		tb.Fatalf("pgtenancytest: %s.\nOn CI, install PostgreSQL (for example `apt-get install postgresql`) or set %s.", s.skip, envDatabaseURL)
+	case s.skip != "" && ci.On():
+		tb.Fatalf("pgtenancytest: %s.\nOn CI, install PostgreSQL (for example `apt-get install postgresql`), let the pinned build download (network access to registry.npmjs.org), or set %s.", s.skip, envDatabaseURL)
 	case s.skip != "":
 		tb.Skipf("pgtenancytest: %s", s.skip)
 	case s.err != nil:
@@ -194,7 +202,8 @@ func checkServer(tb testing.TB, s *server) {
 }
 
 func startServer() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// Long enough for a first download of the pinned server build.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	if u := os.Getenv(envDatabaseURL); u != "" {
 		if !strings.Contains(u, "://") {
@@ -203,7 +212,9 @@ func startServer() {
 		}
 		srv.adminURL = u
 	} else {
-		c, err := pgcluster.Start(ctx, pgcluster.Options{})
+		c, err := pgcluster.Start(ctx, pgcluster.Options{Logf: func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, format+"\n", args...)
+		}})
 		if errors.Is(err, pgcluster.ErrNoServer) {
 			srv.skip = fmt.Sprintf("no PostgreSQL: %s is not set and %v", envDatabaseURL, err)
 			return
@@ -267,7 +278,7 @@ func ensureRoles(ctx context.Context, pool *pgxpool.Pool) error {
 // NewDB creates a database for the test, cloned from tmpl (nil: an empty
 // database), owned by [OwnerRole]. The database is dropped when the test
 // ends. Schema public is usable by OwnerRole; AppRole cannot create in it.
-func NewDB(tb testing.TB, tmpl *Template) *DB {
+func NewDB(tb TB, tmpl *Template) *DB {
 	tb.Helper()
 	s := getServer(tb)
 	t, err := lookupTemplate(tmpl)
@@ -306,23 +317,29 @@ func (t *template) name() string {
 	return t.tmpl.Name
 }
 
+// maxIdent is the longest identifier PostgreSQL keeps (NAMEDATALEN - 1).
+const maxIdent = 63
+
 func lookupTemplate(tmpl *Template) (*template, error) {
-	key, dbName := "", fmt.Sprintf("pgtenancy_%s_empty", suffix)
-	if tmpl != nil {
-		if !templateName.MatchString(tmpl.Name) {
-			return nil, fmt.Errorf("template name %q must match %s", tmpl.Name, templateName)
-		}
-		key, dbName = tmpl.Name, fmt.Sprintf("pgtenancy_%s_t_%s", suffix, tmpl.Name)
+	if tmpl != nil && !templateName.MatchString(tmpl.Name) {
+		return nil, fmt.Errorf("template name %q must match %s", tmpl.Name, templateName)
 	}
 	tmplMu.Lock()
 	defer tmplMu.Unlock()
-	t := templates[key]
-	if t == nil {
-		t = &template{tmpl: tmpl, dbName: dbName}
-		templates[key] = t
-	} else if t.tmpl != tmpl {
-		return nil, fmt.Errorf("two different Templates are named %q", tmpl.Name)
+	if t := templates[tmpl]; t != nil {
+		return t, nil
 	}
+	dbName := fmt.Sprintf("pgtenancy_%s_empty", suffix)
+	if tmpl != nil {
+		// The sequence number makes the name unique; the Name, cut to
+		// fit, is for people reading pg_database.
+		dbName = fmt.Sprintf("pgtenancy_%s_t%d_%s", suffix, len(templates)+1, tmpl.Name)
+		if len(dbName) > maxIdent {
+			dbName = dbName[:maxIdent]
+		}
+	}
+	t := &template{tmpl: tmpl, dbName: dbName}
+	templates[tmpl] = t
 	return t, nil
 }
 
@@ -415,25 +432,25 @@ func withDB(serverURL, db, role string) string {
 
 // AdminConn connects to the database as the server's admin role. The
 // connection is closed when the test ends.
-func (db *DB) AdminConn(tb testing.TB) *pgx.Conn { tb.Helper(); return connect(tb, db.AdminURL) }
+func (db *DB) AdminConn(tb TB) *pgx.Conn { tb.Helper(); return connect(tb, db.AdminURL) }
 
 // OwnerConn connects to the database as [OwnerRole]. The connection is closed
 // when the test ends.
-func (db *DB) OwnerConn(tb testing.TB) *pgx.Conn { tb.Helper(); return connect(tb, db.OwnerURL) }
+func (db *DB) OwnerConn(tb TB) *pgx.Conn { tb.Helper(); return connect(tb, db.OwnerURL) }
 
 // AppConn connects to the database as [AppRole]. The connection is closed
 // when the test ends.
-func (db *DB) AppConn(tb testing.TB) *pgx.Conn { tb.Helper(); return connect(tb, db.AppURL) }
+func (db *DB) AppConn(tb TB) *pgx.Conn { tb.Helper(); return connect(tb, db.AppURL) }
 
 // OwnerPool returns a pool of connections as [OwnerRole]. It is closed when
 // the test ends.
-func (db *DB) OwnerPool(tb testing.TB) *pgxpool.Pool { tb.Helper(); return pool(tb, db.OwnerURL) }
+func (db *DB) OwnerPool(tb TB) *pgxpool.Pool { tb.Helper(); return pool(tb, db.OwnerURL) }
 
 // AppPool returns a pool of connections as [AppRole]. It is closed when the
 // test ends.
-func (db *DB) AppPool(tb testing.TB) *pgxpool.Pool { tb.Helper(); return pool(tb, db.AppURL) }
+func (db *DB) AppPool(tb TB) *pgxpool.Pool { tb.Helper(); return pool(tb, db.AppURL) }
 
-func connect(tb testing.TB, connURL string) *pgx.Conn {
+func connect(tb TB, connURL string) *pgx.Conn {
 	tb.Helper()
 	conn, err := pgx.Connect(tb.Context(), connURL)
 	if err != nil {
@@ -443,7 +460,7 @@ func connect(tb testing.TB, connURL string) *pgx.Conn {
 	return conn
 }
 
-func pool(tb testing.TB, connURL string) *pgxpool.Pool {
+func pool(tb TB, connURL string) *pgxpool.Pool {
 	tb.Helper()
 	p, err := pgxpool.New(tb.Context(), connURL)
 	if err != nil {

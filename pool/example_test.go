@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"testing"
 
 	"github.com/jackc/pgx/v5"
 
@@ -16,30 +14,10 @@ import (
 
 // exampleDB returns a test database with the store schema (stores 1, 2 and
 // 3 with their products, tenant isolation applied) for an example, and a
-// function that drops it. Examples have no *testing.T: exampleTB stands in.
+// function that drops it.
 func exampleDB() (*pgtenancytest.DB, func()) {
-	tb := &exampleTB{}
-	db := pgtenancytest.NewDB(tb, storeTemplate)
-	return db, func() {
-		for i := len(tb.cleanups) - 1; i >= 0; i-- {
-			tb.cleanups[i]()
-		}
-	}
-}
-
-// exampleTB implements the parts of testing.TB that pgtenancytest uses.
-type exampleTB struct {
-	testing.TB // nil: other methods panic
-	cleanups   []func()
-}
-
-func (*exampleTB) Helper()                      {}
-func (*exampleTB) Context() context.Context     { return context.Background() }
-func (tb *exampleTB) Cleanup(f func())          { tb.cleanups = append(tb.cleanups, f) }
-func (*exampleTB) Errorf(f string, args ...any) { fmt.Fprintf(os.Stderr, f+"\n", args...) }
-func (*exampleTB) Fatalf(f string, args ...any) { panic(fmt.Sprintf(f, args...)) }
-func (*exampleTB) Skipf(f string, args ...any) {
-	panic("the examples need PostgreSQL: " + fmt.Sprintf(f, args...))
+	tb := pgtenancytest.NewExampleTB()
+	return pgtenancytest.NewDB(tb, storeTemplate), tb.Done
 }
 
 // Each statement runs with the tenant of its context; without one it

@@ -162,11 +162,21 @@ type countingConn struct {
 }
 
 func (cc *countingConn) Write(b []byte) (int, error) {
+	// Mark the write before sending: when a write takes over 15 ms (a busy
+	// machine), pgconn starts a background reader, which can read the
+	// server's answer before this Write returns. Marked after the write,
+	// that Read found no write, and the answer was counted with the next
+	// phase's (TestRoundTrips once saw 2 round trips for 3 on a loaded
+	// machine).
+	if len(b) > 0 {
+		cc.c.mu.Lock()
+		cc.wrote = true
+		cc.c.mu.Unlock()
+	}
 	n, err := cc.Conn.Write(b)
 	if n > 0 {
 		cc.c.mu.Lock()
 		cc.c.writes++
-		cc.wrote = true
 		cc.c.mu.Unlock()
 	}
 	return n, err
@@ -198,7 +208,9 @@ func productIDs(t testing.TB, ctx context.Context, q interface {
 }
 
 // requireClean checks every idle connection of p: no tenant, no open
-// transaction. It returns how many connections it checked.
+// transaction, no session state (temporary objects, cursors, LISTEN,
+// advisory locks, app.user_email). It returns how many connections it
+// checked.
 func requireClean(t testing.TB, p *pgxpool.Pool, setting string) int {
 	t.Helper()
 	ctx := context.Background()
@@ -216,6 +228,19 @@ func requireClean(t testing.TB, p *pgxpool.Pool, setting string) int {
 		if v != nil {
 			require.Empty(t, *v, "pooled connection holds a tenant")
 		}
+		var temp, cursors, channels, locks int
+		var email *string
+		require.NoError(t, c.QueryRow(ctx, `SELECT
+			(SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()),
+			(SELECT count(*) FROM pg_cursors),
+			(SELECT count(*) FROM pg_listening_channels()),
+			(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()),
+			current_setting('app.user_email', true)`, pgx.QueryExecModeSimpleProtocol).Scan(&temp, &cursors, &channels, &locks, &email))
+		require.Zero(t, temp, "pooled connection holds temporary objects")
+		require.Zero(t, cursors, "pooled connection holds cursors")
+		require.Zero(t, channels, "pooled connection listens")
+		require.Zero(t, locks, "pooled connection holds advisory locks")
+		require.True(t, email == nil || *email == "", "pooled connection holds app.user_email")
 	}
 	return len(conns)
 }

@@ -19,6 +19,17 @@
 // calls it before any I/O, so work without a tenant fails before it reaches
 // the database.
 //
+// # The tenant setting
+//
+// PostgreSQL learns the tenant from a custom setting, [DefaultSetting]
+// ("app.current_tenant") unless configured otherwise; [Setting] is the one
+// place that defaults and validates its name, for the schema model, the
+// pool and the library's objects alike. Whoever sets the tenant for a
+// transaction also sets the setting's companion, [XactSetting], to the
+// transaction's stamp ([XactStamp]); the policies that pgtenancy generates
+// admit a tenant only when both were set in the transaction that reads, so
+// a tenant left at session level is inert.
+//
 // Cross-tenant work (admin tasks, reports) has no magic tenant value: run it
 // through a separate pool that connects as a separate role.
 package rls

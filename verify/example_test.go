@@ -4,44 +4,47 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
-	"os"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/jackc/pgx/v5"
+	"github.com/pgtenancy/pgtenancy/internal/testschema"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
 	"github.com/pgtenancy/pgtenancy/rls"
 	"github.com/pgtenancy/pgtenancy/verify"
 )
 
-// Verify at startup, and refuse to start when the database has a hole.
-// (Not run: it needs a database.)
+// Run audits a database; here one whose owner turned FORCE off on one
+// table and granted TRUNCATE on another.
 func ExampleRun() {
+	tb := pgtenancytest.NewExampleTB()
+	defer tb.Done()
+	db := pgtenancytest.NewDB(tb, auditStore)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
+	owner, err := pgx.Connect(ctx, db.OwnerURL)
 	if err != nil {
-		log.Fatal(err)
+		panic(err)
 	}
-	defer pool.Close()
-	report, err := verify.Run(ctx, pool, verify.Options{
-		Model: &policy.Model{
-			KeyType: rls.BigInt,
-			AppRole: "app",
-			Tables: []policy.Table{
-				{Name: "stores", TenantColumn: "id", Root: true},
-				{Name: "products", TenantColumn: "store_id"},
-			},
-		},
+	defer owner.Close(ctx)
+	if _, err := owner.Exec(ctx, `ALTER TABLE products NO FORCE ROW LEVEL SECURITY;
+GRANT TRUNCATE ON purchases TO `+pgtenancytest.AppRole); err != nil {
+		panic(err)
+	}
+
+	report, err := verify.Run(ctx, owner, verify.Options{
+		Model: testschema.Model(rls.BigInt, pgtenancytest.AppRole),
 	})
 	if err != nil {
-		log.Fatal(err) // could not run
+		panic(err) // could not run
 	}
-	for _, f := range report.Findings {
-		log.Printf("%s %s %s: %s\n  fix: %s", f.Severity, f.Code, f.Object, f.Message, f.Fix)
+	for _, f := range report.Errors() {
+		fmt.Printf("%s %s\n  fix: %s\n", f.Code, f.Object, f.Fix)
 	}
-	if err := report.Err(); err != nil {
-		log.Fatal(err) // errors.Is(err, verify.ErrFailed)
-	}
+	fmt.Println(errors.Is(report.Err(), verify.ErrFailed))
+	// Output:
+	// rls_not_forced public.products
+	//   fix: ALTER TABLE "public"."products" FORCE ROW LEVEL SECURITY;
+	// truncate_granted public.purchases
+	//   fix: REVOKE TRUNCATE ON TABLE "public"."purchases" FROM "pgtenancy_test_app", PUBLIC;
+	// true
 }
 
 func ExampleReport_Err() {

@@ -7,7 +7,9 @@
 //	go run ./examples/storefront -demo -pgtenancy bin/pgtenancy   # the scripted tour (make demo)
 //	go run ./examples/storefront                           # keep serving (make run-example)
 //
-// It starts a throwaway PostgreSQL from the local server binaries, or uses
+// It starts a throwaway PostgreSQL from the local server binaries or, when
+// there are none, from a pinned build that it downloads once (see
+// PGTENANCY_PG_VERSION and the other variables in the README), or uses
 // DATABASE_URL (a postgres:// URL of a superuser: it creates two roles and a
 // database, and drops the database when it stops).
 package main

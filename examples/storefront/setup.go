@@ -54,7 +54,7 @@ func (e *env) close() {
 	}
 }
 
-// setup starts a throwaway PostgreSQL from the local server binaries, or uses
+// setup starts a throwaway PostgreSQL (see pgcluster for the binaries), or uses
 // DATABASE_URL (a postgres:// URL of a role that may create roles and
 // databases and bypasses RLS, such as a superuser), then creates the roles
 // and a fresh database, applies the migrations and seeds three stores.
@@ -69,16 +69,17 @@ func setup(ctx context.Context, say func(string, ...any)) (_ *env, err error) {
 		say("using DATABASE_URL")
 		e.adminURL = u
 	} else {
-		say("starting a throwaway PostgreSQL from the local server binaries")
-		c, err := pgcluster.Start(ctx, pgcluster.Options{})
+		say("starting a throwaway PostgreSQL (local server binaries, else a pinned build downloaded once)")
+		c, err := pgcluster.Start(ctx, pgcluster.Options{Logf: say})
 		if err != nil {
 			if errors.Is(err, pgcluster.ErrNoServer) {
-				return nil, fmt.Errorf("%w\n  install the server (apt-get install postgresql) or set DATABASE_URL", err)
+				return nil, fmt.Errorf("%w\n  or set DATABASE_URL", err)
 			}
 			return nil, err
 		}
 		e.cleanup = append(e.cleanup, func() { c.Stop() })
 		e.adminURL = c.URL("postgres")
+		say("server binaries: %s", c.BinDir())
 	}
 
 	admin, err := pgx.Connect(ctx, e.adminURL)
@@ -86,6 +87,11 @@ func setup(ctx context.Context, say func(string, ...any)) (_ *env, err error) {
 		return nil, err
 	}
 	defer admin.Close(context.WithoutCancel(ctx))
+	var version string
+	if err := admin.QueryRow(ctx, "SHOW server_version").Scan(&version); err != nil {
+		return nil, err
+	}
+	say("connected to PostgreSQL %s", version)
 	dbName := "storefront_" + randomHex(4)
 	for _, sql := range []string{
 		fmt.Sprintf(`DO $$ BEGIN
@@ -98,9 +104,13 @@ func setup(ctx context.Context, say func(string, ...any)) (_ *env, err error) {
 			return nil, fmt.Errorf("create roles and database: %w", err)
 		}
 	}
+	say("created database %s (dropped when the storefront stops)", dbName)
+	// The server's URL, not e.adminURL, which points at the new database
+	// below: a database cannot be dropped from inside itself.
+	serverURL := e.adminURL
 	e.cleanup = append(e.cleanup, func() {
 		ctx := context.Background()
-		if c, err := pgx.Connect(ctx, e.adminURL); err == nil {
+		if c, err := pgx.Connect(ctx, serverURL); err == nil {
 			c.Exec(ctx, "DROP DATABASE IF EXISTS "+dbName+" WITH (FORCE)")
 			c.Close(ctx)
 		}

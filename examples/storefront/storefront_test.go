@@ -14,10 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgtenancy/pgtenancy/catalog"
-	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pgtenancy/pgtenancy/catalog"
+	"github.com/pgtenancy/pgtenancy/pgtenancytest"
 )
 
 func TestMain(m *testing.M) { pgtenancytest.Main(m) }
@@ -65,6 +67,17 @@ func TestTour(t *testing.T) {
 		assert.Contains(t, buf.String(), want)
 	}
 	assert.NotContains(t, buf.String(), "FAILED")
+
+	// The database is gone, also from a server that outlives the
+	// storefront (DATABASE_URL).
+	m := regexp.MustCompile(`created database (storefront_[0-9a-f]+)`).FindStringSubmatch(buf.String())
+	require.NotNil(t, m, "the tour does not name its database")
+	admin, err := pgx.Connect(t.Context(), pgtenancytest.ServerURL(t))
+	require.NoError(t, err)
+	defer admin.Close(context.Background())
+	var left bool
+	require.NoError(t, admin.QueryRow(t.Context(), "SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", m[1]).Scan(&left))
+	assert.False(t, left, "database %s left behind", m[1])
 }
 
 // TestServe runs the server as make run-example does, asks it for products,

@@ -1,5 +1,6 @@
-// Package pgcluster runs a throwaway PostgreSQL cluster from the server
-// binaries installed on the machine, for tests and demos.
+// Package pgcluster runs a throwaway PostgreSQL cluster for tests and demos,
+// from the server binaries installed on the machine or, without them, from
+// a pinned build that it downloads once.
 //
 // [Start] runs initdb into a fresh temporary directory and starts postgres
 // listening only on 127.0.0.1 on a free port, tuned for speed over
@@ -10,9 +11,33 @@
 // When the calling process runs as root (initdb and postgres refuse to), the
 // server runs as the "postgres" OS user instead.
 //
-// The postmaster is started with a parent-death signal, so it shuts down even
-// when the Go process dies without calling [Cluster.Stop]; callers should
-// still call Stop, which also removes the temporary directory.
+// On Linux, the postmaster is started with a parent-death signal, so it
+// shuts down even when the Go process dies without calling [Cluster.Stop];
+// callers should still call Stop, which also removes the temporary
+// directory. Other systems have no such signal: there a process killed
+// before Stop leaves its server running.
+//
+// # Server binaries
+//
+// [Start] takes initdb and postgres from, in order:
+//
+//  1. [Options.BinDir], else the directory in $PGTENANCY_PG_BIN, as it is.
+//  2. The machine: initdb on PATH, `pg_config --bindir`, then the
+//     directories where packages put each major version
+//     (/usr/lib/postgresql/<major>/bin on Debian and Ubuntu,
+//     /usr/pgsql-<major>/bin from the PGDG RPMs, Homebrew's
+//     postgresql@<major>), highest version first.
+//  3. The pinned build of PostgreSQL (see package pgbinary), downloaded
+//     over HTTPS on first use, checked against its pinned SHA-512 and
+//     cached per user. Major [pgbinary.DefaultMajor] unless asked otherwise.
+//
+// [Options.Version], else $PGTENANCY_PG_VERSION (15, 16, 17 or 18), asks
+// for a major version: step 2 then accepts only binaries of that version
+// (`postgres --version` tells), step 3 fetches that version, and step 1
+// fails on another one. $PGTENANCY_PG_SOURCE=local skips step 3 (never
+// download); $PGTENANCY_PG_SOURCE=pinned skips step 2 (always the pinned
+// build). When no binaries can be found or fetched (offline, say), Start's
+// error wraps [ErrNoServer].
 package pgcluster
 
 import (
@@ -34,16 +59,24 @@ import (
 	"time"
 )
 
-// ErrNoServer is returned (wrapped) by [Start] when no PostgreSQL server
-// binaries (initdb and postgres) can be found on the machine.
-var ErrNoServer = errors.New("pgcluster: no PostgreSQL server binaries found (install e.g. `apt-get install postgresql`)")
+// ErrNoServer is returned (wrapped) by [Start] when there are no PostgreSQL
+// server binaries (initdb and postgres) to run: none on the machine (or
+// none of the version asked for), and the pinned build cannot be fetched
+// (offline, or no build for this platform). The wrapping error says where
+// Start looked and why the download failed.
+var ErrNoServer = errors.New("pgcluster: no PostgreSQL server binaries")
 
 // Options configure [Start]. The zero value is ready to use.
 type Options struct {
-	// BinDir is the directory holding initdb and postgres. Empty means search,
-	// in order: PATH, `pg_config --bindir`, then the highest version under
-	// /usr/lib/postgresql/*/bin.
+	// BinDir is the directory holding initdb and postgres. Empty means
+	// $PGTENANCY_PG_BIN, else a search of the machine, else the pinned
+	// build: see the package doc.
 	BinDir string
+
+	// Version is the major version of PostgreSQL wanted, such as 17. Zero
+	// means $PGTENANCY_PG_VERSION, else any version found on the machine,
+	// else the pinned build of [pgbinary.DefaultMajor].
+	Version int
 
 	// Settings are extra server settings passed as `-c name=value`; they win
 	// over the defaults (for example "max_connections": "500").
@@ -56,6 +89,10 @@ type Options struct {
 	// TempDir is the parent of the cluster's temporary directory. Empty means
 	// os.TempDir(). When running as root, OSUser must be able to reach it.
 	TempDir string
+
+	// Logf, when not nil, is told about slow steps: downloading the pinned
+	// build, or waiting for another process that downloads it.
+	Logf func(format string, args ...any)
 }
 
 // defaultSettings are the server settings applied before Options.Settings.
@@ -99,10 +136,10 @@ type child struct {
 }
 
 // startChild starts cmd as cred (nil: as this process's user) in a process
-// group of its own, so that it gets deathSig when this process dies, and
-// waits for it in the background.
+// group of its own, so that it gets deathSig when this process dies (on
+// Linux), and waits for it in the background.
 func startChild(cmd *exec.Cmd, cred *syscall.Credential, deathSig syscall.Signal) (*child, error) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: deathSig}
+	cmd.SysProcAttr = sysProcAttr(cred, deathSig)
 	c := &child{done: make(chan struct{})}
 	started := make(chan error, 1)
 	go func() {
@@ -129,13 +166,18 @@ func startChild(cmd *exec.Cmd, cred *syscall.Credential, deathSig syscall.Signal
 // Start creates and starts a new cluster. It takes a second or two, mostly
 // initdb. Call [Cluster.Stop] when done.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
-	binDir, err := findBinDir(opts.BinDir)
+	binDir, err := newFinder(opts.Logf).find(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
 	cred, err := credential(opts.OSUser)
 	if err != nil {
 		return nil, err
+	}
+	if cred != nil {
+		if err := reachable(binDir, osUserName(opts.OSUser), cred); err != nil {
+			return nil, err
+		}
 	}
 	dir, err := os.MkdirTemp(opts.TempDir, "pgcluster-")
 	if err != nil {
@@ -400,15 +442,22 @@ func cleanEnv() []string {
 	return append(env, "LC_ALL=C")
 }
 
+// osUserName is the OS user that runs the server when the process runs as
+// root: name, or "postgres" when empty.
+func osUserName(name string) string {
+	if name == "" {
+		return "postgres"
+	}
+	return name
+}
+
 // credential returns the credential to run the server binaries with: nil
 // unless the process runs as root.
 func credential(osUser string) (*syscall.Credential, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
 	}
-	if osUser == "" {
-		osUser = "postgres"
-	}
+	osUser = osUserName(osUser)
 	u, err := user.Lookup(osUser)
 	if err != nil {
 		return nil, fmt.Errorf("pgcluster: running as root, and PostgreSQL refuses to run as root; "+
@@ -421,54 +470,6 @@ func credential(osUser string) (*syscall.Credential, error) {
 		return nil, fmt.Errorf("pgcluster: OS user %q: %w", osUser, err)
 	}
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
-}
-
-// findBinDir locates the directory holding initdb and postgres.
-func findBinDir(explicit string) (string, error) {
-	if explicit != "" {
-		if hasServer(explicit) {
-			return explicit, nil
-		}
-		return "", fmt.Errorf("%w: no initdb and postgres in %s", ErrNoServer, explicit)
-	}
-	if p, err := exec.LookPath("initdb"); err == nil {
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			p = real
-		}
-		if d := filepath.Dir(p); hasServer(d) {
-			return d, nil
-		}
-	}
-	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
-		if d := strings.TrimSpace(string(out)); hasServer(d) {
-			return d, nil
-		}
-	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	best, bestVer := "", -1.0
-	for _, d := range dirs {
-		v, err := strconv.ParseFloat(filepath.Base(filepath.Dir(d)), 64)
-		if err != nil || !hasServer(d) {
-			continue
-		}
-		if v > bestVer {
-			best, bestVer = d, v
-		}
-	}
-	if best != "" {
-		return best, nil
-	}
-	return "", fmt.Errorf("%w (searched PATH, pg_config --bindir, /usr/lib/postgresql/*/bin)", ErrNoServer)
-}
-
-func hasServer(dir string) bool {
-	for _, name := range []string{"initdb", "postgres"} {
-		fi, err := os.Stat(filepath.Join(dir, name))
-		if err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // freePort asks the kernel for a free TCP port on 127.0.0.1.

@@ -38,7 +38,9 @@ func openServer(ctx context.Context, settings map[string]string) (*server, error
 	s := &server{}
 	raw := os.Getenv("PGTENANCY_BENCH_DATABASE_URL")
 	if raw == "" {
-		c, err := pgcluster.Start(ctx, pgcluster.Options{Settings: settings})
+		c, err := pgcluster.Start(ctx, pgcluster.Options{Settings: settings, Logf: func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, format+"\n", args...)
+		}})
 		if err != nil {
 			return nil, err
 		}

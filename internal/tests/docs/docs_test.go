@@ -1,9 +1,10 @@
-// Package docs holds pgtenancy's guides. Its test runs every shell command the
-// guides show, so the docs cannot drift from the code.
+// Package docs tests pgtenancy's guides (docs/*.md and the README): it runs
+// every shell command they show, so the docs cannot drift from the code.
 package docs
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgtenancy/pgtenancy/internal/ci"
 	"github.com/pgtenancy/pgtenancy/internal/testschema"
 	"github.com/pgtenancy/pgtenancy/pgtenancytest"
 	"github.com/pgtenancy/pgtenancy/rls"
@@ -25,10 +27,12 @@ func TestMain(m *testing.M) { pgtenancytest.Main(m) }
 // ranElsewhere are commands the docs show that this test does not run,
 // with where they are run instead.
 var ranElsewhere = map[string]string{
-	"make test":                             ".ci/run runs it",
-	"make demo":                             ".ci/run runs it",
-	"make run-example":                      "the storefront test serves the same program",
-	"go get github.com/pgtenancy/pgtenancy": "adds the module to a user's project; nothing to run here",
+	"make test": ".ci/run runs it",
+	"make demo": ".ci/run runs it",
+	`make test-matrix PG_MATRIX="15 16 17 18"`:                       ".ci/run runs make test on 15 and make test-matrix on 16, 17 and 18",
+	"PGTENANCY_PG_VERSION=17 go test ./...":                          "make test-matrix runs the suite so on each version; this test is part of it",
+	"make run-example":                                               "the storefront test serves the same program",
+	"go get github.com/pgtenancy/pgtenancy":                          "adds the module to a user's project; nothing to run here",
 	"go install github.com/pgtenancy/pgtenancy/cmd/pgtenancy@latest": "this test builds the same command from the checkout",
 	"go install github.com/jackc/tern/v2@latest":                     "this test installs tern v2.3.4 (the version go.mod uses)",
 	"apt-get install postgresql":                                     ".ci/run runs it on machines without the server",
@@ -96,17 +100,28 @@ func shellBlocks(t *testing.T, path string) []block {
 // tern are on PATH.
 func TestShellBlocks(t *testing.T) {
 	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(bin, "pgtenancy"), "../cmd/pgtenancy")
+	build := exec.Command("go", "build", "-o", filepath.Join(bin, "pgtenancy"), "../../../cmd/pgtenancy")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	tern := exec.Command("go", "install", "github.com/jackc/tern/v2@v2.3.4")
 	tern.Env = append(os.Environ(), "GOBIN="+bin)
 	out, err = tern.CombinedOutput()
 	require.NoError(t, err, "install tern: %s", out)
+	// The guides use psql. A machine without a working one (with only Go,
+	// the tests run a pinned server build, which has no client programs)
+	// runs their psql lines with a stand-in that knows just those options.
+	if out, err := exec.Command("psql", "--version").CombinedOutput(); err != nil {
+		if ci.On() {
+			t.Fatalf("psql --version: %v: %s\nOn CI, install the PostgreSQL client (apt-get install postgresql-client).", err, out)
+		}
+		t.Logf("no working psql (%v: %s): the guides' psql lines run with docs/internal/minipsql", err, bytes.TrimSpace(out))
+		out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "psql"), "../../minipsql").CombinedOutput()
+		require.NoError(t, err, "build minipsql: %s", out)
+	}
 
-	files, err := filepath.Glob("*.md")
+	files, err := filepath.Glob("../../../docs/*.md")
 	require.NoError(t, err)
-	files = append([]string{"../README.md"}, files...)
+	files = append([]string{"../../../README.md"}, files...)
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			t.Parallel()
@@ -164,10 +179,11 @@ func expectExit(line string) string {
 // TestRanElsewhere keeps the list of commands run elsewhere honest: each
 // make target exists.
 func TestRanElsewhere(t *testing.T) {
-	mk, err := os.ReadFile("../Makefile")
+	mk, err := os.ReadFile("../../../Makefile")
 	require.NoError(t, err)
 	for cmd := range ranElsewhere {
-		if target, ok := strings.CutPrefix(cmd, "make "); ok {
+		if args, ok := strings.CutPrefix(cmd, "make "); ok {
+			target := strings.Fields(args)[0]
 			require.Contains(t, string(mk), "\n"+target+":", fmt.Sprintf("Makefile target %q", target))
 		}
 	}
