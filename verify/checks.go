@@ -159,6 +159,9 @@ func (c *checker) checkTable(t *table) {
 		c.checkPolicy(t, policy.IsolationPolicy, true, colOK)
 	}
 	c.checkPolicies(t, j)
+	if !c.s.snap.Citus && colOK {
+		c.checkStamp(t)
+	}
 
 	if colOK {
 		c.checkKeys(t)
@@ -500,7 +503,10 @@ func (s *state) keyFix(t *table, ix snapshot.Index) string {
 			return ""
 		}
 		i += len(marker)
-		mid = fmt.Sprintf("DROP INDEX %s;\n%s%s, %s;", sqlquote.Qualified(t.Name.Schema, ix.Name), ix.Definition[:i],
+		// An index on a partitioned table prints ON ONLY, which would
+		// leave it invalid until each partition's is attached.
+		def := strings.Replace(ix.Definition[:i], " ON ONLY ", " ON ", 1)
+		mid = fmt.Sprintf("DROP INDEX %s;\n%s%s, %s;", sqlquote.Qualified(t.Name.Schema, ix.Name), def,
 			sqlquote.Ident(t.column), ix.Definition[i:])
 	}
 	return strings.Join(slices.Concat(before, []string{mid}, after), "\n")
@@ -848,6 +854,12 @@ func (c *checker) checkFunctions() {
 			c.add(SeverityWarning, CodeSecurityDefinerPath, "function", f.Signature, "",
 				fmt.Sprintf("ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp;", f.Signature),
 				"SECURITY DEFINER function runs as %q with the caller's search_path: a caller who can create objects in a schema on that path can run code as %q (pin it with SET search_path)", f.Owner, f.Owner)
+		}
+		if f.Trigger {
+			// A trigger function cannot be called, only fired by a
+			// write to its table, which that table's policies judge
+			// (Supabase's handle_new_user pattern).
+			continue
 		}
 		fix := fmt.Sprintf("REVOKE EXECUTE ON ROUTINE %s FROM PUBLIC, %s;", f.Signature, c.role())
 		if c.s.audit.Funcs[f.OID] != nil {

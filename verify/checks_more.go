@@ -5,7 +5,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/pgtenancy/pgtenancy/internal/nodetree"
 	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
+	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // checkGetters reports the IMMUTABLE functions through which policies of
@@ -261,4 +264,47 @@ func settingIdent(name string) string {
 		parts[i] = sqlquote.Ident(p)
 	}
 	return strings.Join(parts, ".")
+}
+
+// checkStamp warns about pgtenancy's policies on plain PostgreSQL in the
+// older form, policy.CitusPolicyExpr's, without the transaction stamp:
+// they still limit rows to the tenant, but to a tenant left at session
+// level too. A drifted policy is already an error.
+func (c *checker) checkStamp(t *table) {
+	for _, p := range t.pols {
+		if !isPgtenancyPolicy(p.Name) || p.using == nil || p.using.cls != clsTenant {
+			continue
+		}
+		if slices.ContainsFunc(c.out, func(f Finding) bool {
+			return f.Code == CodePolicyDrift && f.Object == p.Name && f.Table == t.Name.String()
+		}) {
+			continue
+		}
+		tree := c.s.res.tree(p.UsingTree)
+		if !tree.ok || stamped(tree.v) {
+			continue
+		}
+		setting := c.s.exp.setting
+		if !c.s.exp.settingGiven && len(p.using.settings) == 1 {
+			setting = p.using.settings[0]
+		}
+		expr := policy.PolicyExpr(t.column, t.key, setting)
+		fix := fmt.Sprintf("ALTER POLICY %s ON %s\n    USING (%s)\n    WITH CHECK (%s);", sqlquote.Ident(p.Name), t.Name.SQL(), expr, expr)
+		c.add(SeverityWarning, CodePolicyUnstamped, "policy", p.Name, t.Name.String(), fix,
+			"the policy has pgtenancy's older form, without the transaction stamp (%s): a tenant that SQL leaves at session level on a pooled connection is still honoured in later transactions; generate the policies again (pgtenancy plan) to get the stamped form",
+			rls.XactSetting(setting))
+	}
+}
+
+// stamped reports whether a policy expression compares a setting whose
+// name ends in _xact, pgtenancy's transaction stamp, with something.
+func stamped(v nodetree.Value) bool {
+	found := false
+	nodetree.Walk(v, func(n nodetree.Value) bool {
+		if s, ok := constText(n); ok && strings.HasSuffix(s, "_xact") {
+			found = true
+		}
+		return !found
+	})
+	return found
 }

@@ -28,8 +28,8 @@ type Code string
 // The codes of findings. docs/verify.md has a table of them with their
 // severities and fixes.
 const (
-	// CodeNoAppRole: no application role was given; role and privilege
-	// checks were skipped.
+	// CodeNoAppRole: no application role was given; verify judged the
+	// roles that hold privileges on the tables in its place.
 	CodeNoAppRole Code = "no_app_role"
 	// CodeAppRoleMissing: the application role does not exist.
 	CodeAppRoleMissing Code = "app_role_missing"
@@ -176,6 +176,16 @@ const (
 	// application role or the database, so a connection that sets no
 	// tenant reads that tenant's rows.
 	CodeTenantSettingDefault Code = "tenant_setting_default"
+	// CodePolicyUnstamped: a pgtenancy policy on plain PostgreSQL is in the
+	// older form without the transaction stamp (policy.CitusPolicyExpr's),
+	// so a tenant left at session level on a pooled connection is still
+	// live; generating the policies again replaces it.
+	CodePolicyUnstamped Code = "policy_unstamped"
+	// CodeCitusNodeHasShards: with Citus, the node verify is connected to
+	// holds shards itself (a single-node cluster, a coordinator with
+	// shouldhaveshards, a worker): there a tenant left at session level
+	// reaches the shards, which the Citus policies cannot tell.
+	CodeCitusNodeHasShards Code = "citus_node_has_shards"
 )
 
 // Finding is one problem that [Run] or [CheckData] found.

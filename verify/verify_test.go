@@ -152,14 +152,44 @@ func TestVerifyAcceptsCitusForm(t *testing.T) {
 		}
 	}
 	mustExec(t, admin, sql.String())
+	// Accepted on plain PostgreSQL, but the older form lacks the
+	// transaction stamp: a warning per policy, to regenerate them. With a
+	// model and without one alike.
+	var unstamped []findingKey
+	for range 3 {
+		for _, pol := range []string{policy.GuardPolicy, policy.IsolationPolicy} {
+			unstamped = append(unstamped, findingKey{verify.SeverityWarning, verify.CodePolicyUnstamped, pol})
+		}
+	}
 	r := mustVerify(t, db.OwnerConn(t), storeOpts())
-	assert.Empty(t, r.Findings)
+	assert.ElementsMatch(t, unstamped, findingKeys(r))
+	assert.False(t, r.HasErrors())
+	inferred := mustVerify(t, db.OwnerConn(t), verify.Options{AppRole: pgtenancytest.AppRole, Global: []string{"currencies"}})
+	assert.ElementsMatch(t, unstamped, findingKeys(inferred))
+	// Its fix gives the stamped form, which is clean.
+	var fixes strings.Builder
+	for _, f := range r.Findings {
+		assert.Contains(t, f.Message, "app.current_tenant_xact")
+		fixes.WriteString(f.Fix + "\n")
+	}
+	tx, err := admin.Begin(t.Context())
+	require.NoError(t, err)
+	_, err = tx.Exec(t.Context(), fixes.String())
+	require.NoError(t, err)
+	fixed, err := verify.Run(t.Context(), tx, storeOpts())
+	require.NoError(t, err)
+	assert.Empty(t, fixed.Findings)
+	require.NoError(t, tx.Rollback(t.Context()))
 
 	// Not just anything goes: the setting read twice is drift.
 	mustExec(t, admin, `ALTER POLICY pgtenancy_tenant_guard ON stores
     USING (id = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint) AND id = NULLIF(current_setting('app.current_tenant', true), '')::bigint)`)
 	r = mustVerify(t, db.OwnerConn(t), storeOpts())
-	assert.Equal(t, []findingKey{{verify.SeverityError, verify.CodePolicyDrift, policy.GuardPolicy}}, findingKeys(r))
+	assert.Contains(t, findingKeys(r), findingKey{verify.SeverityError, verify.CodePolicyDrift, policy.GuardPolicy})
+	for _, f := range r.Findings {
+		assert.False(t, f.Code == verify.CodePolicyUnstamped && f.Table == "public.stores" && f.Object == policy.GuardPolicy,
+			"a drifted policy is drift, not also unstamped")
+	}
 }
 
 func TestVerifyCleanDatabaseHasNoFindings(t *testing.T) {

@@ -130,6 +130,18 @@ SELECT p.logicalrelid::oid, p.partmethod::text, p.repmodel::text,
 FROM pg_catalog.pg_dist_partition p
 WHERE p.logicalrelid = ANY ($1::oid[])`
 
+// citusNodeSQL reads whether the node the session is on holds shards of
+// the tables $1 (placements there, or shouldhaveshards set for it), with
+// its host and port.
+const citusNodeSQL = `
+SELECT g.groupid,
+    coalesce(bool_or(n.shouldhaveshards), false) OR EXISTS (
+        SELECT FROM pg_catalog.pg_dist_placement p JOIN pg_catalog.pg_dist_shard sh USING (shardid)
+        WHERE p.groupid = g.groupid AND sh.logicalrelid = ANY ($1::oid[])),
+    coalesce(min(n.nodename), ''), coalesce(min(n.nodeport), 0)
+FROM pg_catalog.pg_dist_local_group g LEFT JOIN pg_catalog.pg_dist_node n ON n.groupid = g.groupid AND n.noderole = 'primary'
+GROUP BY g.groupid`
+
 // shardCommand prints, for one shard, its RLS flags and policies: fields
 // separated by U+001F and records by U+001E, so names cannot break the
 // format. run_command_on_shards replaces %s with the shard's name.
@@ -218,6 +230,7 @@ func (s *Snapshot) Expect(ctx context.Context, tx pgx.Tx, w Want) error {
 			s.CitusTables[oid] = ct
 			return nil
 		}), w.CitusTables)
+		b.add(citusNodeSQL, each([]any{&s.CitusNode.Group, &s.CitusNode.HasShards, &s.CitusNode.Host, &s.CitusNode.Port}, func() error { return nil }), w.CitusTables)
 		var sh Shard
 		b.add(citusShardsSQL, each([]any{&oid, &sh.ID, &sh.OK, &sh.Result}, func() error {
 			st := sh

@@ -179,7 +179,8 @@ SELECT p.oid::regprocedure::text, pg_catalog.pg_get_userbyid(p.proowner)::text, 
     ARRAY(SELECT d.refobjid FROM pg_catalog.pg_depend d
           WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid
             AND d.refclassid = 'pg_catalog.pg_class'::regclass),
-    coalesce(p.proconfig, '{}'), p.oid
+    coalesce(p.proconfig, '{}'), p.oid,
+    p.prorettype IN ('pg_catalog.trigger'::pg_catalog.regtype, 'pg_catalog.event_trigger'::pg_catalog.regtype)
 FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 CROSS JOIN (SELECT ` + appOID1 + ` AS app) r
@@ -311,7 +312,7 @@ func Read(ctx context.Context, tx pgx.Tx, opts Options) (*Snapshot, error) {
 		return nil
 	}), schemas, opts.AppRole)
 	var f Func
-	b.add(funcsSQL, each([]any{&f.Signature, &f.Owner, &f.Source, &f.Deps, &f.Config, &f.OID}, func() error {
+	b.add(funcsSQL, each([]any{&f.Signature, &f.Owner, &f.Source, &f.Deps, &f.Config, &f.OID, &f.Trigger}, func() error {
 		s.Funcs = append(s.Funcs, f)
 		f = Func{}
 		return nil

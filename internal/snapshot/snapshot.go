@@ -70,6 +70,22 @@ type Snapshot struct {
 	// Shards are the shards of those tables, as run_command_on_shards saw
 	// them.
 	Shards map[uint32][]Shard
+	// CitusNode is the Citus node the session is on.
+	CitusNode CitusNode
+}
+
+// CitusNode is the Citus node a session is on, from pg_dist_local_group
+// and pg_dist_node.
+type CitusNode struct {
+	// Group is its group id: 0 for the coordinator.
+	Group int32
+	// HasShards reports that it holds shards of the tenant tables, or is
+	// set to get them (shouldhaveshards).
+	HasShards bool
+	// Host and Port are its address in pg_dist_node; "" and 0 when it is
+	// not listed there.
+	Host string
+	Port int32
 }
 
 // Table returns the table of an OID, or nil.
@@ -264,6 +280,9 @@ type Func struct {
 	Deps      []uint32 // relations it depends on
 	// Config is pg_proc.proconfig: its SET clauses, as name=value.
 	Config []string
+	// Trigger reports that it returns trigger or event_trigger: no role
+	// can call it, it runs only as a trigger.
+	Trigger bool
 }
 
 // Library is the installed pgtenancy.set_tenant(text).
