@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pgtenancy/pgtenancy/internal/snapshot"
+	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
 )
 
 // subject is a role whose access verify judges: the application role, or
@@ -253,7 +254,7 @@ func (s *state) judge(t *table, subs []*subject, cmds [][]string) *judgment {
 			}
 			guarded, guardSure := false, false
 			for _, p := range restr {
-				if v := sd.expr(p); v.cls == clsTenant || v.cls == clsNever || v.cls == clsShared && !sd.check {
+				if v := sd.expr(p); v.cls == clsTenant || v.cls == clsNever || v.cls == clsShared && sd.cmd == "SELECT" {
 					guarded, guardSure = true, true
 				} else if v.cls == clsUnsure {
 					guarded = true
@@ -264,7 +265,10 @@ func (s *state) judge(t *table, subs []*subject, cmds [][]string) *judgment {
 				switch sd.expr(p).cls {
 				case clsTenant, clsNever:
 				case clsShared:
-					if sd.check {
+					// Reading the shared rows is the point; changing or
+					// deleting them, or writing new ones, changes what
+					// every other tenant reads.
+					if sd.check || sd.cmd != "SELECT" {
 						bad = append(bad, p)
 					} else {
 						shared = append(shared, p)
@@ -362,7 +366,17 @@ func (c *checker) checkPolicies(t *table, j *judgment) {
 			if writes != "" {
 				msg += fmt.Sprintf(", and %s rows for any tenant", writes)
 			}
-			c.add(SeverityError, CodePermissivePolicy, "policy", p.Name, name, c.s.fixPolicy(t, p, true, writes != ""), "%s", msg)
+			fix := c.s.fixPolicy(t, p, true, writes != "")
+			if p.using != nil && p.using.cls == clsShared && p.Cmd == "*" && strings.HasPrefix(fix, "ALTER POLICY") {
+				// Keep reading the shared rows, in a policy of its own.
+				fix += fmt.Sprintf("\nCREATE POLICY %s ON %s FOR SELECT USING %s;", sqlquote.Ident(p.Name+"_read_shared"), t.Name.SQL(), exprText(p.Using))
+				msg = fmt.Sprintf("%s lets every tenant change the rows that all tenants share: USING %s, where %s; %s can %s them",
+					polDesc(p), exprText(p.Using), p.using.why, who, reads)
+				if writes != "" {
+					msg += fmt.Sprintf(", and %s rows for any tenant", writes)
+				}
+			}
+			c.add(SeverityError, CodePermissivePolicy, "policy", p.Name, name, fix, "%s", msg)
 		default:
 			v := p.check
 			what := "WITH CHECK " + exprText(p.Check) + ", where " + whyOf(v)

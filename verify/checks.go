@@ -174,6 +174,9 @@ func (c *checker) checkTable(t *table) {
 	if r := c.s.snap.Role; r != nil && !r.CanCreate {
 		refSev, refWhy = SeverityWarning, "REFERENCES lets foreign keys probe every tenant's keys, which row level security does not cover; the role can create no table today to declare one"
 	}
+	if c.s.snap.AppRole == "" {
+		c.checkGranteePrivileges(t)
+	}
 	if c.s.snap.AppRole != "" {
 		for _, p := range []struct {
 			priv string
@@ -988,4 +991,46 @@ func identList(cols []string) string {
 
 func prepend(first string, rest []string) []string {
 	return append([]string{first}, rest...)
+}
+
+// checkGranteePrivileges reports, without an application role, TRUNCATE,
+// REFERENCES and TRIGGER on a tenant table held by the roles judged in its
+// place (directly, through PUBLIC or a membership), not its owner: the
+// same holes as for the application role.
+func (c *checker) checkGranteePrivileges(t *table) {
+	name, tbl := t.Name.String(), t.Name.SQL()
+	for _, p := range []struct {
+		priv string
+		code Code
+		sev  Severity
+		why  string
+	}{
+		{"TRUNCATE", CodeTruncateGranted, SeverityError, "TRUNCATE ignores row level security and empties every tenant's rows"},
+		{"REFERENCES", CodeReferencesGranted, SeverityWarning, "REFERENCES lets foreign keys of tables it creates probe every tenant's keys, which row level security does not cover"},
+		{"TRIGGER", CodeTriggerGranted, SeverityWarning, "TRIGGER lets the role attach code that runs on every tenant's writes"},
+	} {
+		var holders, from []string
+		for _, g := range c.s.grantees {
+			if g.usage[t.OwnerOID] {
+				continue
+			}
+			for _, it := range t.ACL {
+				if it.Priv == p.priv && it.Grantee != t.OwnerOID && g.usage[it.Grantee] {
+					holders = append(holders, g.name)
+					if it.Grantee == 0 {
+						from = append(from, "PUBLIC")
+					} else if r := c.s.audit.Roles[it.Grantee]; r != nil {
+						from = append(from, sqlquote.Ident(r.Name))
+					}
+				}
+			}
+		}
+		if len(holders) == 0 {
+			continue
+		}
+		holders, from = uniq(holders), uniq(from)
+		c.add(p.sev, p.code, "table", name, name,
+			fmt.Sprintf("REVOKE %s ON TABLE %s FROM %s;", p.priv, tbl, strings.Join(from, ", ")),
+			"%s held by %s, judged in place of the application role (none given): %s", p.priv, strings.Join(holders, ", "), p.why)
+	}
 }

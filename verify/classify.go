@@ -539,6 +539,10 @@ func (c *classifier) classify(v nodetree.Value, depth int) verdict {
 		if col, ok := c.column(n.Get("arg"), depth); ok && n.Str("nulltesttype") == "0" && col == c.tenantCol && col != "" {
 			return verdict{cls: clsShared, cols: []string{col}, why: "it admits the rows whose tenant column " + col + " is NULL, shared by all tenants"}
 		}
+	case "CASEEXPR":
+		if vd, ok := c.caseExpr(n, depth); ok {
+			return vd
+		}
 	case "COALESCEEXPR":
 		args := n.Get("args").Items()
 		if len(args) >= 2 {
@@ -619,6 +623,12 @@ func (c *classifier) compare(v nodetree.Value, depth int) verdict {
 	if op == "=" {
 		lc, lok := c.column(args[0], depth)
 		rc, rok := c.column(args[1], depth)
+		if vd, ok := c.coalesceCompare(lc, lok, args[1], depth); ok {
+			return vd
+		}
+		if vd, ok := c.coalesceCompare(rc, rok, args[0], depth); ok {
+			return vd
+		}
 		if lok && rok {
 			if lc == rc {
 				return verdict{cls: clsVacuous, why: "it compares " + lc + " with itself"}
@@ -670,6 +680,86 @@ func (c *classifier) compare(v nodetree.Value, depth int) verdict {
 		return vd
 	}
 	return c.fallback(v, depth)
+}
+
+// coalesceCompare classifies col = COALESCE(a1, a2, ...): the value is a1,
+// or when it is NULL a2, and so on, so the comparison admits what any of
+// col = ai admits. col = COALESCE(setting, col) admits every row when no
+// tenant is set: it fails open.
+func (c *classifier) coalesceCompare(col string, ok bool, other nodetree.Value, depth int) (verdict, bool) {
+	for ok && other.Is("RELABELTYPE") {
+		other = other.Node.Get("arg")
+	}
+	if !ok || !other.Is("COALESCEEXPR") {
+		return verdict{}, false
+	}
+	args := other.Node.Get("args").Items()
+	if len(args) < 2 {
+		return verdict{}, false
+	}
+	out := verdict{cls: clsNever}
+	for i, a := range args {
+		var vd verdict
+		if ac, aok := c.column(a, depth); aok {
+			if ac != col {
+				return verdict{}, false
+			}
+			vd = verdict{cls: clsVacuous, why: "it compares " + col + " with itself"}
+		} else {
+			av := c.value(a, depth)
+			if av.rowDep {
+				return verdict{}, false
+			}
+			if tv, tok := c.tenantValue(col, av); tok {
+				vd = tv
+			} else if !av.nonConst && a.Is("CONST") && a.Node.Str("constisnull") != "true" {
+				vd = verdict{cls: clsRows, why: "it compares " + col + " with a constant: every tenant sees that tenant's rows"}
+			} else {
+				vd = fromValue(av)
+			}
+		}
+		if i > 0 && vd.cls == clsVacuous {
+			vd = verdict{cls: clsSwitch, why: "COALESCE(..., " + col + ") compares " + col + " with itself when the tenant is NULL, so it admits every row when no tenant is set"}
+		}
+		out = or(out, vd)
+	}
+	return out, true
+}
+
+// caseExpr classifies CASE WHEN c1 THEN r1 ... ELSE d END: any branch may
+// be taken, so it admits what any of its results admits. A result that is
+// always true, behind a condition that the session decides (no tenant
+// set, a bypass setting), fails open.
+func (c *classifier) caseExpr(n *nodetree.Tree, depth int) (verdict, bool) {
+	if arg := n.Get("arg"); arg.Kind == nodetree.Node {
+		return verdict{}, false // CASE x WHEN v: left to the fallback
+	}
+	out := verdict{cls: clsNever}
+	branch := func(cond nodetree.Value, result nodetree.Value) {
+		vd := c.classify(result, depth)
+		if cond.Kind == nodetree.Node && vd.cls == clsVacuous {
+			cv := c.value(cond, depth)
+			if cv.rowDep {
+				vd = verdict{cls: clsRows, why: "a CASE branch admits every row that its condition selects"}
+			} else {
+				vd = verdict{cls: clsSwitch, settings: uniq(cv.settings), why: "a CASE branch is true whenever its condition holds, which the session decides (as when no tenant is set), so it admits every row then"}
+			}
+		}
+		out = or(out, vd)
+	}
+	for _, w := range n.Get("args").Items() {
+		if !w.Is("CASEWHEN") {
+			return verdict{}, false
+		}
+		branch(w.Node.Get("expr"), w.Node.Get("result"))
+	}
+	def := n.Get("defresult")
+	if def.Kind == nodetree.Node {
+		branch(nodetree.Value{}, def)
+	} else {
+		out = or(out, verdict{cls: clsNever}) // no ELSE: NULL
+	}
+	return out, true
 }
 
 // constCompare classifies a comparison of two constants.

@@ -49,9 +49,14 @@ func (s *state) tenantExpr(t *table) string {
 			}
 		}
 	}
-	if t.column != "" && t.key != 0 {
+	if t.column != "" && t.colType != "" {
 		if setting := s.fixSetting(); setting != "" {
-			return policy.CitusPolicyExpr(t.column, t.key, setting)
+			if t.key != 0 {
+				return policy.CitusPolicyExpr(t.column, t.key, setting)
+			}
+			// integer, varchar and the like: the column's own type, as
+			// the server prints it (format_type quotes what needs it).
+			return fmt.Sprintf("%s = NULLIF(current_setting(%s, true), '')::%s", sqlquote.Ident(t.column), sqlquote.Literal(setting), t.colType)
 		}
 	}
 	if t.column == "" && t.fk != nil && t.parent != nil && len(t.fk.Columns) > 0 && len(t.fk.Columns) == len(t.fk.RefCols) {

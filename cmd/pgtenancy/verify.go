@@ -306,7 +306,11 @@ func writeTextReport(w io.Writer, r *verify.Report, color bool) error {
 			if f.Severity == verify.SeverityError {
 				sev = paint("31", "error  ")
 			}
-			fmt.Fprintf(&b, "  %s %s: %s %s: %s\n", sev, f.Code, f.Kind, f.Object, f.Message)
+			if f.Object == "" {
+				fmt.Fprintf(&b, "  %s %s: %s: %s\n", sev, f.Code, f.Kind, f.Message)
+			} else {
+				fmt.Fprintf(&b, "  %s %s: %s %s: %s\n", sev, f.Code, f.Kind, f.Object, f.Message)
+			}
 			if f.Fix != "" {
 				fmt.Fprintf(&b, "    fix: %s\n", strings.ReplaceAll(f.Fix, "\n", "\n         "))
 			}
