@@ -99,8 +99,12 @@ func (c *checker) checkRole() {
 			"the application role has BYPASSRLS, which ignores every policy")
 	}
 	for _, m := range r.CanBecome {
+		why := "a superuser or BYPASSRLS role, and can SET ROLE to it"
+		if strings.HasPrefix(m, "pg_") {
+			why = "which reads the server's files or runs programs on it (COPY ... FROM PROGRAM, pg_read_binary_file): the data files of every tenant, around row level security"
+		}
 		c.add(SeverityError, CodeAppRoleBypassRLS, "role", r.Name, "", fmt.Sprintf("REVOKE %s FROM %s;", sqlquote.Ident(m), role),
-			"the application role is a member of %q, a superuser or BYPASSRLS role, and can SET ROLE to it", m)
+			"the application role is a member of %q, %s", m, why)
 	}
 	if r.CreateRole && !r.Super {
 		c.add(SeverityError, CodeAppRoleCreateRole, "role", r.Name, "", "ALTER ROLE "+role+" NOCREATEROLE;",
@@ -273,6 +277,13 @@ func (s *state) refText(t *table) string {
 // uses it owns it, with a tenant policy when it has none.
 func (s *state) enableFix(t *table, subs []*subject) string {
 	tbl := t.Name.SQL()
+	// On a database that pgtenancy set up, the new table gets what
+	// Generate writes: forced, its two policies with the stamp.
+	pgtenancySetup := s.snap.Library != nil || slices.ContainsFunc(s.tenants, func(o *table) bool { return pgtenancyBuilt(o) })
+	if len(t.Policies) == 0 && !t.model && pgtenancySetup && t.column != "" && t.key != 0 && s.fixSetting() == s.exp.setting {
+		return "ALTER TABLE " + tbl + " ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;\n" +
+			policySQL(t, s, policy.IsolationPolicy, true) + "\n" + policySQL(t, s, policy.GuardPolicy, false)
+	}
 	fix := "ALTER TABLE " + tbl + " ENABLE ROW LEVEL SECURITY"
 	if t.model || slices.ContainsFunc(subs, func(u *subject) bool { return owns(u, t) }) {
 		fix += ", FORCE ROW LEVEL SECURITY"

@@ -142,7 +142,7 @@ func writeSARIF(w io.Writer, fresh, accepted []verify.Finding, baseline string) 
 			RuleID: string(f.Code), RuleIndex: ruleIndex[f.Code], Level: sarifLevel(f.Severity),
 			Message: sarifMessage{f.Message},
 			Locations: []sarifLocation{{LogicalLocations: []sarifLogicalLocation{{
-				Name: name, FullyQualifiedName: f.Kind + ":" + f.Object, Kind: sarifKind(f.Kind),
+				Name: name, FullyQualifiedName: qualifiedName(f), Kind: sarifKind(f.Kind),
 			}}}},
 			PartialFingerprints: map[string]string{sarifFingerprint: fingerprint(f)},
 			BaselineState:       state,
@@ -174,4 +174,13 @@ func writeSARIF(w io.Writer, fresh, accepted []verify.Finding, baseline string) 
 func fingerprint(f verify.Finding) string {
 	h := sha256.Sum256([]byte(strings.Join([]string{string(f.Code), f.Kind, f.Object, f.Table}, "\x00")))
 	return hex.EncodeToString(h[:16])
+}
+
+// qualifiedName names a finding's object uniquely: policies, constraints
+// and indexes are named per table, so the table goes first.
+func qualifiedName(f verify.Finding) string {
+	if f.Table != "" && f.Object != f.Table && !strings.HasPrefix(f.Object, f.Table+".") {
+		return f.Kind + ":" + f.Table + "/" + f.Object
+	}
+	return f.Kind + ":" + f.Object
 }

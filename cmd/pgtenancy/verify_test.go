@@ -327,7 +327,11 @@ func TestVerifyCommandSARIF(t *testing.T) {
 		require.Len(t, r.Locations, 1)
 		loc := r.Locations[0].LogicalLocations[0]
 		assert.Equal(t, f.Object, loc.Name, "the object is the location")
-		assert.Equal(t, f.Kind+":"+f.Object, loc.FullyQualifiedName)
+		if f.Kind == "table" || f.Table == "" {
+			assert.Equal(t, f.Kind+":"+f.Object, loc.FullyQualifiedName)
+		} else {
+			assert.Equal(t, f.Kind+":"+f.Table+"/"+f.Object, loc.FullyQualifiedName, "names of policies and keys are per table")
+		}
 		assert.Empty(t, r.BaselineState, "no baseline, no baseline state")
 		assert.Empty(t, r.Suppressions)
 		fp := r.PartialFingerprints["pgtenancyFinding/v1"]

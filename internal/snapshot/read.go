@@ -32,7 +32,9 @@ SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus'),
     coalesce((SELECT bool_or(pg_catalog.has_schema_privilege(r.oid, n.oid, 'CREATE')) FROM pg_catalog.pg_namespace n
               WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'), false),
     ARRAY(SELECT m.rolname::text FROM pg_catalog.pg_roles m
-          WHERE m.oid <> r.oid AND (m.rolsuper OR m.rolbypassrls) AND pg_catalog.pg_has_role(r.oid, m.oid, 'MEMBER')
+          WHERE m.oid <> r.oid AND pg_catalog.pg_has_role(r.oid, m.oid, 'MEMBER')
+            AND (m.rolsuper OR m.rolbypassrls
+                 OR m.rolname IN ('pg_execute_server_program', 'pg_read_server_files', 'pg_write_server_files'))
           ORDER BY 1)
 FROM (SELECT) one
 LEFT JOIN pg_catalog.pg_roles r ON r.rolname = $1::text`
