@@ -1010,6 +1010,21 @@ GRANT pg_read_server_files TO {app};`,
 		opts: func(o *verify.Options) { o.Global = []string{"stores"} },
 		want: []findingKey{{E, verify.CodeAppRoleBypassRLS, "{app}"}},
 	},
+	{
+		name:  "no rls anywhere, one table with a conventional tenant column",
+		noApp: true,
+		sql: `
+CREATE TABLE tenants (id uuid PRIMARY KEY, name text);
+CREATE TABLE documents (id uuid PRIMARY KEY, tenant_id uuid NOT NULL REFERENCES tenants, body text);
+GRANT SELECT, INSERT, UPDATE, DELETE ON tenants, documents TO {app};`,
+		want: []findingKey{
+			{W, verify.CodeNoAppRole, ""},
+			{E, verify.CodeRLSDisabled, "public.documents"},
+			{W, verify.CodeKeyWithoutTenant, "documents_pkey"},
+			{W, verify.CodeTenantNotIndexed, "public.documents"},
+			{W, verify.CodeTableUnclassified, "public.tenants"},
+		},
+	},
 	// Fix texts of keys (issue 16, item 5).
 	{
 		name: "partial and expression unique indexes",

@@ -107,13 +107,18 @@ func (s *state) infer() {
 	fallback := false
 	if len(names) == 0 {
 		for _, n := range conventionalNames {
-			count := 0
+			count, referencing := 0, false
 			for _, t := range s.order {
 				if t.inScope && !t.Partition && t.Column(n) != nil {
 					count++
+					// One table whose column references another table
+					// (tenants.id) is enough.
+					referencing = referencing || slices.ContainsFunc(foreignKeys(t), func(fk snapshot.Constraint) bool {
+						return fk.Ref != t.OID && slices.Equal(fk.Columns, []string{n})
+					})
 				}
 			}
-			if count >= 2 {
+			if count >= 2 || referencing {
 				names[n] = true
 				fallback = true
 			}
