@@ -122,6 +122,20 @@ func citusFindings(s *state, role string) []Finding {
 				len(flipped), policy.GuardPolicy, what, firstFive(flipped))
 		}
 	}
+	if node := s.snap.CitusNode; len(tenants) > 0 && node.HasShards {
+		where, fix := "the coordinator", ""
+		if node.Group != 0 {
+			where = fmt.Sprintf("a worker (group %d)", node.Group)
+		}
+		if node.Host != "" && node.Group == 0 {
+			fix = fmt.Sprintf("SELECT citus_set_node_property(%s, %d, 'shouldhaveshards', false);\nSELECT citus_drain_node(%s, %d);",
+				sqlquote.Literal(node.Host), node.Port, sqlquote.Literal(node.Host), node.Port)
+		}
+		out = append(out, Finding{Severity: SeverityWarning, Code: CodeCitusNodeHasShards, Kind: "node",
+			Object:  nodeName(node),
+			Message: fmt.Sprintf("verify is connected to %s, which holds shards of tenant tables (or has shouldhaveshards set): the Citus policies carry no transaction stamp, and a tenant that SQL leaves at session level on this node reaches the shards it holds in the same backend; connect the application to a coordinator without shards (docs/citus.md)", where),
+			Fix:     fix})
+	}
 	propagate, source := pickSetting(s.snap.RoleSettings, "citus.propagate_set_commands")
 	if len(tenants) > 0 && propagate != "local" {
 		val := propagate
@@ -177,4 +191,13 @@ func shardProblem(sh snapshot.Shard, t *table) string {
 		return guardFlipped
 	}
 	return "policies differ from the coordinator's"
+}
+
+// nodeName names a Citus node: host:port, or its group when pg_dist_node
+// does not list it.
+func nodeName(n snapshot.CitusNode) string {
+	if n.Host == "" {
+		return fmt.Sprintf("group %d", n.Group)
+	}
+	return fmt.Sprintf("%s:%d", n.Host, n.Port)
 }

@@ -105,6 +105,15 @@ func TestVerifyCitus(t *testing.T) {
 	assert.Equal(t, guards, citusFindings(r), "%v", r.Findings)
 	assert.NoError(t, r.Err())
 
+	// Without a model, as a first run with default flags: the same tenant
+	// tables inferred from the policies, the same findings, and nothing
+	// from Citus's own objects.
+	r, err := verify.Run(ctx, db.AppConn(t), verify.Options{AppRole: pgtenancytest.AppRole, Global: []string{"currencies"}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"public.products", "public.purchases", "public.stores"}, r.Tables)
+	assert.Equal(t, guards, citusFindings(r), "%v", r.Findings)
+	assert.NoError(t, r.Err())
+
 	t.Run("another permissive policy", func(t *testing.T) {
 		// On the coordinator the restrictive guard keeps it to the tenant's
 		// rows; on the shards, where the guard is permissive, it is not.

@@ -2,6 +2,13 @@
 // level security inert for the tenant tables, whether pgtenancy built the
 // setup or not.
 //
+// Without a model it infers what it needs: the tenant settings and
+// columns from the policies there (read from the server's parse trees, so
+// any spelling counts), the tenant tables from those (tenant columns,
+// foreign keys to tenant tables, partitions and inheritance children, in
+// any schema), and it judges the policies by what they do, per role and
+// command, whatever they are called. docs/verify.md says how.
+//
 // [Run] returns a [Report] of [Finding]s, each with a [Severity], a stable
 // [Code], the object, a message and the SQL that fixes it; docs/verify.md
 // lists every code. [Report.Err] returns a [*FailedError] (errors.Is

@@ -28,8 +28,8 @@ type Code string
 // The codes of findings. docs/verify.md has a table of them with their
 // severities and fixes.
 const (
-	// CodeNoAppRole: no application role was given; role and privilege
-	// checks were skipped.
+	// CodeNoAppRole: no application role was given; verify judged the
+	// roles that hold privileges on the tables in its place.
 	CodeNoAppRole Code = "no_app_role"
 	// CodeAppRoleMissing: the application role does not exist.
 	CodeAppRoleMissing Code = "app_role_missing"
@@ -123,6 +123,69 @@ const (
 	// CodeCrossTenantRef: rows reference another tenant's rows (from
 	// [CheckData]).
 	CodeCrossTenantRef Code = "cross_tenant_reference"
+	// CodePolicyCheckOpen: a permissive policy lets INSERT or UPDATE
+	// write rows for any tenant: no WITH CHECK limits new rows to the
+	// tenant.
+	CodePolicyCheckOpen Code = "policy_check_open"
+	// CodeRestrictiveVacuous: a restrictive policy is always true, so it
+	// restricts nothing.
+	CodeRestrictiveVacuous Code = "restrictive_policy_vacuous"
+	// CodePolicySharedRows: a permissive policy lets every tenant read
+	// the rows whose tenant column is NULL.
+	CodePolicySharedRows Code = "policy_shared_rows"
+	// CodePolicyUnrecognized: the isolation of a table rests on a policy
+	// whose expression verify cannot follow.
+	CodePolicyUnrecognized Code = "policy_unrecognized"
+	// CodeTenantGetterImmutable: a policy reads the tenant through an
+	// IMMUTABLE function, which the planner may fold into a constant and
+	// reuse for another tenant.
+	CodeTenantGetterImmutable Code = "tenant_getter_immutable"
+	// CodeTableUnclassified: a table the application role can read holds
+	// no tenant data that verify can see and is not declared global.
+	CodeTableUnclassified Code = "table_unclassified"
+	// CodeNoTenantTables: no model and nothing to infer tenant tables
+	// from.
+	CodeNoTenantTables Code = "no_tenant_tables"
+	// CodeAppRoleCreateRole: the application role has CREATEROLE.
+	CodeAppRoleCreateRole Code = "app_role_createrole"
+	// CodeTenantColumnNullable: a tenant column allows NULL.
+	CodeTenantColumnNullable Code = "tenant_column_nullable"
+	// CodeSequenceNotUsable: a default or trigger of a tenant table calls
+	// nextval on a sequence the application role cannot use.
+	CodeSequenceNotUsable Code = "sequence_not_usable"
+	// CodeDefaultPrivileges: default privileges grant future tables or
+	// sequences, in a schema with tenant tables, to PUBLIC or the
+	// application role.
+	CodeDefaultPrivileges Code = "default_privileges"
+	// CodeSecurityDefinerPath: a SECURITY DEFINER function has no pinned
+	// search_path.
+	CodeSecurityDefinerPath Code = "security_definer_search_path"
+	// CodeLeakproofFunction: a user-defined function is LEAKPROOF, so the
+	// planner runs it before the policies.
+	CodeLeakproofFunction Code = "leakproof_function"
+	// CodeForeignTable: the application role can read a foreign table,
+	// which has no row level security.
+	CodeForeignTable Code = "foreign_table_readable"
+	// CodeUserMapping: the application role can use a user mapping of a
+	// foreign server.
+	CodeUserMapping Code = "user_mapping_usable"
+	// CodeLargeObjects: the application role can read large objects, which
+	// have no row level security.
+	CodeLargeObjects Code = "large_objects_readable"
+	// CodeTenantSettingDefault: the tenant setting has a default for the
+	// application role or the database, so a connection that sets no
+	// tenant reads that tenant's rows.
+	CodeTenantSettingDefault Code = "tenant_setting_default"
+	// CodePolicyUnstamped: a pgtenancy policy on plain PostgreSQL is in the
+	// older form without the transaction stamp (policy.CitusPolicyExpr's),
+	// so a tenant left at session level on a pooled connection is still
+	// live; generating the policies again replaces it.
+	CodePolicyUnstamped Code = "policy_unstamped"
+	// CodeCitusNodeHasShards: with Citus, the node verify is connected to
+	// holds shards itself (a single-node cluster, a coordinator with
+	// shouldhaveshards, a worker): there a tenant left at session level
+	// reaches the shards, which the Citus policies cannot tell.
+	CodeCitusNodeHasShards Code = "citus_node_has_shards"
 )
 
 // Finding is one problem that [Run] or [CheckData] found.
@@ -130,7 +193,8 @@ type Finding struct {
 	Severity Severity `json:"severity"`
 	Code     Code     `json:"code"`
 	// Kind is the kind of Object: role, table, column, policy, constraint,
-	// index, view, materialized view, function, shard or setting.
+	// index, view, materialized view, function, shard, setting, sequence,
+	// default privileges, foreign table, user mapping or large object.
 	Kind string `json:"kind"`
 	// Object names what is wrong, schema-qualified where it applies:
 	// "public.products", "public.products.store_id", the policy name, the

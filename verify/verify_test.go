@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -150,14 +152,44 @@ func TestVerifyAcceptsCitusForm(t *testing.T) {
 		}
 	}
 	mustExec(t, admin, sql.String())
+	// Accepted on plain PostgreSQL, but the older form lacks the
+	// transaction stamp: a warning per policy, to regenerate them. With a
+	// model and without one alike.
+	var unstamped []findingKey
+	for range 3 {
+		for _, pol := range []string{policy.GuardPolicy, policy.IsolationPolicy} {
+			unstamped = append(unstamped, findingKey{verify.SeverityWarning, verify.CodePolicyUnstamped, pol})
+		}
+	}
 	r := mustVerify(t, db.OwnerConn(t), storeOpts())
-	assert.Empty(t, r.Findings)
+	assert.ElementsMatch(t, unstamped, findingKeys(r))
+	assert.False(t, r.HasErrors())
+	inferred := mustVerify(t, db.OwnerConn(t), verify.Options{AppRole: pgtenancytest.AppRole, Global: []string{"currencies"}})
+	assert.ElementsMatch(t, unstamped, findingKeys(inferred))
+	// Its fix gives the stamped form, which is clean.
+	var fixes strings.Builder
+	for _, f := range r.Findings {
+		assert.Contains(t, f.Message, "app.current_tenant_xact")
+		fixes.WriteString(f.Fix + "\n")
+	}
+	tx, err := admin.Begin(t.Context())
+	require.NoError(t, err)
+	_, err = tx.Exec(t.Context(), fixes.String())
+	require.NoError(t, err)
+	fixed, err := verify.Run(t.Context(), tx, storeOpts())
+	require.NoError(t, err)
+	assert.Empty(t, fixed.Findings)
+	require.NoError(t, tx.Rollback(t.Context()))
 
 	// Not just anything goes: the setting read twice is drift.
 	mustExec(t, admin, `ALTER POLICY pgtenancy_tenant_guard ON stores
     USING (id = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint) AND id = NULLIF(current_setting('app.current_tenant', true), '')::bigint)`)
 	r = mustVerify(t, db.OwnerConn(t), storeOpts())
-	assert.Equal(t, []findingKey{{verify.SeverityError, verify.CodePolicyDrift, policy.GuardPolicy}}, findingKeys(r))
+	assert.Contains(t, findingKeys(r), findingKey{verify.SeverityError, verify.CodePolicyDrift, policy.GuardPolicy})
+	for _, f := range r.Findings {
+		assert.False(t, f.Code == verify.CodePolicyUnstamped && f.Table == "public.stores" && f.Object == policy.GuardPolicy,
+			"a drifted policy is drift, not also unstamped")
+	}
 }
 
 func TestVerifyCleanDatabaseHasNoFindings(t *testing.T) {
@@ -167,11 +199,17 @@ func TestVerifyCleanDatabaseHasNoFindings(t *testing.T) {
 	assert.Empty(t, r.Findings)
 
 	// Without a model, from the tenant column: the same tables, inferred.
-	r = mustVerify(t, db.OwnerConn(t), verify.Options{TenantColumn: "store_id", AppRole: pgtenancytest.AppRole})
+	// Since issue 16, a table the application role can read and that holds
+	// no tenant data is a warning unless it is declared global.
+	global := []string{"currencies"}
+	r = mustVerify(t, db.OwnerConn(t), verify.Options{TenantColumn: "store_id", AppRole: pgtenancytest.AppRole, Global: global})
 	assert.Empty(t, r.Findings)
-	// And from row level security alone.
+	// And from the policies alone.
+	r = mustVerify(t, db.OwnerConn(t), verify.Options{AppRole: pgtenancytest.AppRole, Global: global})
+	assert.Empty(t, r.Findings)
+	assert.Equal(t, []string{"public.products", "public.purchases", "public.stores"}, r.Tables)
 	r = mustVerify(t, db.OwnerConn(t), verify.Options{AppRole: pgtenancytest.AppRole})
-	assert.Empty(t, r.Findings)
+	assert.Equal(t, []findingKey{{verify.SeverityWarning, verify.CodeTableUnclassified, "public.currencies"}}, findingKeys(r))
 }
 
 // newRole creates a role for one test (roles are shared by the server's
@@ -247,10 +285,12 @@ func TestVerifyFindsHoles(t *testing.T) {
 				opts.AppRole = newRole(t, db, "LOGIN")
 				return "ALTER TABLE products OWNER TO " + opts.AppRole
 			},
+			// REFERENCES is a warning since issue 16 when the role can
+			// create no table to declare a foreign key in.
 			want: []findingKey{
 				{E, verify.CodeAppRoleOwnsTable, "public.products"},
 				{E, verify.CodeTruncateGranted, "public.products"},
-				{E, verify.CodeReferencesGranted, "public.products"},
+				{W, verify.CodeReferencesGranted, "public.products"},
 				{W, verify.CodeTriggerGranted, "public.products"},
 			},
 		},
@@ -374,9 +414,23 @@ ALTER TABLE purchases ADD CONSTRAINT purchases_product_id_fkey FOREIGN KEY (prod
 				"; GRANT TRIGGER ON stores TO " + app,
 			want: []findingKey{
 				{E, verify.CodeTruncateGranted, "public.products"},
-				{E, verify.CodeReferencesGranted, "public.purchases"},
+				{W, verify.CodeReferencesGranted, "public.purchases"},
 				{W, verify.CodeTriggerGranted, "public.stores"},
 			},
+		},
+		{
+			name: "references granted to a role that can create tables",
+			sql:  "GRANT REFERENCES (id) ON purchases TO " + app + "; GRANT CREATE ON SCHEMA public TO " + app,
+			want: []findingKey{{E, verify.CodeReferencesGranted, "public.purchases"}},
+		},
+		{
+			name: "view owned by a role held to the policies",
+			prep: func(t *testing.T, db *pgtenancytest.DB, opts *verify.Options) string {
+				return `CREATE VIEW product_list AS SELECT * FROM products;
+ALTER VIEW product_list OWNER TO ` + pgtenancytest.OwnerRole + `;
+GRANT SELECT ON product_list TO ` + app
+			},
+			want: []findingKey{{W, verify.CodeViewNotInvoker, "public.product_list"}},
 		},
 		{
 			name: "views",
@@ -420,6 +474,9 @@ CREATE FUNCTION invoker() RETURNS bigint LANGUAGE sql AS $$SELECT count(*) FROM 
 				{E, verify.CodeSecurityDefiner, "public.count_products()"},
 				{E, verify.CodeSecurityDefiner, "public.count_purchases()"},
 				{W, verify.CodeSecurityDefiner, "public.utc_now()"},
+				{W, verify.CodeSecurityDefinerPath, "public.count_products()"},
+				{W, verify.CodeSecurityDefinerPath, "public.count_purchases()"},
+				{W, verify.CodeSecurityDefinerPath, "public.utc_now()"},
 			},
 		},
 		{
@@ -441,6 +498,7 @@ END$$`,
 			want: []findingKey{
 				{E, verify.CodeLibraryAltered, "pgtenancy.set_tenant(text)"},
 				{W, verify.CodeSecurityDefiner, "pgtenancy.set_tenant(text)"},
+				{W, verify.CodeSecurityDefinerPath, "pgtenancy.set_tenant(text)"},
 			},
 		},
 		{
@@ -631,4 +689,19 @@ CREATE FUNCTION count_products() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS
 	}
 	r = mustVerify(t, db.AppConn(t), storeOpts())
 	assert.NoError(t, r.Err())
+}
+
+// TestCodesDocumented: every code in report.go has its row in
+// docs/verify.md, since codes are a contract with the tools that match
+// them.
+func TestCodesDocumented(t *testing.T) {
+	src, err := os.ReadFile("report.go")
+	require.NoError(t, err)
+	doc, err := os.ReadFile("../docs/verify.md")
+	require.NoError(t, err)
+	codes := regexp.MustCompile(`Code = "([a-z_]+)"`).FindAllStringSubmatch(string(src), -1)
+	require.Greater(t, len(codes), 40)
+	for _, c := range codes {
+		assert.Contains(t, string(doc), "| `"+c[1]+"` |", "docs/verify.md has no row for %s", c[1])
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -21,19 +22,31 @@ import (
 
 const verifySynopsis = `[flags]
 
-Audits a live database for every hole that makes row level security inert
-for the tenant tables; docs/verify.md lists the checks and their codes. The
-tenant tables come from a declared model (--model, or --table flags), from
-discovery (--root with --tenant-column), or, without either, from
---tenant-column alone or from the tables that have row level security or a
-pgtenancy policy.
+Audits a live database, whether pgtenancy built its row level security or
+not, for every table that leaks tenant data and every hole that makes row
+level security inert; docs/verify.md lists the checks and their codes.
+
+With no flag but the database, everything is inferred: the tenant settings
+and columns from the policies there (any policy comparing a column with
+current_setting), the tenant tables from those (a tenant column, a foreign
+key to a tenant table, a partition or child of one, in any schema), and the
+policies are judged by what they do, whatever they are called. Name the
+role the application connects as with --app-role for an exact judgment, and
+the tables all tenants share with --global. A declared model (--model, or
+--table flags) or discovery (--root with --tenant-column) checks
+pgtenancy's own setup by name as well.
 
 Exits 0 when it found no error (warnings allowed), 1 when it found errors,
-and 2 when it could not run.
+and 2 when it could not run. With --baseline, the findings the baseline
+file accepts are set apart and do not fail: only new ones count.
 
 Examples:
+  pgtenancy verify --database-url $DATABASE_URL --app-role app
+  pgtenancy verify --app-role app --global currencies --format json
   pgtenancy verify --database-url $DATABASE_URL --app-role app --model model.json
-  pgtenancy verify --app-role app --tenant-column store_id --root stores --format json`
+  pgtenancy verify --app-role app --tenant-column store_id --root stores --format json
+  pgtenancy verify --app-role app --write-baseline verify-baseline.json
+  pgtenancy verify --app-role app --baseline verify-baseline.json --format sarif > verify.sarif`
 
 // addModelFlags registers the flags that say where the schema model comes
 // from, shared by generate, verify and plan; dbUsage describes
@@ -92,13 +105,23 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs := newFlagSet("verify", stderr, verifySynopsis)
 	var f generateFlags
 	addModelFlags(fs, &f, "database to inspect (default $DATABASE_URL)")
-	format := fs.String("format", "text", "output format: text (for people) or json (stable, for CI)")
+	format := fs.String("format", "text", "output format: text (for people), json (stable, for CI) or sarif (SARIF 2.1.0, for code scanning)")
+	baselineFile := fs.String("baseline", "", "JSON file of accepted findings (from --write-baseline): only findings not in it are reported and fail")
+	writeBaseline := fs.String("write-baseline", "", "write every finding of this run to this file as a baseline")
 	data := fs.Bool("data", false, "also look for rows whose foreign keys already cross tenants (needs a model, and a role that bypasses row level security)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	if *format != "text" && *format != "json" {
-		return fail(stderr, "verify", fmt.Errorf("--format %q: want text or json", *format))
+	if *format != "text" && *format != "json" && *format != "sarif" {
+		return fail(stderr, "verify", fmt.Errorf("--format %q: want text, json or sarif", *format))
+	}
+	var baseline *verify.Baseline
+	if *baselineFile != "" {
+		b, err := readBaselineFile(*baselineFile)
+		if err != nil {
+			return fail(stderr, "verify", err)
+		}
+		baseline = b
 	}
 	conn, err := connectFor(ctx, &f)
 	if err != nil {
@@ -110,6 +133,9 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return fail(stderr, "verify", err)
 	}
 	opts := verify.Options{Model: model, AppRole: f.appRole, TenantColumn: f.tenantColumn, Setting: f.setting}
+	if model == nil {
+		opts.Global = f.globals
+	}
 	if f.schema != "" {
 		opts.Schemas = []string{f.schema}
 	}
@@ -130,10 +156,31 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 	}
 
-	if *format == "json" {
-		err = writeJSONReport(stdout, report)
-	} else {
+	if *writeBaseline != "" {
+		if err := writeBaselineFile(*writeBaseline, verify.NewBaseline(report)); err != nil {
+			return fail(stderr, "verify", err)
+		}
+	}
+	// With a baseline, the report holds the new findings only; the
+	// accepted ones are counted (and in SARIF and JSON, listed apart).
+	var accepted []verify.Finding
+	var stale []verify.BaselineEntry
+	if baseline != nil {
+		var fresh []verify.Finding
+		fresh, accepted, stale = baseline.Split(report)
+		report = &verify.Report{Findings: fresh, Tables: report.Tables}
+	}
+
+	switch *format {
+	case "json":
+		err = writeJSONReport(stdout, report, accepted, baseline != nil)
+	case "sarif":
+		err = writeSARIF(stdout, report.Findings, accepted, *baselineFile)
+	default:
 		err = writeTextReport(stdout, report, colorful(stdout))
+		if err == nil && baseline != nil {
+			_, err = fmt.Fprintf(stdout, "%d known finding(s) accepted by the baseline %s; %d of its entries no longer found\n", len(accepted), *baselineFile, len(stale))
+		}
 	}
 	if err != nil {
 		return fail(stderr, "verify", err)
@@ -144,6 +191,43 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	return exitOK
 }
 
+func readBaselineFile(path string) (*verify.Baseline, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--baseline: %w", err)
+	}
+	defer f.Close()
+	b, err := verify.ReadBaseline(f)
+	if err != nil {
+		return nil, fmt.Errorf("--baseline %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// writeBaselineFile writes b to path through a temporary file in the same
+// directory, so that a failed write leaves no half file.
+func writeBaselineFile(path string, b *verify.Baseline) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".baseline-*")
+	if err != nil {
+		return fmt.Errorf("--write-baseline: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := b.WriteTo(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("--write-baseline: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("--write-baseline: %w", err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return fmt.Errorf("--write-baseline: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("--write-baseline: %w", err)
+	}
+	return nil
+}
+
 // jsonReport is the JSON output of pgtenancy verify; docs/verify.md documents
 // it. Findings are sorted: errors first, then by table, kind, object, code.
 type jsonReport struct {
@@ -152,10 +236,16 @@ type jsonReport struct {
 	Warnings int              `json:"warnings"`
 	Tables   []string         `json:"tables"`
 	Findings []verify.Finding `json:"findings"`
+	// Accepted are, with --baseline only, the findings the baseline
+	// accepts; they are not counted in ok, errors and warnings.
+	Accepted []verify.Finding `json:"accepted,omitempty"`
 }
 
-func writeJSONReport(w io.Writer, r *verify.Report) error {
-	out := jsonReport{Tables: r.Tables, Findings: r.Findings}
+func writeJSONReport(w io.Writer, r *verify.Report, accepted []verify.Finding, withBaseline bool) error {
+	out := jsonReport{Tables: r.Tables, Findings: r.Findings, Accepted: accepted}
+	if withBaseline && out.Accepted == nil {
+		out.Accepted = []verify.Finding{}
+	}
 	if out.Tables == nil {
 		out.Tables = []string{}
 	}
@@ -216,7 +306,11 @@ func writeTextReport(w io.Writer, r *verify.Report, color bool) error {
 			if f.Severity == verify.SeverityError {
 				sev = paint("31", "error  ")
 			}
-			fmt.Fprintf(&b, "  %s %s: %s %s: %s\n", sev, f.Code, f.Kind, f.Object, f.Message)
+			if f.Object == "" {
+				fmt.Fprintf(&b, "  %s %s: %s: %s\n", sev, f.Code, f.Kind, f.Message)
+			} else {
+				fmt.Fprintf(&b, "  %s %s: %s %s: %s\n", sev, f.Code, f.Kind, f.Object, f.Message)
+			}
 			if f.Fix != "" {
 				fmt.Fprintf(&b, "    fix: %s\n", strings.ReplaceAll(f.Fix, "\n", "\n         "))
 			}

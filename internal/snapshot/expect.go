@@ -46,6 +46,72 @@ type Want struct {
 	// CitusTables are the tables whose Citus metadata and shards are read,
 	// when the citus extension is installed.
 	CitusTables []uint32
+	// Policies, Constraints and Indexes are the objects whose texts a
+	// snapshot read with [Options.Audit] still needs: the expressions of
+	// the policies, the definitions of the constraints and indexes (and
+	// the key columns of the latter), by OID.
+	Policies, Constraints, Indexes []uint32
+}
+
+const policyExprsSQL = `
+SELECT p.oid, coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid), ''),
+    coalesce(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), '')
+FROM pg_catalog.pg_policy p WHERE p.oid = ANY ($1::oid[])`
+
+const constraintDefsSQL = `
+SELECT k.oid, pg_catalog.pg_get_constraintdef(k.oid) FROM pg_catalog.pg_constraint k WHERE k.oid = ANY ($1::oid[])`
+
+const indexDefsSQL = `
+SELECT i.indexrelid, pg_catalog.pg_get_indexdef(i.indexrelid),
+    ARRAY(SELECT pg_catalog.pg_get_indexdef(i.indexrelid, k::int, true) FROM generate_series(1, i.indnkeyatts) k ORDER BY k)
+FROM pg_catalog.pg_index i WHERE i.indexrelid = ANY ($1::oid[])`
+
+// addTexts queues the reads of the texts w asks for.
+func (s *Snapshot) addTexts(b *batch, w Want) {
+	if len(w.Policies)+len(w.Constraints)+len(w.Indexes) == 0 {
+		return
+	}
+	pols := map[uint32]*Policy{}
+	cons := map[uint32]*Constraint{}
+	idxs := map[uint32]*Index{}
+	for _, t := range s.Tables {
+		for i := range t.Policies {
+			pols[t.Policies[i].OID] = &t.Policies[i]
+		}
+		for i := range t.Constraints {
+			cons[t.Constraints[i].OID] = &t.Constraints[i]
+		}
+		for i := range t.Indexes {
+			idxs[t.Indexes[i].OID] = &t.Indexes[i]
+		}
+	}
+	var oid uint32
+	var a, c string
+	var defs []string
+	if len(w.Policies) > 0 {
+		b.add(policyExprsSQL, each([]any{&oid, &a, &c}, func() error {
+			if p := pols[oid]; p != nil {
+				p.Using, p.Check = a, c
+			}
+			return nil
+		}), w.Policies)
+	}
+	if len(w.Constraints) > 0 {
+		b.add(constraintDefsSQL, each([]any{&oid, &a}, func() error {
+			if k := cons[oid]; k != nil {
+				k.Definition = a
+			}
+			return nil
+		}), w.Constraints)
+	}
+	if len(w.Indexes) > 0 {
+		b.add(indexDefsSQL, each([]any{&oid, &a, &defs}, func() error {
+			if ix := idxs[oid]; ix != nil {
+				ix.Definition, ix.KeyDefs = a, defs
+			}
+			return nil
+		}), w.Indexes)
+	}
 }
 
 // The statements of Expect's temporary tables and policies.
@@ -63,6 +129,18 @@ SELECT p.logicalrelid::oid, p.partmethod::text, p.repmodel::text,
     coalesce(column_to_column_name(p.logicalrelid, p.partkey), ''), p.colocationid
 FROM pg_catalog.pg_dist_partition p
 WHERE p.logicalrelid = ANY ($1::oid[])`
+
+// citusNodeSQL reads whether the node the session is on holds shards of
+// the tables $1 (placements there, or shouldhaveshards set for it), with
+// its host and port.
+const citusNodeSQL = `
+SELECT g.groupid,
+    coalesce(bool_or(n.shouldhaveshards), false) OR EXISTS (
+        SELECT FROM pg_catalog.pg_dist_placement p JOIN pg_catalog.pg_dist_shard sh USING (shardid)
+        WHERE p.groupid = g.groupid AND sh.logicalrelid = ANY ($1::oid[])),
+    coalesce(min(n.nodename), ''), coalesce(min(n.nodeport), 0)
+FROM pg_catalog.pg_dist_local_group g LEFT JOIN pg_catalog.pg_dist_node n ON n.groupid = g.groupid AND n.noderole = 'primary'
+GROUP BY g.groupid`
 
 // shardCommand prints, for one shard, its RLS flags and policies: fields
 // separated by U+001F and records by U+001E, so names cannot break the
@@ -141,6 +219,7 @@ func (s *Snapshot) Expect(ctx context.Context, tx pgx.Tx, w Want) error {
 			return nil
 		}))
 	}
+	s.addTexts(b, w)
 	citus := s.Citus && len(w.CitusTables) > 0
 	if citus {
 		s.CitusTables = map[uint32]CitusTable{}
@@ -151,6 +230,7 @@ func (s *Snapshot) Expect(ctx context.Context, tx pgx.Tx, w Want) error {
 			s.CitusTables[oid] = ct
 			return nil
 		}), w.CitusTables)
+		b.add(citusNodeSQL, each([]any{&s.CitusNode.Group, &s.CitusNode.HasShards, &s.CitusNode.Host, &s.CitusNode.Port}, func() error { return nil }), w.CitusTables)
 		var sh Shard
 		b.add(citusShardsSQL, each([]any{&oid, &sh.ID, &sh.OK, &sh.Result}, func() error {
 			st := sh
@@ -165,7 +245,7 @@ func (s *Snapshot) Expect(ctx context.Context, tx pgx.Tx, w Want) error {
 		if len(types) > 0 {
 			return fmt.Errorf("creating the expected policies on a temporary table (the role needs the TEMPORARY privilege) or reading Citus's metadata: %w", err)
 		}
-		return fmt.Errorf("reading Citus's metadata: %w", err)
+		return fmt.Errorf("reading the catalog's texts or Citus's metadata: %w", err)
 	}
 	return nil
 }

@@ -17,6 +17,9 @@ type Options struct {
 	// AppRole is the application role whose privileges are read; none
 	// when empty.
 	AppRole string
+	// Audit reads the policies' parse trees and [Audit] as well: what
+	// verify needs to judge a setup it did not build.
+	Audit bool
 }
 
 // inScope is the condition on n.nspname that selects the schemas $1.
@@ -25,9 +28,13 @@ const inScope = `(n.nspname = ANY ($1::text[]) OR (cardinality($1::text[]) = 0
 
 const serverSQL = `
 SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus'),
-    r.oid IS NOT NULL, coalesce(r.rolsuper, false), coalesce(r.rolbypassrls, false),
+    r.oid IS NOT NULL, coalesce(r.rolsuper, false), coalesce(r.rolbypassrls, false), coalesce(r.rolcreaterole, false),
+    coalesce((SELECT bool_or(pg_catalog.has_schema_privilege(r.oid, n.oid, 'CREATE')) FROM pg_catalog.pg_namespace n
+              WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'), false),
     ARRAY(SELECT m.rolname::text FROM pg_catalog.pg_roles m
-          WHERE m.oid <> r.oid AND (m.rolsuper OR m.rolbypassrls) AND pg_catalog.pg_has_role(r.oid, m.oid, 'MEMBER')
+          WHERE m.oid <> r.oid AND pg_catalog.pg_has_role(r.oid, m.oid, 'MEMBER')
+            AND (m.rolsuper OR m.rolbypassrls
+                 OR m.rolname IN ('pg_execute_server_program', 'pg_read_server_files', 'pg_write_server_files'))
           ORDER BY 1)
 FROM (SELECT) one
 LEFT JOIN pg_catalog.pg_roles r ON r.rolname = $1::text`
@@ -49,14 +56,25 @@ SELECT c.oid, n.nspname::text, c.relname::text, c.relkind = 'p', c.relispartitio
     ARRAY(SELECT p FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']) p
           WHERE pg_catalog.has_table_privilege(r.app, c.oid, p)),
     ARRAY(SELECT p FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'REFERENCES']) p
-          WHERE pg_catalog.has_any_column_privilege(r.app, c.oid, p))
+          WHERE pg_catalog.has_any_column_privilege(r.app, c.oid, p)),
+    c.relowner,
+    EXISTS (SELECT FROM pg_catalog.pg_depend e
+            WHERE e.classid = 'pg_catalog.pg_class'::regclass AND e.objid = c.oid AND e.deptype = 'e'),
+    ARRAY(SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid ORDER BY i.inhseqno),
+    coalesce(acl.grantees, '{}'), coalesce(acl.privs, '{}'),
+    coalesce(pg_catalog.has_schema_privilege(r.app, n.oid, 'USAGE'), true)
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 CROSS JOIN (SELECT ` + appOID + ` AS app) r
+LEFT JOIN LATERAL (
+    SELECT array_agg(a.grantee ORDER BY a.grantee, a.privilege_type) AS grantees,
+        array_agg(a.privilege_type::text ORDER BY a.grantee, a.privilege_type) AS privs
+    FROM pg_catalog.aclexplode(coalesce(c.relacl, pg_catalog.acldefault('r', c.relowner))) a
+) acl ON true
 WHERE ` + inScope + ` AND c.relkind IN ('r', 'p')`
 
 const columnsSQL = `
-SELECT a.attrelid, a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull
+SELECT a.attrelid, a.attnum, a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull
 FROM pg_catalog.pg_attribute a
 JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -75,7 +93,9 @@ SELECT k.conrelid, k.conname::text, k.contype::text,
           JOIN pg_catalog.pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.num
           ORDER BY u.ord),
     k.confdeltype::text, k.confupdtype::text, k.confmatchtype = 'f', k.condeferrable, k.condeferred,
-    k.convalidated, k.confdelsetcols IS NOT NULL, pg_catalog.pg_get_constraintdef(k.oid)
+    k.convalidated, k.confdelsetcols IS NOT NULL, CONDEF, k.oid,
+    coalesce((SELECT tg.tgname::text FROM pg_catalog.pg_trigger tg JOIN pg_catalog.pg_proc tp ON tp.oid = tg.tgfoid
+              WHERE tg.tgconstraint = k.oid AND tg.tgrelid = k.conrelid AND tp.proname = 'RI_FKey_check_ins'), '')
 FROM pg_catalog.pg_constraint k
 JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -91,21 +111,24 @@ SELECT i.indrelid, ic.relname::text, i.indisunique, i.indisprimary, coalesce(k.c
           LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = u.num AND u.num > 0
           WHERE u.ord <= i.indnkeyatts
           ORDER BY u.ord),
-    i.indpred IS NOT NULL
+    i.indpred IS NOT NULL, i.indexrelid, am.amname::text
 FROM pg_catalog.pg_index i
 JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+JOIN pg_catalog.pg_am am ON am.oid = ic.relam
 JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_constraint k ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x')
 WHERE ` + inScope + ` AND c.relkind IN ('r', 'p')`
 
+// policiesSQL takes the columns of the expressions (EXPRS) and of their parse
+// trees (TREES): the first without the audit, the second with it (then
+// [Snapshot.Expect] reads the expressions that verify needs).
 const policiesSQL = `
 SELECT p.polrelid, p.polname::text, p.polpermissive, p.polcmd::text,
     ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(r)::text END
           FROM unnest(p.polroles) r ORDER BY 1),
-    coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid), ''),
-    coalesce(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), ''),
-    coalesce(dep.names, '{}'), coalesce(dep.types, '{}')
+    EXPRS, coalesce(dep.names, '{}'), coalesce(dep.types, '{}'),
+    ARRAY(SELECT r FROM unnest(p.polroles) r ORDER BY 1), TREES, p.oid
 FROM pg_catalog.pg_policy p
 JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -119,6 +142,9 @@ LEFT JOIN LATERAL (
           AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = p.polrelid)
 ) dep ON true
 WHERE ` + inScope + ``
+
+const exprsSQL = `coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid), ''),
+    coalesce(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), '')`
 
 // viewsSQL finds the views and materialized views of every user schema that
 // read tables of the schemas $1, directly or through other views,
@@ -142,19 +168,21 @@ WITH RECURSIVE edges AS (
 )
 SELECT v.oid, n.nspname::text, v.relname::text, v.relkind = 'm', coalesce(v.reloptions, '{}'::text[]),
     coalesce(pg_catalog.has_any_column_privilege(r.app, v.oid, 'SELECT'), true),
-    array_agg(DISTINCT reach.rel ORDER BY reach.rel)
+    array_agg(DISTINCT reach.rel ORDER BY reach.rel), v.relowner, pg_catalog.pg_get_userbyid(v.relowner)::text
 FROM reach
 JOIN pg_catalog.pg_class v ON v.oid = reach.view
 JOIN pg_catalog.pg_namespace n ON n.oid = v.relnamespace
 CROSS JOIN (SELECT ` + appOID + ` AS app) r
 WHERE reach.rel IN (SELECT oid FROM tables)
-GROUP BY v.oid, n.nspname, v.relname, v.relkind, v.reloptions, r.app`
+GROUP BY v.oid, n.nspname, v.relname, v.relkind, v.reloptions, v.relowner, r.app`
 
 const funcsSQL = `
 SELECT p.oid::regprocedure::text, pg_catalog.pg_get_userbyid(p.proowner)::text, coalesce(p.prosrc, ''),
     ARRAY(SELECT d.refobjid FROM pg_catalog.pg_depend d
           WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid
-            AND d.refclassid = 'pg_catalog.pg_class'::regclass)
+            AND d.refclassid = 'pg_catalog.pg_class'::regclass),
+    coalesce(p.proconfig, '{}'), p.oid,
+    p.prorettype IN ('pg_catalog.trigger'::pg_catalog.regtype, 'pg_catalog.event_trigger'::pg_catalog.regtype)
 FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 CROSS JOIN (SELECT ` + appOID1 + ` AS app) r
@@ -214,10 +242,14 @@ func Read(ctx context.Context, tx pgx.Tx, opts Options) (*Snapshot, error) {
 	role := &Role{Name: opts.AppRole}
 	b := &batch{}
 	b.add("SET LOCAL search_path = pg_catalog, pg_temp", nil)
-	b.add(serverSQL, each([]any{&s.Citus, &role.Exists, &role.Super, &role.Bypass, &role.CanBecome}, func() error { return nil }), opts.AppRole)
+	b.add(serverSQL, each([]any{&s.Citus, &role.Exists, &role.Super, &role.Bypass, &role.CreateRole, &role.CanCreate, &role.CanBecome}, func() error { return nil }), opts.AppRole)
 	var t Table
+	var grantees []uint32
+	var privs []string
 	b.add(tablesSQL, each([]any{&t.OID, &t.Name.Schema, &t.Name.Name, &t.Partitioned, &t.Partition, &t.PartRoot,
-		&t.RLS, &t.Force, &t.Owner, &t.AppOwns, &t.Privs, &t.ColPrivs}, func() error {
+		&t.RLS, &t.Force, &t.Owner, &t.AppOwns, &t.Privs, &t.ColPrivs, &t.OwnerOID, &t.Extension, &t.Parents,
+		&grantees, &privs, &t.AppSchemaUsage}, func() error {
+		t.ACL = aclItems(grantees, privs)
 		c := t
 		s.Tables = append(s.Tables, &c)
 		s.byOID[c.OID] = &c
@@ -227,7 +259,7 @@ func Read(ctx context.Context, tx pgx.Tx, opts Options) (*Snapshot, error) {
 	}), schemas, opts.AppRole)
 	var oid uint32
 	var col Column
-	b.add(columnsSQL, each([]any{&oid, &col.Name, &col.Type, &col.NotNull}, func() error {
+	b.add(columnsSQL, each([]any{&oid, &col.Num, &col.Name, &col.Type, &col.NotNull}, func() error {
 		if t := s.byOID[oid]; t != nil {
 			t.Columns = append(t.Columns, col)
 		}
@@ -235,9 +267,15 @@ func Read(ctx context.Context, tx pgx.Tx, opts Options) (*Snapshot, error) {
 	}), schemas)
 	var con Constraint
 	var contype, delType, updType string
-	b.add(constraintsSQL, each([]any{&oid, &con.Name, &contype, &con.Columns, &con.Ref, &con.RefName.Schema, &con.RefName.Name,
+	condef, exprs, trees := "pg_catalog.pg_get_constraintdef(k.oid)", exprsSQL, "'', ''"
+	if opts.Audit {
+		// Printing every constraint and expression costs a second per
+		// 5,000 tables: the audit reads the few it needs in Expect.
+		condef, exprs, trees = "''", "'', ''", "coalesce(p.polqual::text, ''), coalesce(p.polwithcheck::text, '')"
+	}
+	b.add(strings.Replace(constraintsSQL, "CONDEF", condef, 1), each([]any{&oid, &con.Name, &contype, &con.Columns, &con.Ref, &con.RefName.Schema, &con.RefName.Name,
 		&con.RefCols, &delType, &updType, &con.MatchFull, &con.Deferrable, &con.Deferred, &con.Validated, &con.SetColumns,
-		&con.Definition}, func() error {
+		&con.Definition, &con.OID, &con.CheckTrigger}, func() error {
 		if t := s.byOID[oid]; t != nil {
 			con.Type = contype[0]
 			if con.Type == 'f' {
@@ -251,7 +289,8 @@ func Read(ctx context.Context, tx pgx.Tx, opts Options) (*Snapshot, error) {
 		return nil
 	}), schemas)
 	var ix Index
-	b.add(indexesSQL, each([]any{&oid, &ix.Name, &ix.Unique, &ix.Primary, &ix.Constraint, &ix.Columns, &ix.Partial}, func() error {
+	b.add(indexesSQL, each([]any{&oid, &ix.Name, &ix.Unique, &ix.Primary, &ix.Constraint, &ix.Columns, &ix.Partial,
+		&ix.OID, &ix.Method}, func() error {
 		if t := s.byOID[oid]; t != nil {
 			t.Indexes = append(t.Indexes, ix)
 		}
@@ -259,8 +298,8 @@ func Read(ctx context.Context, tx pgx.Tx, opts Options) (*Snapshot, error) {
 		return nil
 	}), schemas)
 	var pol Policy
-	b.add(policiesSQL, each([]any{&oid, &pol.Name, &pol.Permissive, &pol.Cmd, &pol.Roles, &pol.Using, &pol.Check,
-		&pol.DepColumns, &pol.DepTypes}, func() error {
+	b.add(strings.NewReplacer("EXPRS", exprs, "TREES", trees).Replace(policiesSQL), each([]any{&oid, &pol.Name, &pol.Permissive, &pol.Cmd, &pol.Roles, &pol.Using, &pol.Check,
+		&pol.DepColumns, &pol.DepTypes, &pol.RoleOIDs, &pol.UsingTree, &pol.CheckTree, &pol.OID}, func() error {
 		if t := s.byOID[oid]; t != nil {
 			t.Policies = append(t.Policies, pol)
 		}
@@ -268,13 +307,14 @@ func Read(ctx context.Context, tx pgx.Tx, opts Options) (*Snapshot, error) {
 		return nil
 	}), schemas)
 	var v View
-	b.add(viewsSQL, each([]any{&v.OID, &v.Name.Schema, &v.Name.Name, &v.Matview, &v.Options, &v.AppSelect, &v.Reads}, func() error {
+	b.add(viewsSQL, each([]any{&v.OID, &v.Name.Schema, &v.Name.Name, &v.Matview, &v.Options, &v.AppSelect, &v.Reads,
+		&v.OwnerOID, &v.Owner}, func() error {
 		s.Views = append(s.Views, v)
 		v = View{}
 		return nil
 	}), schemas, opts.AppRole)
 	var f Func
-	b.add(funcsSQL, each([]any{&f.Signature, &f.Owner, &f.Source, &f.Deps}, func() error {
+	b.add(funcsSQL, each([]any{&f.Signature, &f.Owner, &f.Source, &f.Deps, &f.Config, &f.OID, &f.Trigger}, func() error {
 		s.Funcs = append(s.Funcs, f)
 		f = Func{}
 		return nil
@@ -295,6 +335,9 @@ func Read(ctx context.Context, tx pgx.Tx, opts Options) (*Snapshot, error) {
 		s.RoleSettings = append(s.RoleSettings, rs)
 		return nil
 	}), opts.AppRole)
+	if opts.Audit {
+		addAudit(b, s, schemas, opts.AppRole)
+	}
 	if err := b.send(ctx, tx); err != nil {
 		return nil, fmt.Errorf("reading the catalog: %w", err)
 	}

@@ -60,6 +60,8 @@ type Snapshot struct {
 	// application role in the current database, and the server's value of
 	// citus.propagate_set_commands.
 	RoleSettings []RoleSetting
+	// Audit is what [Options.Audit] asks for; nil without it.
+	Audit *Audit
 
 	// Set by Expect.
 	expected map[ColumnKey][2]string
@@ -68,6 +70,22 @@ type Snapshot struct {
 	// Shards are the shards of those tables, as run_command_on_shards saw
 	// them.
 	Shards map[uint32][]Shard
+	// CitusNode is the Citus node the session is on.
+	CitusNode CitusNode
+}
+
+// CitusNode is the Citus node a session is on, from pg_dist_local_group
+// and pg_dist_node.
+type CitusNode struct {
+	// Group is its group id: 0 for the coordinator.
+	Group int32
+	// HasShards reports that it holds shards of the tenant tables, or is
+	// set to get them (shouldhaveshards).
+	HasShards bool
+	// Host and Port are its address in pg_dist_node; "" and 0 when it is
+	// not listed there.
+	Host string
+	Port int32
 }
 
 // Table returns the table of an OID, or nil.
@@ -78,10 +96,14 @@ func (s *Snapshot) Lookup(q QName) *Table { return s.byName[q] }
 
 // Role is the application role.
 type Role struct {
-	Name   string
-	Exists bool
-	Super  bool
-	Bypass bool
+	Name       string
+	Exists     bool
+	Super      bool
+	Bypass     bool
+	CreateRole bool
+	// CanCreate reports that it can create objects in some user schema
+	// (and so tables whose foreign keys probe other tables).
+	CanCreate bool
 	// CanBecome lists the superuser or BYPASSRLS roles it is a member of.
 	CanBecome []string
 }
@@ -98,6 +120,20 @@ type Table struct {
 	// AppOwns reports that the application role owns the table or is a
 	// member of its owner.
 	AppOwns bool
+	// OwnerOID is the owner's OID.
+	OwnerOID uint32
+	// Extension reports that the table belongs to an extension.
+	Extension bool
+	// Parents are the tables it inherits from, directly: its partitioned
+	// table for a partition, its parents for a table created with
+	// INHERITS.
+	Parents []uint32
+	// ACL is the table's access control list (the default one, when it
+	// has none), one entry per grantee and privilege.
+	ACL []ACLItem
+	// AppSchemaUsage reports that the application role can use the
+	// table's schema (true without one).
+	AppSchemaUsage bool
 	// Privs are the application role's privileges on the whole table;
 	// ColPrivs those of SELECT, INSERT, UPDATE, REFERENCES it holds on the
 	// table or some column.
@@ -136,6 +172,7 @@ func (t *Table) Policy(name string) *Policy {
 
 // Column is one column of a table.
 type Column struct {
+	Num  int16 // attnum
 	Name string
 	// Type is the type as format_type prints it, with its modifier:
 	// "bigint", "character varying(20)".
@@ -165,8 +202,15 @@ type Constraint struct {
 	// list.
 	SetColumns bool
 	// Definition is pg_get_constraintdef's text, read with an empty
-	// search_path so that every name in it is schema-qualified.
+	// search_path so that every name in it is schema-qualified. With
+	// [Options.Audit], only for the constraints [Want.Constraints] names.
 	Definition string
+	// OID is the constraint's OID.
+	OID uint32
+	// CheckTrigger is, for a foreign key, the name of the trigger that
+	// checks inserted rows: PostgreSQL fires the triggers of an event in
+	// name order, so it tells which of two keys is checked first.
+	CheckTrigger string
 }
 
 // Index is one index of a table.
@@ -177,6 +221,14 @@ type Index struct {
 	Constraint string   // the constraint it implements, or ""
 	Columns    []string // key columns; "" for an expression
 	Partial    bool
+	// OID is the index's OID.
+	OID uint32
+	// Definition is pg_get_indexdef's text, and KeyDefs its key columns
+	// and expressions one by one, for the indexes [Want.Indexes] names.
+	Definition string
+	KeyDefs    []string
+	// Method is the access method, such as btree.
+	Method string
 }
 
 // Policy is one row level security policy.
@@ -188,11 +240,20 @@ type Policy struct {
 	// Roles are the role names; "public" for PUBLIC.
 	Roles []string
 	// Using and Check are the expressions as pg_get_expr prints them; ""
-	// when absent.
+	// when absent. With [Options.Audit], only for the policies
+	// [Want.Policies] names.
 	Using, Check string
+	// OID is the policy's OID.
+	OID uint32
 	// DepColumns and DepTypes are the table's columns that the policy
 	// depends on, with their types.
 	DepColumns, DepTypes []string
+	// RoleOIDs are the roles' OIDs; 0 for PUBLIC.
+	RoleOIDs []uint32
+	// UsingTree and CheckTree are the expressions as the server stores
+	// them (pg_node_tree's text; see package nodetree), read with
+	// [Options.Audit]; "" when absent.
+	UsingTree, CheckTree string
 }
 
 // CommandNames maps pg_policy.polcmd to the command's name.
@@ -206,14 +267,22 @@ type View struct {
 	Options   []string
 	AppSelect bool     // the application role (without one: anyone) can read it
 	Reads     []uint32 // tables of the snapshot it reads, directly or through views
+	OwnerOID  uint32
+	Owner     string
 }
 
 // Func is a SECURITY DEFINER function.
 type Func struct {
+	OID       uint32
 	Signature string
 	Owner     string
 	Source    string
 	Deps      []uint32 // relations it depends on
+	// Config is pg_proc.proconfig: its SET clauses, as name=value.
+	Config []string
+	// Trigger reports that it returns trigger or event_trigger: no role
+	// can call it, it runs only as a trigger.
+	Trigger bool
 }
 
 // Library is the installed pgtenancy.set_tenant(text).
@@ -241,6 +310,9 @@ type Sequence struct {
 type RoleSetting struct {
 	PerDatabase, PerRole, Default bool
 	Name, Value                   string
+	// Role is the role's name, for [Audit.CustomSettings]; "" for all
+	// roles.
+	Role string
 }
 
 // CitusTable is a table's row in pg_dist_partition.

@@ -1,0 +1,278 @@
+package verify
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/pgtenancy/pgtenancy/internal/snapshot"
+)
+
+// classify classifies the expressions of every policy. The first pass
+// (tenantRel nil) leaves lookups undecided; the second, once the tenant
+// tables are known, decides them.
+func (s *state) classify(tenantRel func(uint32) bool) {
+	setting := ""
+	if s.exp.settingGiven {
+		setting = s.exp.setting
+	}
+	cache := map[verdictKey]*verdict{}
+	var key strings.Builder
+	for _, t := range s.order {
+		if len(t.Policies) == 0 {
+			continue
+		}
+		cols := make(map[int16]string, len(t.Columns))
+		key.Reset()
+		for _, c := range t.Columns {
+			cols[c.Num] = c.Name
+			fmt.Fprintf(&key, "%d:%s\x00", c.Num, c.Name)
+		}
+		t.colsKey = key.String()
+		if tenantRel != nil {
+			fmt.Fprintf(&key, "tenant:%s", t.column)
+		}
+		c := &classifier{r: s.res, cols: cols, tenantRel: tenantRel, setting: setting, cache: cache, colsKey: key.String()}
+		if tenantRel != nil {
+			c.tenantCol = t.column
+		}
+		t.pols = t.pols[:0]
+		for i := range t.Policies {
+			p := &t.Policies[i]
+			t.pols = append(t.pols, &polInfo{Policy: p, using: c.classifyTree(p.UsingTree), check: c.classifyTree(p.CheckTree)})
+		}
+	}
+}
+
+// conventionalNames are the tenant column names that inference falls back
+// on when no policy names a tenant column at all: a database with tenant
+// columns and no row level security anywhere is the hole verify must not
+// pass.
+var conventionalNames = []string{"tenant_id", "account_id", "organization_id", "organisation_id", "org_id", "workspace_id", "company_id"}
+
+// soleKey reports whether col is, alone, the primary key or a unique key
+// of t: a tenant predicate on it makes t the table of the tenants.
+func soleKey(t *table, col string) bool {
+	return slices.ContainsFunc(t.Indexes, func(ix snapshot.Index) bool {
+		return ix.Unique && !ix.Partial && slices.Equal(ix.Columns, []string{col})
+	})
+}
+
+// tenantPredicates calls fn for every clause of t's policies that compares
+// a column with a setting, even where that does not limit the rows (in an
+// OR with true, by >=): the policy's author meant it for the tenant.
+func tenantPredicates(t *table, fn func(p *polInfo, v *verdict)) {
+	for _, p := range t.pols {
+		for _, v := range []*verdict{p.using, p.check} {
+			if v != nil && len(v.mentions) > 0 {
+				fn(p, v)
+			}
+		}
+	}
+}
+
+// infer finds the tenant tables without a model: from the tenant columns
+// and settings that the policies compare (or Options.TenantColumn), the
+// tables that have such a column or such a policy, then the tables that
+// reference those by foreign key and their partitions and inheritance
+// children, until nothing changes.
+func (s *state) infer() {
+	e := s.exp
+	names := map[string]bool{}
+	if e.column != "" {
+		names[e.column] = true
+	}
+	rootCol := map[uint32]string{}
+	predicate := map[uint32]string{}
+	for _, t := range s.order {
+		if !t.inScope || e.global[t.Name] {
+			continue
+		}
+		tenantPredicates(t, func(p *polInfo, v *verdict) {
+			s.settings = append(s.settings, v.mentioned...)
+			for _, col := range v.mentions {
+				switch {
+				case soleKey(t, col):
+					rootCol[t.OID] = col
+				case e.column == "":
+					names[col] = true
+				}
+				if _, ok := predicate[t.OID]; !ok {
+					predicate[t.OID] = fmt.Sprintf("its policy %q compares %s with %s", p.Name, col, strings.Join(v.mentioned, ", "))
+				}
+			}
+		})
+	}
+	s.settings = uniq(s.settings)
+	fallback := false
+	if len(names) == 0 {
+		for _, n := range conventionalNames {
+			count, referencing := 0, false
+			for _, t := range s.order {
+				if t.inScope && !t.Partition && t.Column(n) != nil {
+					count++
+					// One table whose column references another table
+					// (tenants.id) is enough.
+					referencing = referencing || slices.ContainsFunc(foreignKeys(t), func(fk snapshot.Constraint) bool {
+						return fk.Ref != t.OID && slices.Equal(fk.Columns, []string{n})
+					})
+				}
+			}
+			if count >= 2 || referencing {
+				names[n] = true
+				fallback = true
+			}
+		}
+	}
+	for n := range names {
+		s.names = append(s.names, n)
+	}
+	slices.Sort(s.names)
+
+	for _, t := range s.order {
+		if !t.inScope || t.Partition || e.global[t.Name] {
+			continue
+		}
+		switch col, ok := rootCol[t.OID]; {
+		case ok:
+			s.roots[t.OID] = true
+			t.isRoot = true
+			s.mark(t, col, "it is the table of the tenants: "+predicate[t.OID], nil, nil)
+		case s.nameIn(t) != "":
+			col := s.nameIn(t)
+			why := "it has the tenant column " + col
+			if fallback {
+				why += " (a conventional name: no policy compares a column with a setting)"
+			}
+			s.mark(t, col, why, nil, nil)
+		case predicate[t.OID] != "":
+			col := ""
+			tenantPredicates(t, func(_ *polInfo, v *verdict) {
+				if col == "" {
+					col = v.mentions[0]
+				}
+			})
+			s.mark(t, col, predicate[t.OID], nil, nil)
+		}
+	}
+	s.inferRoots()
+	s.closure(func(t *table) bool { return t.inScope && !e.global[t.Name] }, s.mark)
+}
+
+// nameIn returns the first tenant column name that t has, or "".
+func (s *state) nameIn(t *table) string {
+	for _, n := range s.names {
+		if t.Column(n) != nil {
+			return n
+		}
+	}
+	return ""
+}
+
+// inferRoots marks as roots the tables that tenant columns reference by a
+// foreign key of that column alone: the tables of the tenants.
+func (s *state) inferRoots() {
+	for _, t := range s.order {
+		if !t.tenant || t.column == "" || t.isRoot {
+			continue
+		}
+		for _, fk := range foreignKeys(t) {
+			if ref := s.tables[fk.Ref]; ref != nil && ref != t && slices.Equal(fk.Columns, []string{t.column}) && len(fk.RefCols) == 1 {
+				s.roots[ref.OID] = true
+				ref.isRoot = true
+				if ref.column == "" {
+					ref.column, ref.colType = fk.RefCols[0], ref.typeOf(fk.RefCols[0])
+				}
+			}
+		}
+	}
+}
+
+// mark makes t a tenant table, for why.
+func (s *state) mark(t *table, col, why string, parent *table, fk *snapshot.Constraint) {
+	if t.tenant {
+		return
+	}
+	t.tenant, t.why, t.parent, t.fk = true, why, parent, fk
+	if col != "" && t.column == "" {
+		t.column = col
+	}
+	if t.column != "" {
+		t.colType = t.typeOf(t.column)
+		t.key = snapshot.KeyTypeOf(t.colType)
+	}
+	if !t.Partition {
+		s.tenants = append(s.tenants, t)
+	}
+}
+
+// closure follows foreign keys to tenant tables or roots, and partitions
+// and inheritance children of tenant tables (in any schema), from the
+// tenant tables found so far, and calls add for each table reached that
+// eligible accepts (and for every partition or child, eligible or not).
+func (s *state) closure(eligible func(*table) bool, add func(t *table, col, why string, parent *table, fk *snapshot.Constraint)) {
+	children := map[uint32][]*table{}
+	referrers := map[uint32][]*table{}
+	for _, t := range s.order {
+		for _, p := range t.Parents {
+			children[p] = append(children[p], t)
+		}
+		for _, fk := range foreignKeys(t) {
+			if fk.Ref != t.OID {
+				referrers[fk.Ref] = append(referrers[fk.Ref], t)
+			}
+		}
+	}
+	seen := map[uint32]bool{}
+	var queue []*table
+	for _, t := range s.order {
+		if t.tenant || s.roots[t.OID] || t.unlisted != "" {
+			queue = append(queue, t)
+			seen[t.OID] = true
+		}
+	}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p.OID] {
+			if seen[c.OID] {
+				continue
+			}
+			seen[c.OID] = true
+			why := "it inherits from " + p.Name.String()
+			if c.Partition {
+				why = "it is a partition of " + p.Name.String()
+			}
+			col := ""
+			if p.column != "" && c.Column(p.column) != nil {
+				col = p.column
+			}
+			add(c, col, why, p, nil)
+			queue = append(queue, c)
+		}
+		for _, r := range referrers[p.OID] {
+			if seen[r.OID] || !eligible(r) || r.Partition {
+				continue
+			}
+			fk := firstFK(r, p.OID)
+			seen[r.OID] = true
+			why := fmt.Sprintf("it references %s (%s), ", p.Name, strings.Join(fk.Columns, ", "))
+			if s.roots[p.OID] {
+				why += "the table of the tenants"
+			} else {
+				why += "which holds tenant data"
+			}
+			add(r, s.nameIn(r), why, p, fk)
+			queue = append(queue, r)
+		}
+	}
+}
+
+func firstFK(t *table, ref uint32) *snapshot.Constraint {
+	for i := range t.Constraints {
+		if c := &t.Constraints[i]; c.Type == 'f' && c.Ref == ref {
+			return c
+		}
+	}
+	return &snapshot.Constraint{}
+}
