@@ -247,7 +247,8 @@ func TestDiscoverMatchesDeclared(t *testing.T) {
 			assert.Contains(t, want.Up, `DROP CONSTRAINT "purchases_product_id_fkey"`)
 
 			// Declared with that constraint, the same SQL.
-			fromDeclared, err := policy.Plan(declared, &policy.Existing{Constraints: []policy.Constraint{plainFK}})
+			fromDeclared, err := policy.Plan(declared, &policy.Existing{Constraints: []policy.Constraint{plainFK},
+				SerialSequences: resolved.SerialSequences, SequencesWithoutUsage: resolved.SequencesWithoutUsage})
 			require.NoError(t, err)
 			assert.Equal(t, want, fromDeclared)
 			resolvedAgain := mustExisting(t, conn, storeModel(key, pgtenancytest.AppRole))

@@ -175,7 +175,8 @@ func mustExisting(t *testing.T, conn catalog.Conn, m *policy.Model) *policy.Exis
 func generateResolved(t *testing.T, conn catalog.Conn, m *policy.Model) *policy.Migration {
 	t.Helper()
 	e := mustExisting(t, conn, m)
-	mig, err := policy.Plan(m, &policy.Existing{Constraints: e.Constraints})
+	mig, err := policy.Plan(m, &policy.Existing{Constraints: e.Constraints,
+		SerialSequences: e.SerialSequences, SequencesWithoutUsage: e.SequencesWithoutUsage})
 	require.NoError(t, err)
 	return mig
 }

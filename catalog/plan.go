@@ -78,11 +78,23 @@ func modelSchemas(m *policy.Model) []string {
 	for _, t := range m.Tables {
 		schemas = append(schemas, snapshot.SplitName(def, t.Name).Schema)
 	}
-	for _, g := range m.Global {
+	for _, g := range globals(m) {
 		schemas = append(schemas, snapshot.SplitName(def, g).Schema)
 	}
 	slices.Sort(schemas)
 	return slices.Compact(schemas)
+}
+
+// globals returns the global tables of a model: Global, and the
+// WritableGlobal ones that Global does not list.
+func globals(m *policy.Model) []string {
+	out := slices.Clone(m.Global)
+	for _, g := range m.WritableGlobal {
+		if !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 func check(s *snapshot.Snapshot, m *policy.Model) error {
@@ -109,7 +121,7 @@ func check(s *snapshot.Snapshot, m *policy.Model) error {
 	}
 	// A global table is granted to the application role without a policy:
 	// it must not hold tenant data.
-	for _, g := range m.Global {
+	for _, g := range globals(m) {
 		ct := lookup(g)
 		if ct == nil {
 			bad(g, "", "global table does not exist")
@@ -185,6 +197,8 @@ func existing(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, m *policy.Mo
 		name   string // as in the model
 		t      *snapshot.Table
 		column string // "" for a global table
+		root   bool
+		shared bool
 	}
 	var tables []modelTable
 	inModel := map[uint32]string{}
@@ -192,14 +206,14 @@ func existing(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, m *policy.Mo
 	want.Setting = setting
 	for _, t := range m.Tables {
 		st := s.Lookup(snapshot.SplitName(def, t.Name))
-		tables = append(tables, modelTable{t.Name, st, t.TenantColumn})
+		tables = append(tables, modelTable{t.Name, st, t.TenantColumn, t.Root, t.SharedRows})
 		inModel[st.OID] = t.Name
 		want.Columns = append(want.Columns, snapshot.ColumnKey{Name: t.TenantColumn, Type: st.Column(t.TenantColumn).Type})
 		want.CitusTables = append(want.CitusTables, st.OID)
 	}
-	for _, g := range m.Global {
+	for _, g := range globals(m) {
 		st := s.Lookup(snapshot.SplitName(def, g))
-		tables = append(tables, modelTable{g, st, ""})
+		tables = append(tables, modelTable{name: g, t: st})
 		inModel[st.OID] = g
 		want.CitusTables = append(want.CitusTables, st.OID)
 	}
@@ -209,12 +223,29 @@ func existing(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, m *policy.Mo
 	e := &policy.Existing{}
 	for _, mt := range tables {
 		ts := policy.TableState{Table: mt.name, RLS: mt.t.RLS, ForceRLS: mt.t.Force, Privileges: slices.Clone(mt.t.Privs)}
+		var col snapshot.ColumnKey
+		if mt.column != "" {
+			c := mt.t.Column(mt.column)
+			col = snapshot.ColumnKey{Name: mt.column, Type: c.Type}
+			if !mt.root {
+				ts.TenantDefault = c.Default
+				want := s.Rendered(col, policy.TenantDefaultExpr(m.KeyType, setting))
+				ts.TenantDefaultGenerated = want != "" && c.Default == want && snapshot.KeyTypeOf(c.Type) == m.KeyType
+			}
+		}
 		for _, p := range mt.t.Policies {
 			ps := policy.PolicyState{Name: p.Name, Permissive: p.Permissive, Command: snapshot.CommandNames[p.Cmd],
 				Roles: slices.Clone(p.Roles), Using: p.Using, WithCheck: p.Check}
-			if mt.column != "" {
-				accepted := s.Accepted(snapshot.ColumnKey{Name: mt.column, Type: mt.t.Column(mt.column).Type}, m.KeyType, m.Citus)
-				ps.Generated = len(accepted) > 0 && len(snapshot.PolicyDiff(&p, p.Name == policy.IsolationPolicy, accepted)) == 0
+			if mt.column != "" && snapshot.KeyTypeOf(col.Type) == m.KeyType {
+				// The form Plan writes, or without Citus Citus's form,
+				// which verify accepts too.
+				for _, citus := range []bool{m.Citus, true} {
+					for _, d := range policy.TablePolicies(mt.column, m.KeyType, setting, mt.shared, citus) {
+						if d.Name == p.Name && s.PolicyIs(&p, col, d) {
+							ps.Generated = true
+						}
+					}
+				}
 			}
 			ts.Policies = append(ts.Policies, ps)
 		}
@@ -233,7 +264,8 @@ func existing(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, m *policy.Mo
 				}
 				con.Type = policy.ConstraintForeignKey
 				con.RefTable, con.RefColumns, con.OnDelete = ref, slices.Clone(c.RefCols), c.OnDelete
-				con.Replaceable = c.OnUpdate == "" && !c.MatchFull && !c.Deferrable && c.Validated && !c.SetColumns
+				con.Deferrable, con.InitiallyDeferred = c.Deferrable, c.Deferred
+				con.Replaceable = c.OnUpdate == "" && !c.MatchFull && c.Validated && !c.SetColumns
 			}
 			e.Constraints = append(e.Constraints, con)
 		}
@@ -241,14 +273,19 @@ func existing(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, m *policy.Mo
 			e.Distributed = append(e.Distributed, mt.name)
 		}
 	}
-	tenantOIDs := map[uint32]bool{}
+	tenantOIDs := map[uint32]bool{} // and writable globals': their inserts need the sequences too
 	for _, t := range m.Tables {
 		tenantOIDs[s.Lookup(snapshot.SplitName(def, t.Name)).OID] = true
 	}
+	for _, g := range m.WritableGlobal {
+		tenantOIDs[s.Lookup(snapshot.SplitName(def, g)).OID] = true
+	}
+	seen := map[string]bool{}
 	for _, seq := range s.Sequences {
-		if !tenantOIDs[seq.Table] {
+		if !tenantOIDs[seq.Table] || seen[seq.Name] {
 			continue
 		}
+		seen[seq.Name] = true
 		e.SerialSequences++
 		if !seq.AppUsage {
 			e.SequencesWithoutUsage = append(e.SequencesWithoutUsage, seq.Name)

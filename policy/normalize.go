@@ -51,7 +51,9 @@ type spec struct {
 	schema  string // the model's default schema
 	tables  []*ptable
 	global  []qname
-	citus   bool
+	// writable are the global tables of Model.WritableGlobal.
+	writable map[qname]bool
+	citus    bool
 	cons    []pcons // with citus: the constraints, by table and name
 	// Without citus: the plain foreign keys that composite keys replace,
 	// dropped after them (their violations would tell a writer whether a
@@ -63,6 +65,7 @@ type ptable struct {
 	q        qname
 	column   string
 	root     bool
+	shared   bool
 	fks      []pfk
 	existing [][]string
 }
@@ -73,6 +76,8 @@ type pfk struct {
 	refCols  []string
 	onDelete string
 	exists   bool
+	// deferrable and deferred: DEFERRABLE, INITIALLY DEFERRED.
+	deferrable, deferred bool
 }
 
 // Validate checks the model without a database: the key type, the setting
@@ -138,9 +143,9 @@ func normalize(m *Model, e *Existing) (*spec, error) {
 	}
 
 	schema := cmp.Or(m.Schema, "public")
-	p := &spec{key: m.KeyType, appRole: m.AppRole, schema: schema}
+	p := &spec{key: m.KeyType, appRole: m.AppRole, schema: schema, writable: map[qname]bool{}}
 	if !m.KeyType.Valid() {
-		bad("", "", "key type %v is not bigint, uuid or text", m.KeyType)
+		bad("", "", "key type %v is not %s", m.KeyType, rls.ValidKeyTypes)
 	}
 	if r := checkIdent(schema); r != "" {
 		bad("", "", "default schema: %s", r)
@@ -165,9 +170,15 @@ func normalize(m *Model, e *Existing) (*spec, error) {
 			bad(t.Name, "", "%s", r)
 			continue
 		}
-		pt := &ptable{q: splitName(schema, t.Name), column: t.TenantColumn, root: t.Root}
+		pt := &ptable{q: splitName(schema, t.Name), column: t.TenantColumn, root: t.Root, shared: t.SharedRows}
 		if r := checkIdent(t.TenantColumn); r != "" {
 			bad(t.Name, t.TenantColumn, "tenant column: %s", r)
+		}
+		switch {
+		case t.SharedRows && t.Root:
+			bad(t.Name, "", "the root table cannot have shared rows: its tenant column is its key")
+		case t.SharedRows && m.Citus:
+			bad(t.Name, "", "shared rows (a NULL tenant) are not possible with Citus, which refuses NULL in a distribution column: make the table a global one, or give the shared rows a tenant of their own")
 		}
 		if prev, dup := byName[pt.q]; dup {
 			bad(t.Name, "", "declared twice (also as %q)", written[prev])
@@ -205,6 +216,26 @@ func normalize(m *Model, e *Existing) (*spec, error) {
 		}
 		globals[q] = true
 		p.global = append(p.global, q)
+	}
+	for _, g := range m.WritableGlobal {
+		if r := checkTableName(schema, g); r != "" {
+			bad(g, "", "writable global table: %s", r)
+			continue
+		}
+		q := splitName(schema, g)
+		if _, ok := byName[q]; ok {
+			bad(g, "", "declared both as a tenant table and as a writable global table")
+			continue
+		}
+		if p.writable[q] {
+			bad(g, "", "writable global table declared twice")
+			continue
+		}
+		p.writable[q] = true
+		if !globals[q] {
+			globals[q] = true
+			p.global = append(p.global, q)
+		}
 	}
 
 	for i := range m.Tables {
@@ -310,9 +341,13 @@ func normalizeFK(t *Table, fk ForeignKey, schema string, byName map[qname]*ptabl
 		bad(t.Name, colList, "foreign key ON DELETE %q is not one of NO ACTION, RESTRICT, CASCADE, SET NULL, SET DEFAULT (or empty)", fk.OnDelete)
 		ok = false
 	}
+	if fk.InitiallyDeferred && !fk.Deferrable {
+		bad(t.Name, colList, "foreign key to %q is InitiallyDeferred but not Deferrable", fk.RefTable)
+		ok = false
+	}
 	return pfk{
 		cols: slices.Clone(fk.Columns), ref: ref, refCols: slices.Clone(refCols),
-		onDelete: fk.OnDelete,
+		onDelete: fk.OnDelete, deferrable: fk.Deferrable, deferred: fk.InitiallyDeferred,
 	}, ok
 }
 
@@ -415,6 +450,7 @@ func (p *spec) applyExisting(e *Existing, byName map[qname]*ptable, globals map[
 // the same ON DELETE action, and [Constraint.Replaceable]. Generate drops
 // them after creating the composite keys and restores them in Down from
 // those fields and the foreign key's OnDelete, never from a Definition.
+// The composite key takes the deferrability of the key it replaces.
 func (p *spec) normalizePlainFKs(e *Existing, byName map[qname]*ptable) {
 	for _, c := range e.Constraints {
 		if c.Type != ConstraintForeignKey || !c.Replaceable {
@@ -433,6 +469,10 @@ func (p *spec) normalizePlainFKs(e *Existing, byName map[qname]*ptable) {
 			continue
 		}
 		pc.onDelete = pc.tenant.fks[i].onDelete
+		pc.deferrable, pc.deferred = c.Deferrable, c.Deferrable && c.InitiallyDeferred
+		if f := &pc.tenant.fks[i]; pc.deferrable && !f.exists {
+			f.deferrable, f.deferred = true, pc.deferred
+		}
 		p.plainFKs = append(p.plainFKs, pc)
 	}
 	slices.SortFunc(p.plainFKs, func(a, b pcons) int {

@@ -25,6 +25,8 @@ const (
 	stepSequences                       // the privileges on tenant tables' sequences
 	stepCitusPolicyDrop                 // Citus, Plan only: a policy Citus cannot distribute, dropped first
 	stepPlainFKDrop                     // without Citus: a plain foreign key that a composite one replaces
+	stepDefault                         // the tenant column's default
+	stepPolicyDrop                      // Plan only: a pgtenancy policy the table should not have
 )
 
 // step is one statement of Up and the one of Down that undoes it (""
@@ -79,6 +81,10 @@ var sections = [...]struct{ up, down string }{
 		down: "Plain foreign keys, as they were.",
 	},
 	{
+		up:   "Tenant column defaults: an INSERT that does not name the tenant takes the transaction's (the policies still check it).",
+		down: "Tenant column defaults.",
+	},
+	{
 		up:   "Row level security, enforced for the table owner too.",
 		down: "Row level security.",
 	},
@@ -105,12 +111,14 @@ func (k stepKind) section() int {
 		return 6
 	case stepPlainFKDrop:
 		return 7
-	case stepEnable, stepForce:
+	case stepDefault:
 		return 8
-	case stepPolicy:
+	case stepEnable, stepForce:
 		return 9
-	default:
+	case stepPolicy, stepPolicyDrop:
 		return 10
+	default:
+		return 11
 	}
 }
 

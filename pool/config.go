@@ -95,7 +95,7 @@ func newTenancy(cfg *Config) (*tenancy, error) {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if cfg.KeyType != 0 && !cfg.KeyType.Valid() {
-		return nil, fmt.Errorf("%w: KeyType %v is not bigint, uuid or text", ErrConfig, cfg.KeyType)
+		return nil, fmt.Errorf("%w: KeyType %v is not %s", ErrConfig, cfg.KeyType, rls.ValidKeyTypes)
 	}
 	t := &tenancy{key: cfg.KeyType, citus: cfg.Citus}
 	if cfg.Citus {

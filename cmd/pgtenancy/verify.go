@@ -41,7 +41,7 @@ Examples:
 func addModelFlags(fs *flag.FlagSet, f *generateFlags, dbUsage string) {
 	fs.StringVar(&f.url, "database-url", "", dbUsage)
 	fs.StringVar(&f.modelFile, "model", "", "JSON file holding a policy.Model")
-	fs.StringVar(&f.key, "key", "", "tenant key type: bigint, uuid or text (inferred when discovering)")
+	fs.StringVar(&f.key, "key", "", "tenant key type: bigint, uuid, text, integer or smallint (inferred from the root key column with a database)")
 	fs.StringVar(&f.tenantColumn, "tenant-column", "", "tenant column of the tenant tables, such as store_id")
 	fs.StringVar(&f.root, "root", "", "root tenant table, such as stores: with --tenant-column, discovers the model")
 	fs.StringVar(&f.rootColumn, "root-column", "id", "key column of the root table")

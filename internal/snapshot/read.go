@@ -17,6 +17,9 @@ type Options struct {
 	// AppRole is the application role whose privileges are read; none
 	// when empty.
 	AppRole string
+	// AdminRole is the role for cross-tenant work, which Snapshot.Admin
+	// describes; none when empty.
+	AdminRole string
 }
 
 // inScope is the condition on n.nspname that selects the schemas $1.
@@ -295,9 +298,11 @@ func Read(ctx context.Context, tx pgx.Tx, opts Options) (*Snapshot, error) {
 		s.RoleSettings = append(s.RoleSettings, rs)
 		return nil
 	}), opts.AppRole)
+	addAdoption(b, s, schemas, opts)
 	if err := b.send(ctx, tx); err != nil {
 		return nil, fmt.Errorf("reading the catalog: %w", err)
 	}
+	finishAdoption(s)
 	if opts.AppRole != "" {
 		s.Role = role
 		if role.Exists {

@@ -54,15 +54,22 @@ type Snapshot struct {
 	Funcs []Func
 	// Library is pgtenancy.set_tenant(text); nil when missing.
 	Library *Library
-	// Sequences are the sequences owned by serial columns of Tables.
+	// Sequences are the sequences that inserts into Tables use: owned by
+	// serial columns, named by column defaults or by trigger functions;
+	// one entry per sequence and table, by name.
 	Sequences []Sequence
+	// Admin is the admin role of [Options.AdminRole]; nil without one.
+	Admin *AdminRole
 	// RoleSettings are the pg_db_role_setting entries that apply to the
 	// application role in the current database, and the server's value of
 	// citus.propagate_set_commands.
 	RoleSettings []RoleSetting
 
-	// Set by Expect.
-	expected map[ColumnKey][2]string
+	// Set by Expect: the server's text of each expression pgtenancy writes
+	// for a tenant column (policy expressions, the column default), by
+	// column and pgtenancy's text.
+	rendered map[ColumnKey]map[string]string
+	setting  string
 	// CitusTables are the tenant tables (by OID) in Citus's metadata.
 	CitusTables map[uint32]CitusTable
 	// Shards are the shards of those tables, as run_command_on_shards saw
@@ -141,6 +148,9 @@ type Column struct {
 	// "bigint", "character varying(20)".
 	Type    string
 	NotNull bool
+	// Default is the column's default as pg_get_expr prints it; "" when
+	// it has none.
+	Default string
 }
 
 // Constraint is a primary key, unique constraint or foreign key, not
@@ -224,11 +234,12 @@ type Library struct {
 	CanExec  bool // the application role can execute it (and use its schema)
 }
 
-// Sequence is a sequence owned by a serial column.
+// Sequence is a sequence that inserts into a table use.
 type Sequence struct {
 	// Name is quoted and schema-qualified.
 	Name string
-	// Table is the OID of the table of the column that owns it.
+	// Table is the OID of the table whose serial column owns it, whose
+	// column default or trigger function names it.
 	Table uint32
 	// AppUsage reports that the application role has USAGE on it.
 	AppUsage bool
