@@ -54,7 +54,7 @@ type spec struct {
 	// writable are the global tables of Model.WritableGlobal.
 	writable map[qname]bool
 	citus    bool
-	cons    []pcons // with citus: the constraints, by table and name
+	cons     []pcons // with citus: the constraints, by table and name
 	// Without citus: the plain foreign keys that composite keys replace,
 	// dropped after them (their violations would tell a writer whether a
 	// key exists in another tenant).
