@@ -70,6 +70,23 @@ WHERE ` + inScope + ` AND c.relkind IN ('r', 'p') AND NOT t.tgisinternal
       ELSE sn.oid = n.oid AND pg_catalog.starts_with(s.relname::text, m[1])
   END`
 
+const checksSQL = `
+SELECT k.conrelid, k.conname::text, k.convalidated
+FROM pg_catalog.pg_constraint k
+JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE ` + inScope + ` AND k.contype = 'c' AND c.relkind IN ('r', 'p')
+ORDER BY 1, 2`
+
+const invalidIndexesSQL = `
+SELECT i.indrelid, ic.relname::text
+FROM pg_catalog.pg_index i
+JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE ` + inScope + ` AND NOT i.indisvalid AND c.relkind IN ('r', 'p')
+ORDER BY 1, 2`
+
 const adminRoleSQL = `
 SELECT a.rolsuper, a.rolbypassrls, a.rolcanlogin,
     coalesce(pg_catalog.pg_has_role(` + appOID1 + `, a.oid, 'MEMBER'), false)
@@ -85,6 +102,20 @@ func addAdoption(b *batch, s *Snapshot, schemas []string, opts Options) {
 			if c := t.Column(col); c != nil {
 				c.Default = def
 			}
+		}
+		return nil
+	}), schemas)
+	var chk Check
+	b.add(checksSQL, each([]any{&oid, &chk.Name, &chk.Validated}, func() error {
+		if t := s.byOID[oid]; t != nil {
+			t.Checks = append(t.Checks, chk)
+		}
+		return nil
+	}), schemas)
+	var ix string
+	b.add(invalidIndexesSQL, each([]any{&oid, &ix}, func() error {
+		if t := s.byOID[oid]; t != nil {
+			t.InvalidIndexes = append(t.InvalidIndexes, ix)
 		}
 		return nil
 	}), schemas)

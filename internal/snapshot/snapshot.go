@@ -113,6 +113,16 @@ type Table struct {
 	Constraints     []Constraint
 	Indexes         []Index
 	Policies        []Policy
+	// Checks are the table's CHECK constraints; InvalidIndexes the names
+	// of its indexes that a failed CREATE INDEX CONCURRENTLY left invalid.
+	Checks         []Check
+	InvalidIndexes []string
+}
+
+// Check is a CHECK constraint.
+type Check struct {
+	Name      string
+	Validated bool
 }
 
 // Column returns the column of a name, or nil.
