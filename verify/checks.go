@@ -31,6 +31,7 @@ func (c *checker) role() string { return c.s.quoteRole() }
 func runChecks(s *state) []Finding {
 	c := &checker{s: s}
 	c.checkRole()
+	c.checkAdmin() // admin.go
 	for _, name := range s.absent {
 		c.add(SeverityError, CodeTableMissing, "table", name, name, "",
 			"the model declares this tenant table but it does not exist (or is a partition)")
@@ -115,10 +116,15 @@ func (c *checker) checkTable(t *table) {
 			"row level security is not forced: the table owner bypasses every policy")
 	}
 
-	guardOK := c.checkPolicy(t, policy.GuardPolicy, false, colOK)
+	var guardOK bool
+	if t.shared {
+		guardOK = c.checkShared(t, colOK) // shared.go
+	} else {
+		guardOK = c.checkPolicy(t, policy.GuardPolicy, false, colOK)
+	}
 	c.checkPolicy(t, policy.IsolationPolicy, true, colOK)
 	for _, p := range t.Policies {
-		if !p.Permissive || p.Name == policy.IsolationPolicy || p.Name == policy.GuardPolicy {
+		if !p.Permissive || p.Name == policy.IsolationPolicy || p.Name == policy.GuardPolicy || isSharedPolicy(t, p.Name) {
 			continue
 		}
 		sev, why := SeverityError, "and no restrictive pgtenancy guard limits it"

@@ -36,6 +36,10 @@ type Options struct {
 	// Setting is the setting the policies read when there is no Model;
 	// [rls.DefaultSetting] when empty.
 	Setting string
+	// AdminRole, when set, is the role for cross-tenant work (package
+	// admin): Run checks that it exists, bypasses row level security, and
+	// that the application role cannot become it (admin.go).
+	AdminRole string
 }
 
 // ErrInvalidOptions matches every [*OptionsError] with errors.Is.
@@ -46,22 +50,28 @@ type OptionsError = catalog.OptionsError
 
 // expectation is what Run expects, from the options and model.
 type expectation struct {
-	model    *policy.Model // nil without a model
-	schema   string        // the model's default schema
-	appRole  string
-	setting  string
-	key      rls.KeyType // the model's
-	schemas  []string    // schemas whose tables are read
-	unlisted []string    // tenant column names of tables a model must list
-	column   string      // Options.TenantColumn
-	declared map[snapshot.QName]bool
+	model     *policy.Model // nil without a model
+	schema    string        // the model's default schema
+	appRole   string
+	adminRole string
+	setting   string
+	key       rls.KeyType // the model's
+	schemas   []string    // schemas whose tables are read
+	unlisted  []string    // tenant column names of tables a model must list
+	column    string      // Options.TenantColumn
+	declared  map[snapshot.QName]bool
 }
 
 func (o Options) expect() (*expectation, error) {
 	bad := func(field, format string, args ...any) error {
 		return &OptionsError{Field: field, Reason: fmt.Sprintf(format, args...)}
 	}
-	e := &expectation{appRole: o.AppRole, column: o.TenantColumn, declared: map[snapshot.QName]bool{}}
+	e := &expectation{appRole: o.AppRole, adminRole: o.AdminRole, column: o.TenantColumn, declared: map[snapshot.QName]bool{}}
+	if o.AdminRole != "" {
+		if r := checkRole(o.AdminRole); r != "" {
+			return nil, bad("AdminRole", "%q: %s", o.AdminRole, r)
+		}
+	}
 	if o.TenantColumn != "" {
 		if r := snapshot.CheckIdent(o.TenantColumn); r != "" {
 			return nil, bad("TenantColumn", "%s", r)
@@ -137,6 +147,7 @@ type table struct {
 	column  string
 	colType string // "" when the column is missing
 	key     rls.KeyType
+	shared  bool // it has shared rows (shared.go)
 }
 
 // colType returns the type of a column of t, or "".
@@ -190,7 +201,7 @@ func Run(ctx context.Context, conn catalog.Conn, opts Options) (*Report, error) 
 		return nil, fmt.Errorf("verify: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read only
-	snap, err := snapshot.Read(ctx, tx, snapshot.Options{Schemas: exp.schemas, AppRole: exp.appRole})
+	snap, err := snapshot.Read(ctx, tx, snapshot.Options{Schemas: exp.schemas, AppRole: exp.appRole, AdminRole: exp.adminRole})
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
@@ -236,6 +247,7 @@ func newState(e *expectation, snap *snapshot.Snapshot) *state {
 			s.tenants = append(s.tenants, t)
 		}
 		slices.SortFunc(s.tenants, func(a, b *table) int { return a.Name.Compare(b.Name) })
+		s.markShared()
 		return s
 	}
 	for _, t := range s.order {
@@ -262,6 +274,7 @@ func newState(e *expectation, snap *snapshot.Snapshot) *state {
 		t.key = snapshot.KeyTypeOf(t.colType)
 		s.tenants = append(s.tenants, t)
 	}
+	s.markShared()
 	return s
 }
 
