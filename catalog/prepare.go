@@ -571,7 +571,9 @@ func (pl *planner) want() snapshot.Want {
 			w.Columns = append(w.Columns, snapshot.ColumnKey{Name: col, Type: c.Type})
 		}
 	}
-	slices.SortFunc(w.Columns, func(a, b snapshot.ColumnKey) int { return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Type, b.Type)) })
+	slices.SortFunc(w.Columns, func(a, b snapshot.ColumnKey) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Type, b.Type))
+	})
 	return w
 }
 

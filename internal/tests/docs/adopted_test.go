@@ -88,7 +88,7 @@ func checkAdopted(t *testing.T, env guideEnv) {
 	for _, sql := range []string{
 		"INSERT INTO messages (conversation_id, content) VALUES (24, 'into Globex')",         // undeclared before prepare
 		"INSERT INTO contact_inboxes (contact_id, inbox_id, source_id) VALUES (12, 21, 'x')", // a join table's second parent
-		"INSERT INTO team_members (team_id, user_id) VALUES (25, 1)",                          // deferred: fails at commit
+		"INSERT INTO team_members (team_id, user_id) VALUES (25, 1)",                         // deferred: fails at commit
 	} {
 		_, err := p.Exec(acct[1], sql)
 		var pgErr *pgconn.PgError
