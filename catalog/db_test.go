@@ -697,3 +697,53 @@ func TestSessionTenantInert(t *testing.T) {
 	})
 	require.NoError(t, err)
 }
+
+// TestPlanReplacesUnstampedPolicies: on PostgreSQL, pgtenancy policies in
+// the per-row form (no transaction stamp, as Generate wrote them before
+// 2026-11-26) count as not generated: Plan replaces them with the stamped
+// form, after which a tenant left at session level is inert; a second Plan
+// is empty. With a Citus model the per-row form is the generated one.
+func TestPlanReplacesUnstampedPolicies(t *testing.T) {
+	t.Parallel()
+	db := pgtenancytest.NewDB(t, storeTemplates[rls.BigInt])
+	owner, app := db.OwnerConn(t), db.AppConn(t)
+	m := storeModel(rls.BigInt, pgtenancytest.AppRole)
+	mig, err := policy.Generate(m)
+	require.NoError(t, err)
+	execTx(t, owner, mig.Up)
+	for _, table := range []string{"stores", "products", "purchases"} {
+		col := "store_id"
+		if table == "stores" {
+			col = "id"
+		}
+		expr := policy.CitusPolicyExpr(col, rls.BigInt, rls.DefaultSetting)
+		for _, name := range []string{policy.IsolationPolicy, policy.GuardPolicy} {
+			execTx(t, owner, fmt.Sprintf("ALTER POLICY %s ON %s USING (%s) WITH CHECK (%s)", name, table, expr, expr))
+		}
+	}
+	leave := func() {
+		_, err := app.Exec(t.Context(), "SELECT set_config('app.current_tenant', '1', false)")
+		require.NoError(t, err)
+	}
+	leave()
+	var n int
+	require.NoError(t, app.QueryRow(t.Context(), "SELECT count(*) FROM products").Scan(&n))
+	require.Equal(t, 2, n, "the per-row form admits a session-level tenant (the test's premise)")
+
+	plan, err := catalog.Plan(t.Context(), owner, m)
+	require.NoError(t, err)
+	assert.Equal(t, 6, strings.Count(plan.Up, "DROP POLICY"), "every unstamped policy is replaced:\n%s", plan.Up)
+	execTx(t, owner, plan.Up)
+	leave()
+	require.NoError(t, app.QueryRow(t.Context(), "SELECT count(*) FROM products").Scan(&n))
+	assert.Zero(t, n, "a session-level tenant is inert after the plan")
+	again, err := catalog.Plan(t.Context(), owner, m)
+	require.NoError(t, err)
+	assert.True(t, again.IsEmpty(), "a second plan: %s", again.Up)
+
+	// Down puts the per-row policies back.
+	execTx(t, owner, plan.Down)
+	leave()
+	require.NoError(t, app.QueryRow(t.Context(), "SELECT count(*) FROM products").Scan(&n))
+	assert.Equal(t, 2, n)
+}

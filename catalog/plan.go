@@ -237,13 +237,13 @@ func existing(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, m *policy.Mo
 			ps := policy.PolicyState{Name: p.Name, Permissive: p.Permissive, Command: snapshot.CommandNames[p.Cmd],
 				Roles: slices.Clone(p.Roles), Using: p.Using, WithCheck: p.Check}
 			if mt.column != "" && snapshot.KeyTypeOf(col.Type) == m.KeyType {
-				// The form Plan writes, or without Citus Citus's form,
-				// which verify accepts too.
-				for _, citus := range []bool{m.Citus, true} {
-					for _, d := range policy.TablePolicies(mt.column, m.KeyType, setting, mt.shared, citus) {
-						if d.Name == p.Name && s.PolicyIs(&p, col, d) {
-							ps.Generated = true
-						}
+				// Only the form Generate writes counts as generated: on
+				// PostgreSQL, a policy without the transaction stamp
+				// (the per-row form) is replaced, or a tenant left at
+				// session level would stay live there.
+				for _, d := range policy.TablePolicies(mt.column, m.KeyType, setting, mt.shared, m.Citus) {
+					if d.Name == p.Name && s.PolicyIs(&p, col, d) {
+						ps.Generated = true
 					}
 				}
 			}

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgtenancy/pgtenancy/internal/ci"
 	"github.com/pgtenancy/pgtenancy/internal/pgcluster"
 	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
 )
@@ -191,7 +192,7 @@ func getServer(tb TB) *server {
 func checkServer(tb TB, s *server) {
 	tb.Helper()
 	switch {
-	case s.skip != "" && os.Getenv("CI") == "true":
+	case s.skip != "" && ci.On():
 		tb.Fatalf("pgtenancytest: %s.\nOn CI, install PostgreSQL (for example `apt-get install postgresql`), let the pinned build download (network access to registry.npmjs.org), or set %s.", s.skip, envDatabaseURL)
 	case s.skip != "":
 		tb.Skipf("pgtenancytest: %s", s.skip)

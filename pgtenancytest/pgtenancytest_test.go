@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/require"
 
 	"github.com/pgtenancy/pgtenancy/pgtenancytest"
 )
@@ -409,4 +412,20 @@ func TestClusterRestart(t *testing.T) {
 	if !exists(t, other.OwnerConn(t), "notes") {
 		t.Error("template clone after restart lacks its table")
 	}
+}
+
+// TestServerMajor: with PGTENANCY_PG_VERSION set (make test-matrix), the
+// server the tests ran on is that major, so a matrix run cannot quietly
+// test the default version.
+func TestServerMajor(t *testing.T) {
+	want := os.Getenv("PGTENANCY_PG_VERSION")
+	if want == "" {
+		t.Skip("PGTENANCY_PG_VERSION is not set")
+	}
+	conn, err := pgx.Connect(t.Context(), pgtenancytest.ServerURL(t))
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	var num int
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT current_setting('server_version_num')::int").Scan(&num))
+	require.Equal(t, want, strconv.Itoa(num/10000), "server_version_num %d", num)
 }

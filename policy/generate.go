@@ -167,8 +167,13 @@ const xactStampExpr = "extract(epoch FROM now())::text"
 //
 // It reads the setting once per row checked and does not check the
 // transaction's stamp: the shards run transactions of their own, with other
-// start times. A tenant left at session level on the coordinator is inert
-// there anyway, since Citus propagates only SET LOCAL to the shards.
+// start times. A tenant left at session level on the coordinator does not
+// reach shards on other nodes, since Citus propagates only SET LOCAL; but
+// where the node the application connects to holds shards itself (a
+// single-node cluster, a coordinator with shouldhaveshards, queries sent to
+// a worker), Citus reads them in the same backend, where a session-level
+// tenant is live. Connect the application to a coordinator without shards
+// (docs/citus.md).
 func CitusPolicyExpr(column string, key rls.KeyType, setting string) string {
 	return sqlquote.Ident(column) + " = " + settingExpr(key, setting)
 }

@@ -49,7 +49,12 @@ func Setting(name string) (string, error) {
 func XactSetting(setting string) string { return setting + "_xact" }
 
 // XactStamp is the SQL expression of the current transaction's stamp: the
-// transaction's start time as epoch seconds, in text. It is the same for
-// every statement of a transaction and differs between transactions of a
-// connection; it does not depend on TimeZone or DateStyle.
+// transaction's start time (now()) as epoch seconds, in text. It is the
+// same for every statement of a transaction and differs between
+// transactions of a connection; it does not depend on TimeZone, DateStyle
+// or extra_float_digits. One exception: PostgreSQL takes a transaction's
+// start time from the message that starts it, so the transactions of one
+// simple-protocol message ("BEGIN; ...; COMMIT; SELECT ...") share a
+// stamp; a tenant left at session level by one of them is live in the
+// later ones of that message only, never across messages or clients.
 const XactStamp = "pg_catalog.extract('epoch', pg_catalog.now())::text"

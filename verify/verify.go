@@ -282,7 +282,11 @@ func newState(e *expectation, snap *snapshot.Snapshot) *state {
 // the tenant table t: both forms, or on a Citus database only
 // CitusPolicyExpr's (Citus cannot distribute a policy with a subquery).
 func (s *state) accepted(t *table) []string {
-	return s.snap.Accepted(snapshot.ColumnKey{Name: t.column, Type: t.colType}, t.key, s.snap.Citus)
+	forms := snapshot.Stamped | snapshot.PerRow
+	if s.snap.Citus {
+		forms = snapshot.PerRow
+	}
+	return s.snap.Accepted(snapshot.ColumnKey{Name: t.column, Type: t.colType}, t.key, forms)
 }
 
 func checkRole(s string) string {

@@ -316,12 +316,25 @@ func (o *Options) logf(format string, args ...any) {
 	}
 }
 
-// complete reports whether b's directory holds the server binaries. A
-// directory appears in the cache only complete (by rename), so this fails
-// only for an entry damaged by hand.
+// markerName is the file, in a complete entry, that holds the integrity
+// of the tarball it was extracted from. It is written before the entry is
+// renamed into place, so an entry without it (or with another pin's) was
+// not made by install and is not trusted.
+const markerName = ".pgtenancy-integrity"
+
+// complete reports whether b's directory is a complete entry of b's pin:
+// the server binaries, and the marker naming b's integrity. A directory
+// appears in the cache only complete (by rename), so this fails only for
+// entries that something else made or damaged; Ensure replaces them.
 func complete(b *Build) bool {
+	marker, err := os.ReadFile(filepath.Join(b.Dir, markerName))
+	return err == nil && string(marker) == b.Integrity && hasBinaries(b.Dir)
+}
+
+// hasBinaries reports whether dir holds executable initdb and postgres.
+func hasBinaries(dir string) bool {
 	for _, name := range []string{"initdb", "postgres"} {
-		fi, err := os.Stat(filepath.Join(b.BinDir(), name))
+		fi, err := os.Stat(filepath.Join(dir, "native", "bin", name))
 		if err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
 			return false
 		}
@@ -375,8 +388,11 @@ func install(ctx context.Context, b *Build, cache string, opts Options) (err err
 	if err := hydrate(tmp); err != nil {
 		return err
 	}
-	if !complete(&Build{Dir: tmp}) {
+	if !hasBinaries(tmp) {
 		return &ArchiveError{Name: "native/bin", Reason: "the package has no initdb and postgres"}
+	}
+	if err := os.WriteFile(filepath.Join(tmp, markerName), []byte(b.Integrity), 0o644); err != nil {
+		return fmt.Errorf("pgbinary: %w", err)
 	}
 	if err := os.Rename(tmp, b.Dir); err != nil {
 		if complete(b) { // another process won (no lock on this file system)

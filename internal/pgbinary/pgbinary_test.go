@@ -403,7 +403,7 @@ func TestEnsureConcurrentGoroutines(t *testing.T) {
 	if got := reg.requests.Load(); got != 1 {
 		t.Errorf("%d downloads for %d concurrent callers, want 1", got, n)
 	}
-	if !complete(&Build{Dir: dirs[0]}) {
+	if !hasBinaries(dirs[0]) {
 		t.Error("the entry is incomplete")
 	}
 }
@@ -663,5 +663,37 @@ func TestDefaultCacheDir(t *testing.T) {
 		}
 	} else if base, _ := os.UserCacheDir(); d != filepath.Join(base, "pgtenancy", "postgres") {
 		t.Errorf("cache = %s, want under %s", d, base)
+	}
+}
+
+// TestEnsureReplacesUntrustedEntry: an entry that install did not make (no
+// integrity marker, as a hand-made or damaged directory) is not trusted:
+// Ensure replaces it with the verified build.
+func TestEnsureReplacesUntrustedEntry(t *testing.T) {
+	t.Parallel()
+	reg := newRegistry(t, 0)
+	opts, pin := reg.publish(t, makeTgz(t, fakePackage()), "")
+	b := &Build{Pin: pin, Dir: filepath.Join(opts.CacheDir, pin.entryName())}
+	bin := b.BinDir()
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"initdb", "postgres"} {
+		if err := os.WriteFile(filepath.Join(bin, name), nil, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if complete(b) {
+		t.Fatal("an entry without the marker counts as complete")
+	}
+	got, err := Ensure(t.Context(), 18, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reg.requests.Load() != 1 || !complete(got) {
+		t.Errorf("downloads %d, complete %v: the untrusted entry was kept", reg.requests.Load(), complete(got))
+	}
+	if fi, err := os.Stat(filepath.Join(got.BinDir(), "postgres")); err != nil || fi.Size() == 0 {
+		t.Errorf("postgres is still the empty stand-in: %v", err)
 	}
 }

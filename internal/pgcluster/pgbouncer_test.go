@@ -7,13 +7,14 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgtenancy/pgtenancy/internal/ci"
 )
 
 func startPgBouncerOrSkip(t *testing.T, c *Cluster, opts PgBouncerOptions) *PgBouncer {
 	t.Helper()
 	b, err := StartPgBouncer(context.Background(), "127.0.0.1", c.Port(), opts)
 	if errors.Is(err, ErrNoPgBouncer) {
-		if os.Getenv("CI") == "true" {
+		if ci.On() {
 			t.Fatalf("%v", err)
 		}
 		t.Skip(err)

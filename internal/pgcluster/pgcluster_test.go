@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgtenancy/pgtenancy/internal/ci"
 )
 
 func startOrSkip(t *testing.T) *Cluster {
@@ -22,7 +23,7 @@ func startOrSkip(t *testing.T) *Cluster {
 	ctx := context.Background()
 	c, err := Start(ctx, Options{Logf: t.Logf})
 	if errors.Is(err, ErrNoServer) {
-		if os.Getenv("CI") == "true" {
+		if ci.On() {
 			t.Fatalf("%v", err)
 		}
 		t.Skip(err)
@@ -173,7 +174,7 @@ func TestNoServer(t *testing.T) {
 func serverOrSkip(t *testing.T) {
 	t.Helper()
 	_, err := newFinder(t.Logf).find(context.Background(), Options{})
-	if errors.Is(err, ErrNoServer) && os.Getenv("CI") != "true" {
+	if errors.Is(err, ErrNoServer) && !ci.On() {
 		t.Skip(err)
 	}
 	if err != nil {

@@ -236,18 +236,29 @@ func parseShardResult(st *Shard) bool {
 	return true
 }
 
-// Accepted returns the server's texts of the policy expressions that are
-// right for a tenant column of key type key: both forms ([policy.PolicyExpr]
-// and [policy.CitusPolicyExpr]), or with citus only the latter, the only
-// one Citus can distribute. It returns none when Expect did not prepare the
-// column or its type is not key's.
-func (s *Snapshot) Accepted(col ColumnKey, key rls.KeyType, citus bool) []string {
+// Forms says which policy expressions [Snapshot.Accepted] accepts.
+type Forms int
+
+// The forms of the pgtenancy policy expression.
+const (
+	// Stamped is [policy.PolicyExpr], what Generate writes for PostgreSQL.
+	Stamped Forms = 1 << iota
+	// PerRow is [policy.CitusPolicyExpr], what Generate writes for Citus
+	// (and for PostgreSQL before 2026-11-26), without the transaction
+	// stamp.
+	PerRow
+)
+
+// Accepted returns the server's texts of the policy expressions of forms
+// for a tenant column of key type key. It returns none when Expect did not
+// prepare the column or its type is not key's.
+func (s *Snapshot) Accepted(col ColumnKey, key rls.KeyType, forms Forms) []string {
 	if KeyTypeOf(col.Type) != key {
 		return nil
 	}
 	var out []string
 	for i, expr := range []string{policy.PolicyExpr(col.Name, key, s.setting), policy.CitusPolicyExpr(col.Name, key, s.setting)} {
-		if e := s.Rendered(col, expr); e != "" && (!citus || i == 1) {
+		if e := s.Rendered(col, expr); e != "" && forms&(1<<i) != 0 {
 			out = append(out, e)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgtenancy/pgtenancy/internal/ci"
 	"github.com/pgtenancy/pgtenancy/internal/testschema"
 	"github.com/pgtenancy/pgtenancy/pgtenancytest"
 	"github.com/pgtenancy/pgtenancy/rls"
@@ -141,7 +142,7 @@ func TestShellBlocks(t *testing.T) {
 	// the tests run a pinned server build, which has no client programs)
 	// runs their psql lines with a stand-in that knows just those options.
 	if out, err := exec.Command("psql", "--version").CombinedOutput(); err != nil {
-		if os.Getenv("CI") == "true" {
+		if ci.On() {
 			t.Fatalf("psql --version: %v: %s\nOn CI, install the PostgreSQL client (apt-get install postgresql-client).", err, out)
 		}
 		t.Logf("no working psql (%v: %s): the guides' psql lines run with docs/internal/minipsql", err, bytes.TrimSpace(out))

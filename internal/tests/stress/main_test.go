@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgtenancy/pgtenancy/internal/ci"
 	"github.com/pgtenancy/pgtenancy/internal/pgcluster"
 	"github.com/pgtenancy/pgtenancy/internal/testschema"
 	"github.com/pgtenancy/pgtenancy/migrations"
@@ -108,7 +108,7 @@ func startPgBouncer(t *testing.T, db *pgtenancytest.DB, poolSize int) string {
 		},
 	})
 	if errors.Is(err, pgcluster.ErrNoPgBouncer) {
-		if os.Getenv("CI") == "true" {
+		if ci.On() {
 			t.Fatalf("%v", err)
 		}
 		t.Logf("%v: the PgBouncer half of the test does not run", err)
