@@ -62,9 +62,14 @@ func Complete(ctx context.Context, conn Conn, m *policy.Model) (*policy.Model, e
 			if mt == nil {
 				continue
 			}
+			if c := st.Column(mt.TenantColumn); c != nil && mt.TenantType == 0 && !mt.Root {
+				if k := snapshot.TenantKeyOf(c.Type, out.KeyType); k != 0 && k != out.KeyType {
+					mt.TenantType = k // an integer column of another width
+				}
+			}
 			for _, c := range st.Constraints {
 				ref := tables[c.Ref]
-				if c.Type != 'f' || ref == nil || ref.Root {
+				if c.Type != 'f' || ref == nil || ref.Root || ref.SharedRows {
 					continue
 				}
 				fk, ok := splitFK(c, mt.TenantColumn, ref.TenantColumn)

@@ -206,7 +206,7 @@ func discover(s *snapshot.Snapshot, schemas []string, opts DiscoverOptions) (*po
 			others = append(others, t)
 			continue
 		}
-		if c := t.Column(tenant[t]); snapshot.KeyTypeOf(c.Type) != key {
+		if c := t.Column(tenant[t]); snapshot.TenantKeyOf(c.Type, key) == 0 {
 			bad(display(t.Name), c.Name, "tenant column has type %s; the tenant key type is %s", c.Type, key)
 		}
 	}
@@ -232,6 +232,9 @@ func discover(s *snapshot.Snapshot, schemas []string, opts DiscoverOptions) (*po
 			continue
 		}
 		mt := policy.Table{Name: display(t.Name), TenantColumn: col, Root: t == root, SharedRows: shared[t]}
+		if k := snapshot.TenantKeyOf(t.Column(col).Type, key); k != key {
+			mt.TenantType = k // an integer column of another width
+		}
 		for _, f := range t.Constraints {
 			if f.Type != 'f' {
 				continue
@@ -247,6 +250,9 @@ func discover(s *snapshot.Snapshot, schemas []string, opts DiscoverOptions) (*po
 				}
 				bad(mt.Name, strings.Join(f.Columns, ", "), "foreign key %s references the root table %q through columns other than its tenant column; it cannot be made tenant-safe", f.Name, display(ref.Name))
 				continue
+			}
+			if shared[ref] {
+				continue // shared rows: a composite key would refuse references to them
 			}
 			fk, ok := splitFK(f, col, refCol)
 			if !ok {

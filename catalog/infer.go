@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgtenancy/pgtenancy/internal/snapshot"
+	"github.com/pgtenancy/pgtenancy/policy"
 )
 
 // infer fills prep.Proposed with the references that the <name>_id
@@ -70,11 +71,14 @@ func (pl *planner) infer(ctx context.Context, tx pgx.Tx, prep *Preparation, hasT
 				if err != nil {
 					return err
 				}
-				if len(p.Types) > 0 {
+				switch {
+				case len(unmapped) > 0:
+					// Rows of those types would keep a NULL tenant: the
+					// table is not (only) tenant data, or the map needs
+					// a person.
+					prep.Notes = append(prep.Notes, fmt.Sprintf("%s.%s: not proposed: the types %s name no tenant table (a global table, or a name the convention misses); if every row belongs to a tenant, map each type with --polymorphic; if some rows belong to no tenant (tokens of users, say), list the table with --global or leave it out", pl.display(t), typeCol.Name, strings.Join(unmapped, ", ")))
+				case len(p.Types) > 0:
 					prep.ProposedPolymorphic = append(prep.ProposedPolymorphic, p)
-				}
-				if len(unmapped) > 0 {
-					prep.Notes = append(prep.Notes, fmt.Sprintf("%s.%s: types that name no tenant table: %s; map them by hand with --polymorphic", pl.display(t), typeCol.Name, strings.Join(unmapped, ", ")))
 				}
 				continue
 			}
@@ -83,7 +87,7 @@ func (pl *planner) infer(ctx context.Context, tx pgx.Tx, prep *Preparation, hasT
 				continue
 			}
 			id := ref.Column("id")
-			if id == nil || id.Type != c.Type {
+			if id == nil || (id.Type != c.Type && !(policy.IntegerKey(snapshot.KeyTypeOf(id.Type)) && policy.IntegerKey(snapshot.KeyTypeOf(c.Type)))) {
 				continue
 			}
 			prep.Proposed = append(prep.Proposed, Reference{Table: pl.display(t), Columns: []string{c.Name},

@@ -152,8 +152,10 @@ func check(s *snapshot.Snapshot, m *policy.Model) error {
 		switch c := ct.Column(t.TenantColumn); {
 		case c == nil:
 			bad(t.Name, t.TenantColumn, "tenant column does not exist")
-		case snapshot.KeyTypeOf(c.Type) != key:
+		case snapshot.TenantKeyOf(c.Type, key) == 0:
 			bad(t.Name, t.TenantColumn, "tenant column has type %s; the tenant key type is %s", c.Type, key)
+		case snapshot.TenantKeyOf(c.Type, key) != cmp.Or(t.TenantType, key):
+			bad(t.Name, t.TenantColumn, "tenant column has type %s, the tenant key type is %s: set the table's TenantType to %[1]s (catalog.Complete does)", c.Type, key)
 		}
 		for _, fk := range t.ForeignKeys {
 			for _, c := range fk.Columns {
@@ -199,6 +201,7 @@ func existing(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, m *policy.Mo
 		column string // "" for a global table
 		root   bool
 		shared bool
+		key    rls.KeyType // the tenant column's: the model's, or TenantType
 	}
 	var tables []modelTable
 	inModel := map[uint32]string{}
@@ -206,7 +209,7 @@ func existing(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, m *policy.Mo
 	want.Setting = setting
 	for _, t := range m.Tables {
 		st := s.Lookup(snapshot.SplitName(def, t.Name))
-		tables = append(tables, modelTable{t.Name, st, t.TenantColumn, t.Root, t.SharedRows})
+		tables = append(tables, modelTable{t.Name, st, t.TenantColumn, t.Root, t.SharedRows, cmp.Or(t.TenantType, m.KeyType)})
 		inModel[st.OID] = t.Name
 		want.Columns = append(want.Columns, snapshot.ColumnKey{Name: t.TenantColumn, Type: st.Column(t.TenantColumn).Type})
 		want.CitusTables = append(want.CitusTables, st.OID)
@@ -229,19 +232,19 @@ func existing(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, m *policy.Mo
 			col = snapshot.ColumnKey{Name: mt.column, Type: c.Type}
 			if !mt.root {
 				ts.TenantDefault = c.Default
-				want := s.Rendered(col, policy.TenantDefaultExpr(m.KeyType, setting))
-				ts.TenantDefaultGenerated = want != "" && c.Default == want && snapshot.KeyTypeOf(c.Type) == m.KeyType
+				want := s.Rendered(col, policy.TenantDefaultExpr(mt.key, setting))
+				ts.TenantDefaultGenerated = want != "" && c.Default == want && snapshot.KeyTypeOf(c.Type) == mt.key
 			}
 		}
 		for _, p := range mt.t.Policies {
 			ps := policy.PolicyState{Name: p.Name, Permissive: p.Permissive, Command: snapshot.CommandNames[p.Cmd],
 				Roles: slices.Clone(p.Roles), Using: p.Using, WithCheck: p.Check}
-			if mt.column != "" && snapshot.KeyTypeOf(col.Type) == m.KeyType {
+			if mt.column != "" && snapshot.KeyTypeOf(col.Type) == mt.key {
 				// Only the form Generate writes counts as generated: on
 				// PostgreSQL, a policy without the transaction stamp
 				// (the per-row form) is replaced, or a tenant left at
 				// session level would stay live there.
-				for _, d := range policy.TablePolicies(mt.column, m.KeyType, setting, mt.shared, m.Citus) {
+				for _, d := range policy.TablePolicies(mt.column, mt.key, setting, mt.shared, m.Citus) {
 					if d.Name == p.Name && s.PolicyIs(&p, col, d) {
 						ps.Generated = true
 					}

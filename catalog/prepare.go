@@ -260,7 +260,7 @@ func newPlanner(s *snapshot.Snapshot, schemas []string, opts PrepareOptions, set
 		case pl.global[t]:
 		case t.Column(col) != nil:
 			pl.tenant[t] = col
-			if typ := t.Column(col).Type; snapshot.KeyTypeOf(typ) != pl.key {
+			if typ := t.Column(col).Type; snapshot.TenantKeyOf(typ, pl.key) == 0 {
 				bad(pl.display(t), col, "tenant column has type %s; the tenant key type is %s", typ, pl.key)
 			}
 		}
@@ -435,6 +435,11 @@ func (pl *planner) plan(ctx context.Context, tx pgx.Tx) (*Preparation, error) {
 			return pt
 		}
 		pt := &policy.PrepareTable{Name: pl.display(t), TenantColumn: tenantOf(t)}
+		if c := t.Column(pt.TenantColumn); c != nil {
+			if k := snapshot.TenantKeyOf(c.Type, pl.key); k != pl.key {
+				pt.TenantType = k // an integer column of another width
+			}
+		}
 		tables[t] = pt
 		return pt
 	}
@@ -463,7 +468,7 @@ func (pl *planner) plan(ctx context.Context, tx pgx.Tx) (*Preparation, error) {
 		col := tenantOf(t)
 		if c := t.Column(col); c != nil {
 			ck := snapshot.ColumnKey{Name: col, Type: c.Type}
-			if want := pl.s.Rendered(ck, policy.TenantDefaultExpr(pl.key, pl.setting)); c.Default != want {
+			if want := pl.s.Rendered(ck, policy.TenantDefaultExpr(cmp.Or(snapshot.TenantKeyOf(c.Type, pl.key), pl.key), pl.setting)); c.Default != want {
 				entry(t).SetDefault = true
 				describe[t] = append(describe[t], "default "+col+" from the tenant setting")
 			}
@@ -477,7 +482,9 @@ func (pl *planner) plan(ctx context.Context, tx pgx.Tx) (*Preparation, error) {
 		}
 		// Composite forms of the references to other tenant tables.
 		for _, e := range pl.edges(t) {
-			if e.ref == pl.root || !hasTenant(e.ref) || slices.Contains(e.cols, col) {
+			// A table with shared rows stays referenced plainly: a
+			// composite key would refuse references to its shared rows.
+			if e.ref == pl.root || !hasTenant(e.ref) || pl.shared[e.ref] || slices.Contains(e.cols, col) {
 				continue
 			}
 			cols, refCols := prepend(col, e.cols), prepend(tenantOf(e.ref), e.refCols)

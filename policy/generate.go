@@ -196,7 +196,9 @@ func settingExpr(key rls.KeyType, setting string) string {
 //     sides as Citus needs; SET NULL and SET DEFAULT get a column list so the
 //     tenant column is never changed;
 //   - the tenant column's default, [TenantDefaultExpr], on every tenant
-//     table but the root: an INSERT need not name the tenant;
+//     table but the root: an INSERT need not name the tenant (with Citus,
+//     which refuses ALTER TABLE on a distribution column, before the table
+//     is distributed; [Plan] cannot add it to a table distributed already);
 //   - ENABLE and FORCE ROW LEVEL SECURITY;
 //   - the policies [IsolationPolicy] (permissive) and [GuardPolicy]
 //     (restrictive), FOR ALL TO PUBLIC, both with USING and WITH CHECK
@@ -281,10 +283,16 @@ func (p *spec) steps() []step {
 		if t.root {
 			continue
 		}
+		// Citus refuses ALTER TABLE on a distribution column: with Citus
+		// the default is set before the table is distributed.
+		kind := stepDefault
+		if p.citus {
+			kind = stepCitusDefault
+		}
 		alter := "ALTER TABLE " + t.q.sql() + " ALTER COLUMN " + sqlquote.Ident(t.column)
 		steps = append(steps, step{
-			kind: stepDefault, table: t.q,
-			up:   p.ddl(alter + " SET DEFAULT " + TenantDefaultExpr(p.key, p.setting) + ";"),
+			kind: kind, table: t.q,
+			up:   p.ddl(alter + " SET DEFAULT " + TenantDefaultExpr(t.key, p.setting) + ";"),
 			down: p.ddl(alter + " DROP DEFAULT;"),
 		})
 	}
@@ -297,7 +305,7 @@ func (p *spec) steps() []step {
 			step{kind: stepEnable, table: t.q, up: p.ddl("ALTER TABLE " + tbl + " ENABLE ROW LEVEL SECURITY;"), down: p.ddl("ALTER TABLE " + tbl + " DISABLE ROW LEVEL SECURITY;")},
 			step{kind: stepForce, table: t.q, up: p.ddl("ALTER TABLE " + tbl + " FORCE ROW LEVEL SECURITY;"), down: p.ddl("ALTER TABLE " + tbl + " NO FORCE ROW LEVEL SECURITY;")},
 		)
-		for _, pol := range TablePolicies(t.column, p.key, p.setting, t.shared, p.citus) {
+		for _, pol := range TablePolicies(t.column, t.key, p.setting, t.shared, p.citus) {
 			steps = append(steps, step{
 				kind: stepPolicy, table: t.q, policy: pol.Name,
 				up:   p.ddl(pol.SQL(tbl)),

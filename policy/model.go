@@ -58,6 +58,15 @@ type Table struct {
 	// are visible to no tenant. Not for the root table, nor with Citus,
 	// which refuses NULL in a distribution column.
 	SharedRows bool
+	// TenantType is the type of this table's tenant column when it is
+	// another integer type than [Model.KeyType]: a bigint account_id
+	// beside an integer accounts.id, as Rails applications have whose
+	// newer tables got bigint references. The policies and the column
+	// default cast the tenant setting to it, and composite foreign keys
+	// pair the columns all the same (PostgreSQL compares the integer
+	// types with each other). Zero means [Model.KeyType]. Only integer
+	// types mix, and not with Citus (co-location needs one type).
+	TenantType rls.KeyType
 	// ForeignKeys are references to other tenant tables. Each is generated as
 	// a composite key (tenant_col, cols...) -> (tenant_col, refcols...).
 	// References to global tables and to the root table through the tenant

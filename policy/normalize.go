@@ -41,6 +41,12 @@ func splitName(def, s string) qname {
 	return qname{def, s}
 }
 
+// IntegerKey reports whether k is bigint, integer or smallint: the key
+// types whose tenant columns may mix ([Table.TenantType]).
+func IntegerKey(k rls.KeyType) bool {
+	return k == rls.BigInt || k == rls.Integer || k == rls.SmallInt
+}
+
 // spec is a validated, normalized model, with the facts of an [Existing]
 // applied: defaults filled, tables and foreign keys in canonical order.
 // Generate and Plan work from it only.
@@ -64,6 +70,7 @@ type spec struct {
 type ptable struct {
 	q        qname
 	column   string
+	key      rls.KeyType // the tenant column's type: the model's, or Table.TenantType
 	root     bool
 	shared   bool
 	fks      []pfk
@@ -170,7 +177,18 @@ func normalize(m *Model, e *Existing) (*spec, error) {
 			bad(t.Name, "", "%s", r)
 			continue
 		}
-		pt := &ptable{q: splitName(schema, t.Name), column: t.TenantColumn, root: t.Root, shared: t.SharedRows}
+		pt := &ptable{q: splitName(schema, t.Name), column: t.TenantColumn, root: t.Root, shared: t.SharedRows, key: cmp.Or(t.TenantType, m.KeyType)}
+		switch {
+		case t.TenantType == 0 || t.TenantType == m.KeyType:
+		case !t.TenantType.Valid():
+			bad(t.Name, t.TenantColumn, "tenant type %v is not %s", t.TenantType, rls.ValidKeyTypes)
+		case !IntegerKey(t.TenantType) || !IntegerKey(m.KeyType):
+			bad(t.Name, t.TenantColumn, "tenant type %s differs from the key type %s: only integer types (bigint, integer, smallint) mix", t.TenantType, m.KeyType)
+		case t.Root:
+			bad(t.Name, t.TenantColumn, "tenant type %s differs from the key type %s: the root table's key is the key type", t.TenantType, m.KeyType)
+		case m.Citus:
+			bad(t.Name, t.TenantColumn, "tenant type %s differs from the key type %s: Citus co-locates only tables whose distribution columns have the same type", t.TenantType, m.KeyType)
+		}
 		if r := checkIdent(t.TenantColumn); r != "" {
 			bad(t.Name, t.TenantColumn, "tenant column: %s", r)
 		}
@@ -297,6 +315,9 @@ func normalizeFK(t *Table, fk ForeignKey, schema string, byName map[qname]*ptabl
 		return pfk{}, false
 	case ref.root:
 		bad(t.Name, colList, "foreign key to the root table %q: reference the root through the tenant column with a plain foreign key; a reference through other columns cannot be made tenant-safe", fk.RefTable)
+		return pfk{}, false
+	case ref.shared:
+		bad(t.Name, colList, "foreign key target %q has shared rows, which a composite key cannot reference (their tenant is NULL): keep a plain foreign key to it, not a tenant ForeignKey", fk.RefTable)
 		return pfk{}, false
 	}
 	refCols := fk.RefColumns

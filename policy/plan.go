@@ -77,7 +77,7 @@ func (p *spec) pending(steps []step, e *Existing) []step {
 	// shared-rows policies of a table that no longer has shared rows:
 	// dropped, and restored by Down.
 	for _, t := range p.tables {
-		want := TablePolicies(t.column, p.key, p.setting, t.shared, p.citus)
+		want := TablePolicies(t.column, t.key, p.setting, t.shared, p.citus)
 		for _, old := range state(t.q).Policies {
 			if !slices.Contains(PolicyNames, old.Name) || slices.ContainsFunc(want, func(d PolicyDef) bool { return d.Name == old.Name }) {
 				continue
@@ -95,8 +95,10 @@ func (p *spec) pending(steps []step, e *Existing) []step {
 			if citusDone(st, distributed) {
 				continue
 			}
-		case stepDefault:
+		case stepDefault, stepCitusDefault:
 			switch {
+			case st.kind == stepCitusDefault && distributed[st.table]:
+				continue // Citus refuses to alter a distribution column
 			case t.TenantDefaultGenerated:
 				continue
 			case t.TenantDefault != "":

@@ -48,6 +48,10 @@ type PrepareTable struct {
 	Name string
 	// TenantColumn is its tenant column.
 	TenantColumn string
+	// TenantType is the type of an existing tenant column when it is
+	// another integer type than the Preparation's KeyType (see
+	// [Table.TenantType]); its default casts to it. Zero: KeyType.
+	TenantType rls.KeyType
 	// AddColumn: the column does not exist; it is added, nullable.
 	AddColumn bool
 	// SetDefault: the column's default is not [TenantDefaultExpr].
@@ -221,7 +225,7 @@ func Prepare(p *Preparation) ([]NamedMigration, error) {
 			down = append(down, fmt.Sprintf("ALTER TABLE %s DROP COLUMN %s;", tbl, col))
 		}
 		if t.SetDefault {
-			up = append(up, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s;", tbl, col, TenantDefaultExpr(p.KeyType, setting)))
+			up = append(up, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s;", tbl, col, TenantDefaultExpr(cmp.Or(t.TenantType, p.KeyType), setting)))
 			if !t.AddColumn {
 				down = append(down, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT;", tbl, col))
 			}
@@ -430,6 +434,11 @@ func (p *Preparation) validate() error {
 	}
 	if _, err := rls.Setting(p.Setting); err != nil {
 		errs = append(errs, &ModelError{Reason: err.Error(), err: err})
+	}
+	for _, t := range p.Tables {
+		if t.TenantType != 0 && t.TenantType != p.KeyType && (!IntegerKey(t.TenantType) || !IntegerKey(p.KeyType)) {
+			bad(t.Name, t.TenantColumn, "tenant type %v differs from the key type %v: only integer types (bigint, integer, smallint) mix", t.TenantType, p.KeyType)
+		}
 	}
 	if p.BatchSize < 0 {
 		bad("", "", "batch size %d is negative", p.BatchSize)

@@ -27,6 +27,7 @@ const (
 	stepPlainFKDrop                     // without Citus: a plain foreign key that a composite one replaces
 	stepDefault                         // the tenant column's default
 	stepPolicyDrop                      // Plan only: a pgtenancy policy the table should not have
+	stepCitusDefault                    // Citus: the tenant column's default, before distribution
 )
 
 // step is one statement of Up and the one of Down that undoes it (""
@@ -59,6 +60,10 @@ var sections = [...]struct{ up, down string }{
 	{
 		up:   "Citus: keys that include the tenant column, as Citus requires of distributed tables.",
 		down: "Citus: keys as they were before distribution.",
+	},
+	{
+		up:   "Citus: tenant column defaults, set before distribution (Citus refuses to alter a distribution column): an INSERT that does not name the tenant takes the transaction's (the policies still check it).",
+		down: "Citus: tenant column defaults.",
 	},
 	{
 		up:   "Citus: tenant tables distributed by their tenant column, co-located with the root table; global tables as reference tables.",
@@ -103,22 +108,26 @@ func (k stepKind) section() int {
 	switch k {
 	case stepCitusPolicyDrop:
 		return 0
-	case stepCitusDetach, stepCitusKey, stepCitusDistribute, stepCitusReattach:
+	case stepCitusDetach, stepCitusKey:
 		return int(k) + 1
+	case stepCitusDefault:
+		return 3
+	case stepCitusDistribute, stepCitusReattach:
+		return int(k) + 2
 	case stepKey:
-		return 5
-	case stepFK:
 		return 6
-	case stepPlainFKDrop:
+	case stepFK:
 		return 7
-	case stepDefault:
+	case stepPlainFKDrop:
 		return 8
-	case stepEnable, stepForce:
+	case stepDefault:
 		return 9
-	case stepPolicy, stepPolicyDrop:
+	case stepEnable, stepForce:
 		return 10
-	default:
+	case stepPolicy, stepPolicyDrop:
 		return 11
+	default:
+		return 12
 	}
 }
 

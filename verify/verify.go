@@ -243,7 +243,9 @@ func newState(e *expectation, snap *snapshot.Snapshot) *state {
 			}
 			t := s.tables[st.OID]
 			t.tenant, t.isRoot, t.column, t.colType = true, mt.Root, mt.TenantColumn, t.typeOf(mt.TenantColumn)
-			t.key = e.key
+			// An integer tenant column of another width than the key
+			// (policy.Table.TenantType) has policies cast to its type.
+			t.key = cmp.Or(snapshot.TenantKeyOf(t.colType, e.key), e.key)
 			s.tenants = append(s.tenants, t)
 		}
 		slices.SortFunc(s.tenants, func(a, b *table) int { return a.Name.Compare(b.Name) })

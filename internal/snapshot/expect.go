@@ -21,6 +21,21 @@ type ColumnKey struct{ Name, Type string }
 // the types a tenant column may have, as format_type prints them.
 var tempTypeRE = regexp.MustCompile(`^(bigint|integer|smallint|uuid|text|character varying(\([0-9]+\))?)$`)
 
+// TenantKeyOf returns the key type that the policies of a tenant column of
+// type typ use in a model of key type key: key when the column has that
+// type; for an integer column under an integer key (a bigint account_id
+// beside an integer accounts.id), the column's own integer type
+// (policy.Table.TenantType); 0 when the column cannot hold the key.
+func TenantKeyOf(typ string, key rls.KeyType) rls.KeyType {
+	switch k := KeyTypeOf(typ); {
+	case k == key:
+		return k
+	case policy.IntegerKey(k) && policy.IntegerKey(key):
+		return k
+	}
+	return 0
+}
+
 // KeyTypeOf maps a column type, as format_type prints it, to a key type; 0
 // when none fits. Text keys accept text and varchar columns (any length):
 // varchar compares with text without a cast that would stop index use.
