@@ -20,7 +20,10 @@ const (
 	// rows and changes none, silently.
 	CodeAdminNoBypass Code = "admin_role_no_bypassrls"
 	// CodeAdminIsApp: the admin role is the application role, or the
-	// application role is a member of it.
+	// application role can become it: it is a member, holds ADMIN OPTION
+	// on it, has CREATEROLE (before PostgreSQL 16, CREATEROLE grants any
+	// role that is not a superuser), or owns trigger functions, whose
+	// code runs as whoever writes the table, the admin role included.
 	CodeAdminIsApp Code = "admin_role_reachable"
 )
 
@@ -54,5 +57,20 @@ func (c *checker) checkAdmin() {
 		c.add(SeverityError, CodeAdminIsApp, "role", a.Name, "",
 			fmt.Sprintf("REVOKE %s FROM %s;", role, c.role()),
 			"the application role is a member of the admin role and can act as it")
+	}
+	if a.AppAdminOption && !a.AppMember {
+		c.add(SeverityError, CodeAdminIsApp, "role", a.Name, "",
+			fmt.Sprintf("REVOKE ADMIN OPTION FOR %s FROM %s;", role, c.role()),
+			"the application role holds ADMIN OPTION on the admin role: it can grant it to itself")
+	}
+	if a.AppCreateRole && a.ServerVersion < 160000 {
+		c.add(SeverityError, CodeAdminIsApp, "role", a.Name, "",
+			fmt.Sprintf("ALTER ROLE %s NOCREATEROLE;", c.role()),
+			"the application role has CREATEROLE, which before PostgreSQL 16 lets it grant itself the admin role (any role but a superuser)")
+	}
+	for _, f := range a.AppTriggerFuncs {
+		c.add(SeverityError, CodeAdminIsApp, "function", f, "",
+			fmt.Sprintf("-- as a superuser\nALTER FUNCTION %s OWNER TO <the tables' owner>;", f),
+			"the application role owns the trigger function %s: it can change code that runs with the rights of whoever writes the table, the admin role's cross-tenant work included", f)
 	}
 }

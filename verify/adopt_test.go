@@ -115,3 +115,43 @@ func TestVerifyAdminRole(t *testing.T) {
 	_, err := verify.Run(t.Context(), db.AppConn(t), verify.Options{AdminRole: "pg_monitor"})
 	require.ErrorIs(t, err, verify.ErrInvalidOptions)
 }
+
+// TestVerifyAdminReach: an application role that owns a trigger function
+// (code that runs as whoever writes the table, the admin role included),
+// or has CREATEROLE before PostgreSQL 16, can become the admin role.
+func TestVerifyAdminReach(t *testing.T) {
+	t.Parallel()
+	db := pgtenancytest.NewDB(t, isolatedStore)
+	good := newRole(t, db, "LOGIN BYPASSRLS")
+	reach := func(opts verify.Options) []string {
+		t.Helper()
+		var out []string
+		for _, f := range mustVerify(t, db.AppConn(t), opts).Findings {
+			if f.Code == verify.CodeAdminIsApp {
+				out = append(out, f.Object)
+			}
+		}
+		return out
+	}
+	opts := storeOpts()
+	opts.AdminRole = good
+	assert.Empty(t, reach(opts))
+
+	admin := db.AdminConn(t)
+	mustExec(t, admin, `CREATE FUNCTION stamp_products() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+CREATE TRIGGER stamp_products BEFORE INSERT ON products FOR EACH ROW EXECUTE FUNCTION stamp_products();
+ALTER FUNCTION stamp_products() OWNER TO `+pgtenancytest.AppRole)
+	assert.Equal(t, []string{"public.stamp_products"}, reach(opts))
+	mustExec(t, admin, "ALTER FUNCTION stamp_products() OWNER TO "+pgtenancytest.OwnerRole)
+	assert.Empty(t, reach(opts))
+
+	var version int
+	require.NoError(t, admin.QueryRow(t.Context(), "SELECT current_setting('server_version_num')::int").Scan(&version))
+	creator := newRole(t, db, "LOGIN CREATEROLE")
+	opts.Model.AppRole = creator
+	if version < 160000 {
+		assert.Equal(t, []string{good}, reach(opts), "CREATEROLE grants any role before PostgreSQL 16")
+	} else {
+		assert.Empty(t, reach(opts), "PostgreSQL 16: CREATEROLE grants only the roles it administers")
+	}
+}

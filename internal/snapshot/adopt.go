@@ -21,6 +21,18 @@ type AdminRole struct {
 	// AppMember reports that the application role is a member of it (can
 	// SET ROLE to it, or inherits its rights).
 	AppMember bool
+	// AppAdminOption: the application role holds ADMIN OPTION on it, so
+	// it can grant it, to itself too.
+	AppAdminOption bool
+	// AppCreateRole: the application role has CREATEROLE, which before
+	// PostgreSQL 16 lets it grant itself any role that is not a
+	// superuser; ServerVersion is server_version_num.
+	AppCreateRole bool
+	ServerVersion int
+	// AppTriggerFuncs are the trigger functions that the application
+	// role owns: it can change their code, which runs with the rights of
+	// whoever writes the table, the admin role included.
+	AppTriggerFuncs []string
 }
 
 const defaultsSQL = `
@@ -89,7 +101,16 @@ ORDER BY 1, 2`
 
 const adminRoleSQL = `
 SELECT a.rolsuper, a.rolbypassrls, a.rolcanlogin,
-    coalesce(pg_catalog.pg_has_role(` + appOID1 + `, a.oid, 'MEMBER'), false)
+    coalesce(pg_catalog.pg_has_role(` + appOID1 + `, a.oid, 'MEMBER'), false),
+    coalesce(pg_catalog.pg_has_role(` + appOID1 + `, a.oid, 'MEMBER WITH ADMIN OPTION'), false),
+    coalesce((SELECT r.rolcreaterole FROM pg_catalog.pg_roles r WHERE r.rolname = $1::text), false),
+    pg_catalog.current_setting('server_version_num')::int,
+    ARRAY(SELECT DISTINCT pg_catalog.format('%I.%I', pn.nspname, p.proname)
+          FROM pg_catalog.pg_trigger tg
+          JOIN pg_catalog.pg_proc p ON p.oid = tg.tgfoid
+          JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
+          WHERE NOT tg.tgisinternal AND p.proowner = ` + appOID1 + `
+          ORDER BY 1)
 FROM pg_catalog.pg_roles a
 WHERE a.rolname = $2::text`
 
@@ -128,7 +149,8 @@ func addAdoption(b *batch, s *Snapshot, schemas []string, opts Options) {
 	}
 	if opts.AdminRole != "" {
 		s.Admin = &AdminRole{Name: opts.AdminRole}
-		b.add(adminRoleSQL, each([]any{&s.Admin.Super, &s.Admin.Bypass, &s.Admin.Login, &s.Admin.AppMember}, func() error {
+		b.add(adminRoleSQL, each([]any{&s.Admin.Super, &s.Admin.Bypass, &s.Admin.Login, &s.Admin.AppMember,
+			&s.Admin.AppAdminOption, &s.Admin.AppCreateRole, &s.Admin.ServerVersion, &s.Admin.AppTriggerFuncs}, func() error {
 			s.Admin.Exists = true
 			return nil
 		}), opts.AppRole, opts.AdminRole)
