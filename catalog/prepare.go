@@ -163,6 +163,7 @@ func Prepare(ctx context.Context, conn Conn, opts PrepareOptions) (*Preparation,
 
 // planner holds what Prepare knows of the schema.
 type planner struct {
+	refilled map[*snapshot.Table]bool // tables whose NULL tenants plan fills from a parent
 	s        *snapshot.Snapshot
 	opts     PrepareOptions
 	setting  string
@@ -367,48 +368,49 @@ func (pl *planner) plan(ctx context.Context, tx pgx.Tx) (*Preparation, error) {
 		}
 		return pl.columnOf(t)
 	}
+	// source finds where t takes its tenant from: the types of its
+	// polymorphic reference, or a reference to a table with the tenant
+	// (one whose columns are NOT NULL first, then by name), never a table
+	// with shared rows, whose rows have no tenant to give. ok says which
+	// parents may serve.
+	source := func(t *snapshot.Table, ok func(*snapshot.Table) bool) *added {
+		if poly := pl.poly[t]; poly != nil {
+			var srcs []policy.TenantSource
+			var descs []string
+			for _, typ := range slices.Sorted(maps.Keys(poly.Types)) {
+				ref := pl.lookupName(poly.Types[typ])
+				if ref == nil || !ok(ref) {
+					return nil
+				}
+				srcs = append(srcs, policy.TenantSource{Columns: []string{poly.IDColumn}, RefTable: pl.display(ref),
+					RefTenantColumn: tenantOf(ref), TypeColumn: poly.TypeColumn, TypeValue: typ})
+				descs = append(descs, fmt.Sprintf("%s (%s = '%s')", pl.display(ref), poly.TypeColumn, typ))
+			}
+			return &added{t, srcs, strings.Join(descs, ", ")}
+		}
+		var best *edge
+		for _, e := range pl.edges(t) {
+			if e.ref == t || !ok(e.ref) || slices.Contains(e.cols, tenantOf(t)) {
+				continue // itself, or through its own tenant column
+			}
+			if best == nil || notNull(t, e.cols) && !notNull(t, best.cols) {
+				best = &e
+			}
+		}
+		if best == nil {
+			return nil
+		}
+		return &added{t, []policy.TenantSource{{Columns: best.cols, RefTable: pl.display(best.ref),
+			RefColumns: best.refCols, RefTenantColumn: tenantOf(best.ref)}},
+			fmt.Sprintf("%s (%s)", pl.display(best.ref), strings.Join(best.cols, ", "))}
+	}
 	for changed := true; changed; {
 		changed = false
 		for _, t := range pl.s.Tables {
 			if !pl.scope[t] || hasTenant(t) || pl.global[t] || t == pl.root {
 				continue
 			}
-			var a *added
-			if poly := pl.poly[t]; poly != nil {
-				ok := true
-				var srcs []policy.TenantSource
-				var descs []string
-				for _, typ := range slices.Sorted(maps.Keys(poly.Types)) {
-					ref := pl.lookupName(poly.Types[typ])
-					if ref == nil || !hasTenant(ref) {
-						ok = false
-						break
-					}
-					srcs = append(srcs, policy.TenantSource{Columns: []string{poly.IDColumn}, RefTable: pl.display(ref),
-						RefTenantColumn: tenantOf(ref), TypeColumn: poly.TypeColumn, TypeValue: typ})
-					descs = append(descs, fmt.Sprintf("%s (%s = '%s')", pl.display(ref), poly.TypeColumn, typ))
-				}
-				if ok {
-					a = &added{t, srcs, strings.Join(descs, ", ")}
-				}
-			} else {
-				// A reference to a table with the tenant: one whose
-				// columns are NOT NULL first, then by name.
-				var best *edge
-				for _, e := range pl.edges(t) {
-					if e.ref == t || !hasTenant(e.ref) {
-						continue
-					}
-					if best == nil || notNull(t, e.cols) && !notNull(t, best.cols) {
-						best = &e
-					}
-				}
-				if best != nil {
-					a = &added{t, []policy.TenantSource{{Columns: best.cols, RefTable: pl.display(best.ref),
-						RefColumns: best.refCols, RefTenantColumn: tenantOf(best.ref)}},
-						fmt.Sprintf("%s (%s)", pl.display(best.ref), strings.Join(best.cols, ", "))}
-				}
-			}
+			a := source(t, func(ref *snapshot.Table) bool { return hasTenant(ref) && !pl.shared[ref] })
 			if a == nil {
 				continue
 			}
@@ -419,6 +421,49 @@ func (pl *planner) plan(ctx context.Context, tx pgx.Tx) (*Preparation, error) {
 			}
 			gets[t] = true
 			adds = append(adds, *a)
+			changed = true
+		}
+	}
+
+	// Tables that have the column, nullable, with rows still without a
+	// tenant, and a parent to take it from (a backfill that stopped or
+	// was killed, or a column that was never filled): filled again, rows
+	// still NULL only, parents first.
+	nulls := map[*snapshot.Table]int64{}
+	for _, t := range pl.s.Tables {
+		col := pl.tenant[t]
+		if !pl.scope[t] || col == "" || t == pl.root || pl.shared[t] || t.Partitioned {
+			continue
+		}
+		if c := t.Column(col); c == nil || c.NotNull {
+			continue
+		}
+		var n int64
+		q := fmt.Sprintf("SELECT count(*) FROM %s WHERE %s IS NULL", t.Name.SQL(), quoteIdent(col))
+		if err := tx.QueryRow(ctx, q).Scan(&n); err != nil {
+			return nil, fmt.Errorf("catalog: counting the rows of %s without a tenant: %w", pl.display(t), err)
+		}
+		if n > 0 {
+			nulls[t] = n
+		}
+	}
+	var refills []added
+	refilled := map[*snapshot.Table]bool{}
+	pl.refilled = refilled
+	for changed := true; changed; {
+		changed = false
+		for _, t := range pl.s.Tables {
+			if nulls[t] == 0 || refilled[t] {
+				continue
+			}
+			a := source(t, func(ref *snapshot.Table) bool {
+				return pl.tenant[ref] != "" && !pl.shared[ref] && (nulls[ref] == 0 || refilled[ref])
+			})
+			if a == nil {
+				continue
+			}
+			refilled[t] = true
+			refills = append(refills, *a)
 			changed = true
 		}
 	}
@@ -450,6 +495,11 @@ func (pl *planner) plan(ctx context.Context, tx pgx.Tx) (*Preparation, error) {
 		if pl.scope[t] && pl.tenant[t] != "" && t != pl.root {
 			subjects = append(subjects, t)
 		}
+	}
+	for _, a := range refills {
+		pt := entry(a.t)
+		pt.Sources, pt.Key = a.sources, singleKey(a.t)
+		describe[a.t] = append(describe[a.t], fmt.Sprintf("fill the %d row(s) without %s from %s", nulls[a.t], pt.TenantColumn, a.desc))
 	}
 	for _, a := range adds {
 		pt := entry(a.t)
@@ -533,12 +583,15 @@ func (pl *planner) plan(ctx context.Context, tx pgx.Tx) (*Preparation, error) {
 		entry(t).Index = true
 		describe[t] = append(describe[t], "index on "+col)
 	}
-	// The tenant tables first, then those that get the column, parents
-	// first.
+	// The tenant tables first, then those filled again and those that
+	// get the column, parents first.
 	for _, t := range subjects {
-		if pt := tables[t]; pt != nil {
+		if pt := tables[t]; pt != nil && !refilled[t] {
 			p.Tables = append(p.Tables, *pt)
 		}
+	}
+	for _, a := range refills {
+		p.Tables = append(p.Tables, *tables[a.t])
 	}
 	for _, a := range adds {
 		p.Tables = append(p.Tables, *tables[a.t])
@@ -641,7 +694,7 @@ func (pl *planner) notes(ctx context.Context, tx pgx.Tx, prep *Preparation, hasT
 			return fmt.Errorf("catalog: counting the rows of %s without a tenant: %w", pl.display(t), err)
 		}
 		switch {
-		case n == 0:
+		case n == 0, pl.refilled[t]:
 		case pl.shared[t]:
 			prep.Notes = append(prep.Notes, fmt.Sprintf("%s: %d row(s) without %s, shared by every tenant (read-only to them)", pl.display(t), n, col))
 		default:

@@ -3,6 +3,8 @@ package catalog_test
 import (
 	"context"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,8 +18,8 @@ import (
 
 // TestPrepareKilledMidway: the backfill, killed while it waits for a row
 // (pg_terminate_backend of its connection), has committed the batches
-// before it; run again, it fills the rest, the later migrations complete,
-// and a third prepare plans nothing.
+// before it; prepare, run again, plans the fill of the rest from the same
+// parents, which completes, and a third prepare plans nothing.
 func TestPrepareKilledMidway(t *testing.T) {
 	t.Parallel()
 	db := pgtenancytest.NewDB(t, railsTemplate)
@@ -74,8 +76,48 @@ func TestPrepareKilledMidway(t *testing.T) {
 	assert.Equal(t, total-1, filled, "the batches before the locked row committed")
 	assert.Equal(t, []string{"0"}, queryStrings(t, owner, "SELECT count(*)::text FROM pg_constraint WHERE conname LIKE '%pgtenancy_not_null'"), "the later migrations did not run")
 
-	require.NoError(t, ternMigrate(t, owner, dir), "run again")
+	// Planned again, the backfill still fills the rows from their parents.
+	again := mustPrepare(t, owner, opts)
+	assert.True(t, slices.ContainsFunc(again.Tables, func(s string) bool {
+		return strings.HasPrefix(s, "contact_inboxes: fill the 1 row(s) without account_id from contacts (contact_id); account_id NOT NULL")
+	}), "%q", again.Tables)
+	dir2 := t.TempDir()
+	writeTern(t, dir2, again)
+	m2, err := migrate.NewMigrator(ctx, owner, "public.schema_version_again")
+	require.NoError(t, err)
+	require.NoError(t, m2.LoadMigrations(os.DirFS(dir2)))
+	require.NoError(t, m2.Migrate(ctx), "the plan made after the kill")
+	assert.Equal(t, []string{"0"}, queryStrings(t, owner, "SELECT count(*)::text FROM contact_inboxes WHERE account_id IS NULL"))
+
 	assert.Equal(t, []string{"0"}, queryStrings(t, owner, "SELECT count(*)::text FROM contact_inboxes WHERE account_id IS NULL"))
 	assert.Equal(t, []string{"0"}, queryStrings(t, owner, "SELECT count(*)::text FROM information_schema.columns WHERE column_name = 'account_id' AND is_nullable = 'YES' AND table_name <> 'canned_responses'"))
 	assert.True(t, mustPrepare(t, owner, opts).IsEmpty(), "nothing left to do")
+}
+
+// TestPrepareSharedParent: a join table between a tenant table and a table
+// with shared rows takes its tenant from the tenant side (a row may use a
+// shared parent); a table whose only parent has shared rows is left out.
+func TestPrepareSharedParent(t *testing.T) {
+	t.Parallel()
+	db := pgtenancytest.NewDB(t, railsTemplate)
+	owner := db.OwnerConn(t)
+	mustExec(t, owner, `CREATE TABLE message_canned (message_id integer NOT NULL REFERENCES messages (id),
+    canned_response_id integer NOT NULL REFERENCES canned_responses (id), PRIMARY KEY (message_id, canned_response_id));
+CREATE TABLE canned_translations (id serial PRIMARY KEY, canned_response_id integer NOT NULL REFERENCES canned_responses (id), locale text);
+INSERT INTO message_canned SELECT m.id, c.id FROM messages m CROSS JOIN canned_responses c WHERE c.account_id IS NULL OR c.account_id = m.account_id;
+INSERT INTO canned_translations (canned_response_id, locale) SELECT id, 'de' FROM canned_responses`)
+	opts := railsPrepareOptions()
+	prep := mustPrepare(t, owner, opts)
+	assert.True(t, slices.ContainsFunc(prep.Tables, func(s string) bool {
+		return strings.HasPrefix(s, "message_canned: add account_id, filled from messages (message_id)")
+	}), "%q", prep.Tables)
+	assert.False(t, slices.ContainsFunc(prep.Tables, func(s string) bool { return strings.HasPrefix(s, "canned_translations:") }))
+	assert.True(t, slices.ContainsFunc(prep.Notes, func(s string) bool {
+		return strings.Contains(s, "left out") && strings.Contains(s, "canned_translations")
+	}), "%q", prep.Notes)
+	dir := t.TempDir()
+	writeTern(t, dir, prep)
+	require.NoError(t, ternMigrate(t, owner, dir))
+	assert.Equal(t, []string{"0"}, queryStrings(t, owner, "SELECT count(*)::text FROM message_canned WHERE account_id IS NULL"))
+	assert.True(t, mustPrepare(t, owner, opts).IsEmpty())
 }
