@@ -703,7 +703,7 @@ func (pl *planner) notes(ctx context.Context, tx pgx.Tx, prep *Preparation, hasT
 	}
 	var left []string
 	for _, t := range pl.s.Tables {
-		if pl.scope[t] && !hasTenant(t) && !pl.global[t] && !t.Partitioned {
+		if pl.scope[t] && !hasTenant(t) && !pl.global[t] && !t.Partitioned && !ternVersionTable(t) {
 			left = append(left, pl.display(t))
 		}
 	}
@@ -711,6 +711,13 @@ func (pl *planner) notes(ctx context.Context, tx pgx.Tx, prep *Preparation, hasT
 		prep.Notes = append(prep.Notes, fmt.Sprintf("left out, granted nothing (no tenant column, no reference to a tenant table): %s; list those all tenants share with --global (DiscoverOptions.Global), give those with undeclared references --reference or --polymorphic (References, Polymorphic)", strings.Join(left, ", ")))
 	}
 	return nil
+}
+
+// ternVersionTable reports whether t looks like tern's version table
+// (schema_version, one integer column named version): the migration
+// tool's, which the application never reads.
+func ternVersionTable(t *snapshot.Table) bool {
+	return t.Name.Name == "schema_version" && len(t.Columns) == 1 && t.Columns[0].Name == "version" && t.Columns[0].Type == "integer"
 }
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }

@@ -221,7 +221,12 @@ func (c *checker) checkKeys(t *table) {
 		}
 		cols := prepend(t.column, ix.Columns)
 		fix := ""
-		if !slices.Contains(ix.Columns, "") {
+		switch {
+		case slices.Contains(ix.Columns, ""):
+		case t.shared && ix.Primary:
+			// A primary key cannot hold the NULL tenant of shared rows.
+			fix = "-- the table has shared rows (a NULL tenant), which a primary key cannot hold: keep it"
+		default:
 			if ix.Constraint != "" {
 				kind := "UNIQUE"
 				if ix.Primary {
