@@ -290,7 +290,13 @@ func existing(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, m *policy.Mo
 		}
 		seen[seq.Name] = true
 		e.SerialSequences++
-		if !seq.AppUsage {
+		switch pat := (policy.SequencePattern{Schema: seq.PrefixSchema, Prefix: seq.Prefix}); {
+		case seq.AppUsage:
+		case seq.Prefix != "":
+			if !slices.Contains(e.SequencePatterns, pat) {
+				e.SequencePatterns = append(e.SequencePatterns, pat)
+			}
+		default:
 			e.SequencesWithoutUsage = append(e.SequencesWithoutUsage, seq.Name)
 		}
 	}

@@ -23,7 +23,17 @@ type Existing struct {
 	// schema-qualified, those on which the application role lacks USAGE.
 	SerialSequences       int
 	SequencesWithoutUsage []string
+	// SequencePatterns are the per-tenant sequences that trigger
+	// functions name by a prefix and a value (nextval('seq_' ||
+	// NEW.account_id)), some of which the application role lacks USAGE
+	// on. Their names differ between databases, so Plan grants them by
+	// pattern when the migration runs, not by name.
+	SequencePatterns []SequencePattern
 }
+
+// SequencePattern is the sequences of Schema whose names start with
+// Prefix.
+type SequencePattern struct{ Schema, Prefix string }
 
 // The constraint types of a [Constraint].
 const (

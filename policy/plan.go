@@ -155,18 +155,47 @@ func (p *spec) pending(steps []step, e *Existing) []step {
 			st.up = fmt.Sprintf("GRANT %s ON TABLE %s TO %s;", privs, tbl, role)
 			st.down = fmt.Sprintf("REVOKE %s ON TABLE %s FROM %s;", privs, tbl, role)
 		case stepSequences:
-			if len(lacking) == 0 {
+			if len(lacking) == 0 && len(e.SequencePatterns) == 0 {
 				continue
 			}
-			// Plain statements naming the sequences the role lacks USAGE
-			// on, so that Down takes back only those.
-			list, role := strings.Join(lacking, ", "), sqlquote.Ident(p.appRole)
-			st.up = fmt.Sprintf("-- Sequences that inserts into the tenant and writable global tables use (serial columns, column defaults, triggers).\nGRANT USAGE ON SEQUENCE %s TO %s;", list, role)
-			st.down = fmt.Sprintf("REVOKE USAGE ON SEQUENCE %s FROM %s;", list, role)
+			role := sqlquote.Ident(p.appRole)
+			var up, down []string
+			if len(lacking) > 0 {
+				// Plain statements naming the sequences the role lacks
+				// USAGE on, so that Down takes back only those.
+				list := strings.Join(lacking, ", ")
+				up = append(up, fmt.Sprintf("-- Sequences that inserts into the tenant and writable global tables use (serial columns, column defaults, triggers).\nGRANT USAGE ON SEQUENCE %s TO %s;", list, role))
+				down = append(down, fmt.Sprintf("REVOKE USAGE ON SEQUENCE %s FROM %s;", list, role))
+			}
+			for _, pat := range e.SequencePatterns {
+				up = append(up, sequencePatternGrant(pat, p.appRole))
+				down = append(down, "-- Per-tenant sequences keep their USAGE.")
+			}
+			st.up, st.down = strings.Join(up, "\n"), strings.Join(down, "\n")
 		}
 		out = append(out, st)
 	}
 	return out
+}
+
+// sequencePatternGrant grants the application role USAGE on the sequences
+// of pat that exist when the migration runs (one per tenant, created by a
+// trigger: their names differ between databases). The values are quoted
+// literals; format quotes the names.
+func sequencePatternGrant(pat SequencePattern, role string) string {
+	body := fmt.Sprintf(`
+DECLARE
+    seq regclass;
+BEGIN
+    FOR seq IN SELECT c.oid::regclass FROM pg_catalog.pg_class c
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'S' AND n.nspname = %s AND pg_catalog.starts_with(c.relname::text, %s)
+    LOOP
+        EXECUTE pg_catalog.format('GRANT USAGE ON SEQUENCE %%s TO %%I', seq, %s);
+    END LOOP;
+END
+`, sqlquote.Literal(pat.Schema), sqlquote.Literal(pat.Prefix), sqlquote.Literal(role))
+	return "-- Per-tenant sequences that a trigger names by a prefix: those that exist when this runs; later ones need ALTER DEFAULT PRIVILEGES for the role that creates them.\nDO " + dollarQuote(body) + ";"
 }
 
 // has reports whether the application role holds priv on the whole table.

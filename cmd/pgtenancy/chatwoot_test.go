@@ -77,8 +77,12 @@ func TestAdoptChatwoot(t *testing.T) {
 	assert.NotContains(t, stderr, "schema_version", "tern's own table is not the application's")
 
 	gen := append(append([]string{"generate"}, base...), "--app-role", pgtenancytest.AppRole, "--out", dir)
-	code, _, stderr = pgtenancy(t, gen...)
+	code, stdout, stderr = pgtenancy(t, gen...)
 	require.Equal(t, exitOK, code, stderr)
+	body, err := os.ReadFile(strings.TrimSpace(stdout))
+	require.NoError(t, err)
+	assert.Contains(t, string(body), "pg_catalog.starts_with(c.relname::text, 'conv_dpid_seq_')", "per-tenant sequences granted by prefix")
+	assert.NotContains(t, string(body), "conv_dpid_seq_1", "not by the names of this database's tenants")
 	code, _, stderr = pgtenancy(t, "install", "--database-url", db.OwnerURL)
 	require.Equal(t, exitOK, code, stderr)
 	require.NoError(t, tern(t, owner, dir))

@@ -47,7 +47,7 @@ WHERE ` + inScope + ` AND c.relkind IN ('r', 'p')`
 // (nextval('x'), serial columns' included): pg_depend records them.
 const defaultSequencesSQL = `
 SELECT DISTINCT pg_catalog.format('%I.%I', sn.nspname, s.relname), d.adrelid,
-    coalesce(pg_catalog.has_sequence_privilege(r.app, s.oid, 'USAGE'), false)
+    coalesce(pg_catalog.has_sequence_privilege(r.app, s.oid, 'USAGE'), false), '', ''
 FROM pg_catalog.pg_attrdef d
 JOIN pg_catalog.pg_depend dep ON dep.classid = 'pg_catalog.pg_attrdef'::regclass AND dep.objid = d.oid
     AND dep.refclassid = 'pg_catalog.pg_class'::regclass
@@ -66,7 +66,8 @@ WHERE ` + inScope + ` AND c.relkind IN ('r', 'p')`
 // per tenant). Names built otherwise (format, concat) are not found.
 const triggerSequencesSQL = `
 SELECT DISTINCT pg_catalog.format('%I.%I', sn.nspname, s.relname), t.tgrelid,
-    coalesce(pg_catalog.has_sequence_privilege(r.app, s.oid, 'USAGE'), false)
+    coalesce(pg_catalog.has_sequence_privilege(r.app, s.oid, 'USAGE'), false),
+    CASE WHEN m[2] IS NULL THEN '' ELSE n.nspname::text END, CASE WHEN m[2] IS NULL THEN '' ELSE m[1] END
 FROM pg_catalog.pg_trigger t
 JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -142,7 +143,7 @@ func addAdoption(b *batch, s *Snapshot, schemas []string, opts Options) {
 	}), schemas)
 	var seq Sequence
 	for _, q := range []string{defaultSequencesSQL, triggerSequencesSQL} {
-		b.add(q, each([]any{&seq.Name, &seq.Table, &seq.AppUsage}, func() error {
+		b.add(q, each([]any{&seq.Name, &seq.Table, &seq.AppUsage, &seq.PrefixSchema, &seq.Prefix}, func() error {
 			s.Sequences = append(s.Sequences, seq)
 			return nil
 		}), schemas, opts.AppRole)

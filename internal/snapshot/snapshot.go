@@ -253,6 +253,11 @@ type Sequence struct {
 	Table uint32
 	// AppUsage reports that the application role has USAGE on it.
 	AppUsage bool
+	// PrefixSchema and Prefix: a trigger names the sequence by a prefix
+	// and a value (nextval('seq_' || NEW.account_id)), one sequence per
+	// tenant; its name differs between databases. Empty for a sequence
+	// named literally.
+	PrefixSchema, Prefix string
 }
 
 // RoleSetting is one configuration entry of pg_db_role_setting for the
