@@ -137,10 +137,15 @@ func TestVerifyAdminReach(t *testing.T) {
 	opts.AdminRole = good
 	assert.Empty(t, reach(opts))
 
+	// A role of this test as the application role: the shared one must
+	// own nothing, other packages check it meanwhile.
+	app := newRole(t, db, "LOGIN")
+	opts.Model.AppRole = app
+	assert.Empty(t, reach(opts))
 	admin := db.AdminConn(t)
 	mustExec(t, admin, `CREATE FUNCTION stamp_products() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
 CREATE TRIGGER stamp_products BEFORE INSERT ON products FOR EACH ROW EXECUTE FUNCTION stamp_products();
-ALTER FUNCTION stamp_products() OWNER TO `+pgtenancytest.AppRole)
+ALTER FUNCTION stamp_products() OWNER TO `+app)
 	assert.Equal(t, []string{"public.stamp_products"}, reach(opts))
 	mustExec(t, admin, "ALTER FUNCTION stamp_products() OWNER TO "+pgtenancytest.OwnerRole)
 	assert.Empty(t, reach(opts))
