@@ -124,6 +124,11 @@ func checkCitusIsolation(t *testing.T, db *pgtenancytest.CitusDB, key rls.KeyTyp
 		citusTenant(t, app, a, func(tx pgx.Tx) {
 			_, err := execSavepoint(t, tx, "INSERT INTO products (store_id, name, price_cents, currency) VALUES ($1, 'x', 1, 'EUR')", a.String())
 			assert.NoError(t, err, "insert for own tenant")
+			var store string
+			_, err = execSavepoint(t, tx, "INSERT INTO products (name, price_cents, currency) VALUES ('y', 1, 'EUR')")
+			assert.NoError(t, err, "insert without the tenant: the column's default, set before distribution")
+			require.NoError(t, tx.QueryRow(ctx, "SELECT store_id::text FROM products WHERE name = 'y'").Scan(&store))
+			assert.Equal(t, a.String(), store)
 			_, err = execSavepoint(t, tx, "INSERT INTO products (store_id, name, price_cents, currency) VALUES ($1, 'x', 1, 'EUR')", b.String())
 			assert.Equal(t, "42501", sqlState(err), "insert for another tenant: %v", err)
 
@@ -142,6 +147,9 @@ func checkCitusIsolation(t *testing.T, db *pgtenancytest.CitusDB, key rls.KeyTyp
 			_, err = execSavepoint(t, tx, "INSERT INTO purchases (store_id, product_id, quantity) VALUES ($1, 201, 1)", a.String())
 			assert.Equal(t, "23503", sqlState(err), "purchase of A pointing at B's product: %v", err)
 
+			tag, err = execSavepoint(t, tx, "DELETE FROM products WHERE name = 'y'")
+			require.NoError(t, err)
+			assert.EqualValues(t, 1, tag.RowsAffected())
 			tag, err = execSavepoint(t, tx, "DELETE FROM purchases")
 			require.NoError(t, err)
 			assert.EqualValues(t, 3, tag.RowsAffected(), "an unfiltered (multi-shard) delete touches only the tenant's rows")

@@ -247,7 +247,8 @@ func TestDiscoverMatchesDeclared(t *testing.T) {
 			assert.Contains(t, want.Up, `DROP CONSTRAINT "purchases_product_id_fkey"`)
 
 			// Declared with that constraint, the same SQL.
-			fromDeclared, err := policy.Plan(declared, &policy.Existing{Constraints: []policy.Constraint{plainFK}})
+			fromDeclared, err := policy.Plan(declared, &policy.Existing{Constraints: []policy.Constraint{plainFK},
+				SerialSequences: resolved.SerialSequences, SequencesWithoutUsage: resolved.SequencesWithoutUsage})
 			require.NoError(t, err)
 			assert.Equal(t, want, fromDeclared)
 			resolvedAgain := mustExisting(t, conn, storeModel(key, pgtenancytest.AppRole))
@@ -441,7 +442,7 @@ func TestDiscoverErrors(t *testing.T) {
 		{"exclude unknown", "", func(o *catalog.DiscoverOptions) { o.Exclude = []string{"other.products"} }, "other.products", "", "does not exist"},
 		{"exclude root", "", func(o *catalog.DiscoverOptions) { o.Exclude = []string{"stores"} }, "stores", "", "excluded"},
 		{"key type differs", "", func(o *catalog.DiscoverOptions) { o.KeyType = rls.UUID }, "products", "store_id", "type bigint"},
-		{"tenant column type", "CREATE TABLE refunds (store_id integer NOT NULL, amount int)", nil, "refunds", "store_id", "type integer"},
+		{"tenant column type", "CREATE TABLE refunds (store_id text NOT NULL, amount int)", nil, "refunds", "store_id", "type text"},
 		{"FK to root by other column", "CREATE TABLE transfers (store_id bigint NOT NULL REFERENCES stores, to_store bigint REFERENCES stores (id))", nil, "transfers", "to_store", "root table"},
 		{"tenant column to a non-tenant column", "CREATE TABLE oddities (store_id bigint NOT NULL REFERENCES products (id))", nil, "oddities", "store_id", "cannot be made tenant-safe"},
 	}

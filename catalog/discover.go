@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -20,6 +21,11 @@ type DiscoverOptions struct {
 	// TenantColumn is the tenant column, such as "store_id". Every table in
 	// Schemas that has a column of this name is a tenant table. Required.
 	TenantColumn string
+	// TenantColumns names the tenant column of tables whose column has
+	// another name, by table (as in [policy.Model]: optionally
+	// qualified), such as {"tests_revenue": "acc_id"}. Each such table is
+	// a tenant table, with that column.
+	TenantColumns map[string]string
 	// Root is the root tenant table, such as "stores", optionally
 	// schema-qualified. Required.
 	Root string
@@ -39,9 +45,15 @@ type DiscoverOptions struct {
 	// the model, and one that references a tenant table is an error, since
 	// no policy would protect its rows.
 	Global []string
+	// WritableGlobal lists global tables that the application role may
+	// write too ([policy.Model.WritableGlobal]), such as users.
+	WritableGlobal []string
+	// Shared lists the tenant tables whose rows with a NULL tenant are
+	// shared by every tenant ([policy.Table.SharedRows]).
+	Shared []string
 	// KeyType is the tenant key type. When 0 it is inferred from the type of
-	// the root key column: bigint, uuid, or text (text or varchar). Every
-	// tenant column must have it.
+	// the root key column: bigint, integer, smallint, uuid, or text (text or
+	// varchar). Every tenant column must have it.
 	KeyType rls.KeyType
 }
 
@@ -50,14 +62,18 @@ type DiscoverOptions struct {
 //
 //   - The root table is opts.Root; its tenant column is its key column.
 //   - Every other ordinary or partitioned table (not a partition) in
-//     opts.Schemas that has opts.TenantColumn is a tenant table. Of the
-//     remaining ones, those in opts.Global are global tables; the others
-//     are left out of the model, unless they reference a tenant table,
-//     which is an error (their rows would be readable by every tenant).
+//     opts.Schemas that has opts.TenantColumn (or its column of
+//     opts.TenantColumns) is a tenant table, unless it is listed as a
+//     global table. Of the remaining ones, those in opts.Global and
+//     opts.WritableGlobal are global tables; the others are left out of
+//     the model, unless they reference a tenant table, which is an error
+//     (their rows would be readable by every tenant): [Prepare] plans the
+//     migrations that give them the tenant column.
 //   - A foreign key between tenant tables becomes a [policy.ForeignKey]
 //     without the tenant column: T(product_id) -> U(id) gives {Columns:
-//     [product_id], RefTable: U, RefColumns: [id]}, whether or not its
-//     composite form is there already.
+//     [product_id], RefTable: U, RefColumns: [id]}, with its ON DELETE
+//     action and deferrability, whether or not its composite form is
+//     there already.
 //   - Foreign keys to global or unmanaged tables, and those that reference
 //     the root through the tenant column, stay plain and are not modeled. A
 //     foreign key to the root through other columns, or one that pairs a
@@ -115,6 +131,25 @@ func discover(s *snapshot.Snapshot, schemas []string, opts DiscoverOptions) (*po
 			global[t] = true
 		}
 	}
+	writable := map[*snapshot.Table]bool{}
+	for _, n := range opts.WritableGlobal {
+		if t := lookup("writable global", n); t != nil {
+			writable[t] = true
+			global[t] = true
+		}
+	}
+	shared := map[*snapshot.Table]bool{}
+	for _, n := range opts.Shared {
+		if t := lookup("shared", n); t != nil {
+			shared[t] = true
+		}
+	}
+	override := map[*snapshot.Table]string{}
+	for _, n := range slices.Sorted(maps.Keys(opts.TenantColumns)) {
+		if t := lookup("tenant", n); t != nil {
+			override[t] = opts.TenantColumns[n]
+		}
+	}
 	var included map[*snapshot.Table]bool
 	if len(opts.Include) > 0 {
 		included = map[*snapshot.Table]bool{}
@@ -144,7 +179,7 @@ func discover(s *snapshot.Snapshot, schemas []string, opts DiscoverOptions) (*po
 	}
 	if key == 0 {
 		if key = snapshot.KeyTypeOf(rc.Type); key == 0 {
-			return nil, &SchemaError{Table: opts.Root, Column: rootCol, Reason: fmt.Sprintf("root key column has type %s; want bigint, uuid, text or varchar", rc.Type)}
+			return nil, &SchemaError{Table: opts.Root, Column: rootCol, Reason: fmt.Sprintf("root key column has type %s; want bigint, integer, smallint, uuid, text or varchar", rc.Type)}
 		}
 	}
 
@@ -159,13 +194,19 @@ func discover(s *snapshot.Snapshot, schemas []string, opts DiscoverOptions) (*po
 		switch {
 		case t == root:
 			tenant[t] = rootCol
+		case override[t] != "":
+			if t.Column(override[t]) == nil {
+				bad(display(t.Name), override[t], "tenant column does not exist")
+				continue
+			}
+			tenant[t] = override[t]
 		case t.Column(opts.TenantColumn) != nil:
 			tenant[t] = opts.TenantColumn
 		default:
 			others = append(others, t)
 			continue
 		}
-		if c := t.Column(tenant[t]); snapshot.KeyTypeOf(c.Type) != key {
+		if c := t.Column(tenant[t]); snapshot.TenantKeyOf(c.Type, key) == 0 {
 			bad(display(t.Name), c.Name, "tenant column has type %s; the tenant key type is %s", c.Type, key)
 		}
 	}
@@ -174,10 +215,13 @@ func discover(s *snapshot.Snapshot, schemas []string, opts DiscoverOptions) (*po
 	// policy would protect: refuse it rather than guess.
 	for _, t := range others {
 		if f := referencesTenant(s, t, tenant); f != nil {
-			bad(display(t.Name), strings.Join(f.Columns, ", "), "foreign key %s references tenant table %q, but the table has no tenant column %q: no policy would protect its rows; add the column, or list the table in Exclude", f.Name, display(f.RefName), opts.TenantColumn)
+			bad(display(t.Name), strings.Join(f.Columns, ", "), "foreign key %s references tenant table %q, but the table has no tenant column %q: no policy would protect its rows; add the column with pgtenancy prepare (catalog.Prepare), or leave the table out with --exclude (DiscoverOptions.Exclude) and keep it away from the application role", f.Name, display(f.RefName), opts.TenantColumn)
 			continue
 		}
-		if global[t] {
+		switch {
+		case writable[t]:
+			m.WritableGlobal = append(m.WritableGlobal, display(t.Name))
+		case global[t]:
 			m.Global = append(m.Global, display(t.Name))
 		}
 	}
@@ -187,7 +231,10 @@ func discover(s *snapshot.Snapshot, schemas []string, opts DiscoverOptions) (*po
 		if !ok {
 			continue
 		}
-		mt := policy.Table{Name: display(t.Name), TenantColumn: col, Root: t == root}
+		mt := policy.Table{Name: display(t.Name), TenantColumn: col, Root: t == root, SharedRows: shared[t]}
+		if k := snapshot.TenantKeyOf(t.Column(col).Type, key); k != key {
+			mt.TenantType = k // an integer column of another width
+		}
 		for _, f := range t.Constraints {
 			if f.Type != 'f' {
 				continue
@@ -203,6 +250,9 @@ func discover(s *snapshot.Snapshot, schemas []string, opts DiscoverOptions) (*po
 				}
 				bad(mt.Name, strings.Join(f.Columns, ", "), "foreign key %s references the root table %q through columns other than its tenant column; it cannot be made tenant-safe", f.Name, display(ref.Name))
 				continue
+			}
+			if shared[ref] {
+				continue // shared rows: a composite key would refuse references to them
 			}
 			fk, ok := splitFK(f, col, refCol)
 			if !ok {
@@ -247,6 +297,7 @@ func splitFK(f snapshot.Constraint, col, refCol string) (fk policy.ForeignKey, o
 		}
 	}
 	fk.OnDelete = f.OnDelete
+	fk.Deferrable, fk.InitiallyDeferred = f.Deferrable, f.Deferred
 	return fk, true
 }
 
@@ -257,6 +308,11 @@ func (o *DiscoverOptions) check() error {
 	}
 	if r := snapshot.CheckIdent(o.TenantColumn); r != "" {
 		bad("TenantColumn", "%s", r)
+	}
+	for _, t := range slices.Sorted(maps.Keys(o.TenantColumns)) {
+		if r := snapshot.CheckIdent(o.TenantColumns[t]); r != "" {
+			bad("TenantColumns", "table %q: %s", t, r)
+		}
 	}
 	if o.Root == "" {
 		bad("Root", "empty")
@@ -272,7 +328,7 @@ func (o *DiscoverOptions) check() error {
 		}
 	}
 	if o.KeyType != 0 && !o.KeyType.Valid() {
-		bad("KeyType", "%v is not bigint, uuid or text", o.KeyType)
+		bad("KeyType", "%v is not "+rls.ValidKeyTypes, o.KeyType)
 	}
 	return errors.Join(errs...)
 }

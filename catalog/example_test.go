@@ -50,6 +50,6 @@ func ExamplePlan() {
 	// products store_id 0
 	// purchases store_id 1
 	// stores id 0
-	// statements: 26
+	// statements: 25
 	// after applying it, empty: true <nil>
 }

@@ -27,14 +27,15 @@ func ddlTemplate(name, ddl string) *pgtenancytest.Template {
 }
 
 var storeTemplates = map[rls.KeyType]*pgtenancytest.Template{
-	rls.BigInt: ddlTemplate("policy_store_bigint", storeDDL(rls.BigInt)),
-	rls.UUID:   ddlTemplate("policy_store_uuid", storeDDL(rls.UUID)),
-	rls.Text:   ddlTemplate("policy_store_text", storeDDL(rls.Text)),
+	rls.BigInt:  ddlTemplate("policy_store_bigint", storeDDL(rls.BigInt)),
+	rls.UUID:    ddlTemplate("policy_store_uuid", storeDDL(rls.UUID)),
+	rls.Text:    ddlTemplate("policy_store_text", storeDDL(rls.Text)),
+	rls.Integer: ddlTemplate("policy_store_integer", storeDDL(rls.Integer)),
 }
 
 var quotingTemplate = ddlTemplate("policy_quoting", quotingDDL+`GRANT USAGE ON SCHEMA "Sales Data" TO `+pgtenancytest.AppRole+`;`)
 
-var keyTypes = []rls.KeyType{rls.BigInt, rls.UUID, rls.Text}
+var keyTypes = []rls.KeyType{rls.BigInt, rls.UUID, rls.Text, rls.Integer}
 
 // isolatedStore is the test store as a user would set it up: the schema
 // and its rows, the library objects, and the planned isolation applied.
@@ -175,7 +176,8 @@ func mustExisting(t *testing.T, conn catalog.Conn, m *policy.Model) *policy.Exis
 func generateResolved(t *testing.T, conn catalog.Conn, m *policy.Model) *policy.Migration {
 	t.Helper()
 	e := mustExisting(t, conn, m)
-	mig, err := policy.Plan(m, &policy.Existing{Constraints: e.Constraints})
+	mig, err := policy.Plan(m, &policy.Existing{Constraints: e.Constraints,
+		SerialSequences: e.SerialSequences, SequencesWithoutUsage: e.SequencesWithoutUsage})
 	require.NoError(t, err)
 	return mig
 }

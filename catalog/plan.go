@@ -78,11 +78,23 @@ func modelSchemas(m *policy.Model) []string {
 	for _, t := range m.Tables {
 		schemas = append(schemas, snapshot.SplitName(def, t.Name).Schema)
 	}
-	for _, g := range m.Global {
+	for _, g := range globals(m) {
 		schemas = append(schemas, snapshot.SplitName(def, g).Schema)
 	}
 	slices.Sort(schemas)
 	return slices.Compact(schemas)
+}
+
+// globals returns the global tables of a model: Global, and the
+// WritableGlobal ones that Global does not list.
+func globals(m *policy.Model) []string {
+	out := slices.Clone(m.Global)
+	for _, g := range m.WritableGlobal {
+		if !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 func check(s *snapshot.Snapshot, m *policy.Model) error {
@@ -109,7 +121,7 @@ func check(s *snapshot.Snapshot, m *policy.Model) error {
 	}
 	// A global table is granted to the application role without a policy:
 	// it must not hold tenant data.
-	for _, g := range m.Global {
+	for _, g := range globals(m) {
 		ct := lookup(g)
 		if ct == nil {
 			bad(g, "", "global table does not exist")
@@ -140,8 +152,10 @@ func check(s *snapshot.Snapshot, m *policy.Model) error {
 		switch c := ct.Column(t.TenantColumn); {
 		case c == nil:
 			bad(t.Name, t.TenantColumn, "tenant column does not exist")
-		case snapshot.KeyTypeOf(c.Type) != key:
+		case snapshot.TenantKeyOf(c.Type, key) == 0:
 			bad(t.Name, t.TenantColumn, "tenant column has type %s; the tenant key type is %s", c.Type, key)
+		case snapshot.TenantKeyOf(c.Type, key) != cmp.Or(t.TenantType, key):
+			bad(t.Name, t.TenantColumn, "tenant column has type %s, the tenant key type is %s: set the table's TenantType to %[1]s (catalog.Complete does)", c.Type, key)
 		}
 		for _, fk := range t.ForeignKeys {
 			for _, c := range fk.Columns {
@@ -185,6 +199,9 @@ func existing(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, m *policy.Mo
 		name   string // as in the model
 		t      *snapshot.Table
 		column string // "" for a global table
+		root   bool
+		shared bool
+		key    rls.KeyType // the tenant column's: the model's, or TenantType
 	}
 	var tables []modelTable
 	inModel := map[uint32]string{}
@@ -192,14 +209,14 @@ func existing(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, m *policy.Mo
 	want.Setting = setting
 	for _, t := range m.Tables {
 		st := s.Lookup(snapshot.SplitName(def, t.Name))
-		tables = append(tables, modelTable{t.Name, st, t.TenantColumn})
+		tables = append(tables, modelTable{t.Name, st, t.TenantColumn, t.Root, t.SharedRows, cmp.Or(t.TenantType, m.KeyType)})
 		inModel[st.OID] = t.Name
 		want.Columns = append(want.Columns, snapshot.ColumnKey{Name: t.TenantColumn, Type: st.Column(t.TenantColumn).Type})
 		want.CitusTables = append(want.CitusTables, st.OID)
 	}
-	for _, g := range m.Global {
+	for _, g := range globals(m) {
 		st := s.Lookup(snapshot.SplitName(def, g))
-		tables = append(tables, modelTable{g, st, ""})
+		tables = append(tables, modelTable{name: g, t: st})
 		inModel[st.OID] = g
 		want.CitusTables = append(want.CitusTables, st.OID)
 	}
@@ -209,20 +226,29 @@ func existing(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, m *policy.Mo
 	e := &policy.Existing{}
 	for _, mt := range tables {
 		ts := policy.TableState{Table: mt.name, RLS: mt.t.RLS, ForceRLS: mt.t.Force, Privileges: slices.Clone(mt.t.Privs)}
+		var col snapshot.ColumnKey
+		if mt.column != "" {
+			c := mt.t.Column(mt.column)
+			col = snapshot.ColumnKey{Name: mt.column, Type: c.Type}
+			if !mt.root {
+				ts.TenantDefault = c.Default
+				want := s.Rendered(col, policy.TenantDefaultExpr(mt.key, setting))
+				ts.TenantDefaultGenerated = want != "" && c.Default == want && snapshot.KeyTypeOf(c.Type) == mt.key
+			}
+		}
 		for _, p := range mt.t.Policies {
 			ps := policy.PolicyState{Name: p.Name, Permissive: p.Permissive, Command: snapshot.CommandNames[p.Cmd],
 				Roles: slices.Clone(p.Roles), Using: p.Using, WithCheck: p.Check}
-			if mt.column != "" {
+			if mt.column != "" && snapshot.KeyTypeOf(col.Type) == mt.key {
 				// Only the form Generate writes counts as generated: on
 				// PostgreSQL, a policy without the transaction stamp
 				// (the per-row form) is replaced, or a tenant left at
 				// session level would stay live there.
-				forms := snapshot.Stamped
-				if m.Citus {
-					forms = snapshot.PerRow
+				for _, d := range policy.TablePolicies(mt.column, mt.key, setting, mt.shared, m.Citus) {
+					if d.Name == p.Name && s.PolicyIs(&p, col, d) {
+						ps.Generated = true
+					}
 				}
-				accepted := s.Accepted(snapshot.ColumnKey{Name: mt.column, Type: mt.t.Column(mt.column).Type}, m.KeyType, forms)
-				ps.Generated = len(accepted) > 0 && len(snapshot.PolicyDiff(&p, p.Name == policy.IsolationPolicy, accepted)) == 0
 			}
 			ts.Policies = append(ts.Policies, ps)
 		}
@@ -241,7 +267,8 @@ func existing(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, m *policy.Mo
 				}
 				con.Type = policy.ConstraintForeignKey
 				con.RefTable, con.RefColumns, con.OnDelete = ref, slices.Clone(c.RefCols), c.OnDelete
-				con.Replaceable = c.OnUpdate == "" && !c.MatchFull && !c.Deferrable && c.Validated && !c.SetColumns
+				con.Deferrable, con.InitiallyDeferred = c.Deferrable, c.Deferred
+				con.Replaceable = c.OnUpdate == "" && !c.MatchFull && c.Validated && !c.SetColumns
 			}
 			e.Constraints = append(e.Constraints, con)
 		}
@@ -249,16 +276,27 @@ func existing(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, m *policy.Mo
 			e.Distributed = append(e.Distributed, mt.name)
 		}
 	}
-	tenantOIDs := map[uint32]bool{}
+	tenantOIDs := map[uint32]bool{} // and writable globals': their inserts need the sequences too
 	for _, t := range m.Tables {
 		tenantOIDs[s.Lookup(snapshot.SplitName(def, t.Name)).OID] = true
 	}
+	for _, g := range m.WritableGlobal {
+		tenantOIDs[s.Lookup(snapshot.SplitName(def, g)).OID] = true
+	}
+	seen := map[string]bool{}
 	for _, seq := range s.Sequences {
-		if !tenantOIDs[seq.Table] {
+		if !tenantOIDs[seq.Table] || seen[seq.Name] {
 			continue
 		}
+		seen[seq.Name] = true
 		e.SerialSequences++
-		if !seq.AppUsage {
+		switch pat := (policy.SequencePattern{Schema: seq.PrefixSchema, Prefix: seq.Prefix}); {
+		case seq.AppUsage:
+		case seq.Prefix != "":
+			if !slices.Contains(e.SequencePatterns, pat) {
+				e.SequencePatterns = append(e.SequencePatterns, pat)
+			}
+		default:
 			e.SequencesWithoutUsage = append(e.SequencesWithoutUsage, seq.Name)
 		}
 	}

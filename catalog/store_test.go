@@ -25,15 +25,15 @@ func storeModel(key rls.KeyType, appRole string) *policy.Model {
 }
 
 // storeDDL creates the classic store schema for a key type, with two stores
-// ('1' and '2' for bigint and text keys) holding products and purchases.
+// ('1' and '2' for integer keys) holding products and purchases.
 // purchases.id is a bigserial so that inserting needs USAGE on its sequence.
 //
 // For text keys purchases.store_id is a varchar, which text keys accept.
 func storeDDL(key rls.KeyType) string {
 	var storeID, purchaseStoreID string
 	switch key {
-	case rls.BigInt:
-		storeID = "bigint"
+	case rls.BigInt, rls.Integer:
+		storeID = key.String()
 	case rls.UUID:
 		storeID = "uuid"
 	case rls.Text:

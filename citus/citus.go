@@ -44,8 +44,9 @@ LEFT JOIN pg_catalog.pg_attribute a
 WHERE p.logicalrelid = $1::text::regclass`
 
 // TenantKeyType returns the tenant key type that fits the distribution
-// column of table: bigint, uuid, or text (text and varchar columns). It
-// returns [ErrNotDistributed] for a table that is not hash-distributed.
+// column of table: bigint, integer, smallint, uuid, or text (text and
+// varchar columns). It returns [ErrNotDistributed] for a table that is not
+// hash-distributed.
 func TenantKeyType(ctx context.Context, q Querier, table string) (rls.KeyType, error) {
 	var method, typ string
 	err := q.QueryRow(ctx, distColumnSQL, table).Scan(&method, &typ)
@@ -58,6 +59,10 @@ func TenantKeyType(ctx context.Context, q Querier, table string) (rls.KeyType, e
 	switch typ {
 	case "bigint":
 		return rls.BigInt, nil
+	case "integer":
+		return rls.Integer, nil
+	case "smallint":
+		return rls.SmallInt, nil
 	case "uuid":
 		return rls.UUID, nil
 	case "text", "character varying":

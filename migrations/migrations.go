@@ -24,6 +24,9 @@ const VersionTable = "pgtenancy.schema_version"
 // separator splits a tern migration into its up and down parts.
 const separator = "---- create above / drop below ----"
 
+// disableTx is tern's comment that runs a migration outside a transaction.
+const disableTx = "---- tern: disable-tx ----"
+
 // Options configure the library's own objects.
 type Options struct {
 	// Setting is the name of the setting that holds the current tenant;
@@ -105,7 +108,10 @@ var (
 // numbered one past the highest existing migration. It never overwrites a
 // file: if another writer takes the number first, it tries the next one.
 // Template delimiters in m are escaped, because tern evaluates migrations as
-// Go templates. It returns the path written.
+// Go templates. A migration with [policy.Migration.NoTransaction] gets
+// tern's disable-tx comment in both directions: tern then runs its
+// statements one at a time, outside a transaction. It returns the path
+// written.
 func WriteTernFile(dir, name string, m *policy.Migration) (string, error) {
 	if !goodName.MatchString(name) {
 		return "", fmt.Errorf("%w: %q", ErrBadMigrationName, name)
@@ -113,8 +119,12 @@ func WriteTernFile(dir, name string, m *policy.Migration) (string, error) {
 	if m == nil || strings.TrimSpace(m.Up) == "" {
 		return "", ErrEmptyMigration
 	}
-	content := []byte(escapeTemplate(strings.TrimRight(m.Up, "\n")) + "\n\n" + separator + "\n\n" +
-		escapeTemplate(strings.TrimRight(m.Down, "\n")) + "\n")
+	up, down := m.Up, m.Down
+	if m.NoTransaction {
+		up, down = disableTx+"\n"+up, disableTx+"\n"+down
+	}
+	content := []byte(escapeTemplate(strings.TrimRight(up, "\n")) + "\n\n" + separator + "\n\n" +
+		escapeTemplate(strings.TrimRight(down, "\n")) + "\n")
 	for range 10 {
 		n, err := nextNumber(dir)
 		if err != nil {

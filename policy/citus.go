@@ -23,8 +23,10 @@ type pcons struct {
 	// key without the tenant column that it replaces by one with it.
 	replaced bool
 	// onDelete: without Citus, the ON DELETE action of the plain foreign
-	// key, that of the model's foreign key that replaces it.
-	onDelete string
+	// key, that of the model's foreign key that replaces it; deferrable
+	// and deferred, its DEFERRABLE and INITIALLY DEFERRED.
+	onDelete             string
+	deferrable, deferred bool
 }
 
 // replacing returns the index of the foreign key of pc's table that a

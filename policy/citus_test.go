@@ -111,7 +111,7 @@ func TestGenerateCitusGolden(t *testing.T) {
 	assert.NotContains(t, c.Up, "purchases_product_id_fkey")
 	g, err := policy.Generate(plain)
 	require.NoError(t, err)
-	assert.Equal(t, g, c, "an Existing without facts plans Generate's SQL")
+	assert.Equal(t, withoutSequenceBlock(g), c, "an Existing without facts plans Generate's SQL, less the sequences it does not list")
 }
 
 func TestGenerateCitusErrors(t *testing.T) {

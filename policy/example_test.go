@@ -34,6 +34,10 @@ func ExampleGenerate() {
 	// -- Composite foreign keys, the tenant column first on both sides.
 	// ALTER TABLE "public"."purchases" ADD CONSTRAINT "purchases_store_id_product_id_pgtenancy_fkey" FOREIGN KEY ("store_id", "product_id") REFERENCES "public"."products" ("store_id", "id") ON DELETE SET NULL ("product_id");
 	//
+	// -- Tenant column defaults: an INSERT that does not name the tenant takes the transaction's (the policies still check it).
+	// ALTER TABLE "public"."products" ALTER COLUMN "store_id" SET DEFAULT NULLIF(current_setting('app.current_tenant', true), '')::bigint;
+	// ALTER TABLE "public"."purchases" ALTER COLUMN "store_id" SET DEFAULT NULLIF(current_setting('app.current_tenant', true), '')::bigint;
+	//
 	// -- Row level security, enforced for the table owner too.
 	// ALTER TABLE "public"."products" ENABLE ROW LEVEL SECURITY;
 	// ALTER TABLE "public"."products" FORCE ROW LEVEL SECURITY;

@@ -16,12 +16,24 @@ type Existing struct {
 	Tables []TableState
 	// Distributed lists the model's tables that are in Citus's metadata.
 	Distributed []string
-	// SerialSequences is the number of sequences owned by serial columns of
-	// the tenant tables, and SequencesWithoutUsage, quoted and
+	// SerialSequences is the number of sequences that inserts into the
+	// tenant tables and writable global tables use: owned by their serial
+	// columns, named by their column defaults, or named by the trigger
+	// functions on them; and SequencesWithoutUsage, quoted and
 	// schema-qualified, those on which the application role lacks USAGE.
 	SerialSequences       int
 	SequencesWithoutUsage []string
+	// SequencePatterns are the per-tenant sequences that trigger
+	// functions name by a prefix and a value (nextval('seq_' ||
+	// NEW.account_id)), some of which the application role lacks USAGE
+	// on. Their names differ between databases, so Plan grants them by
+	// pattern when the migration runs, not by name.
+	SequencePatterns []SequencePattern
 }
+
+// SequencePattern is the sequences of Schema whose names start with
+// Prefix.
+type SequencePattern struct{ Schema, Prefix string }
 
 // The constraint types of a [Constraint].
 const (
@@ -51,9 +63,13 @@ type Constraint struct {
 	// "RESTRICT", "CASCADE", "SET NULL" or "SET DEFAULT".
 	OnDelete string
 	// Replaceable reports a foreign key that a composite key can replace
-	// as it is: no ON UPDATE action, MATCH FULL, DEFERRABLE, NOT VALID or
-	// SET NULL/SET DEFAULT column list.
+	// as it is: no ON UPDATE action, MATCH FULL, NOT VALID or SET NULL/SET
+	// DEFAULT column list. A DEFERRABLE one is replaceable: the composite
+	// key keeps its deferrability.
 	Replaceable bool
+	// Deferrable and InitiallyDeferred report DEFERRABLE and INITIALLY
+	// DEFERRED.
+	Deferrable, InitiallyDeferred bool
 	// Definition is the constraint's definition as pg_get_constraintdef
 	// prints it with an empty search_path, such as "FOREIGN KEY
 	// (product_id) REFERENCES public.products(id)". Plan copies it into
@@ -74,6 +90,12 @@ type TableState struct {
 	// the whole table (directly, through PUBLIC or a membership): some of
 	// SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES and TRIGGER.
 	Privileges []string
+	// TenantDefault is the default of a tenant table's tenant column as
+	// pg_get_expr prints it, "" when it has none; TenantDefaultGenerated
+	// reports that it is the one [Plan] sets ([TenantDefaultExpr]),
+	// compared by the server's own rendering of both.
+	TenantDefault          string
+	TenantDefaultGenerated bool
 }
 
 // PolicyState is a row level security policy as the catalog holds it.

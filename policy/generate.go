@@ -19,9 +19,114 @@ const (
 	IsolationPolicy = "pgtenancy_tenant_isolation"
 	// GuardPolicy is the RESTRICTIVE policy with the same expression: every
 	// row must pass it, so no other permissive policy can widen access
-	// beyond the current tenant.
+	// beyond the current tenant. On a table with [Table.SharedRows] its
+	// USING admits the shared rows too ([SharedGuardExpr]); its WITH CHECK
+	// does not.
 	GuardPolicy = "pgtenancy_tenant_guard"
 )
+
+// The names of the three more policies [Generate] creates on a table with
+// [Table.SharedRows].
+const (
+	// SharedReadPolicy is the PERMISSIVE policy FOR SELECT that admits the
+	// shared rows, those with a NULL tenant ([SharedReadExpr]).
+	SharedReadPolicy = "pgtenancy_shared_read"
+	// SharedUpdateGuard and SharedDeleteGuard are RESTRICTIVE policies
+	// FOR UPDATE and FOR DELETE with USING [PolicyExpr]: the shared rows
+	// that [GuardPolicy] admits for reading cannot be changed or deleted,
+	// whatever other permissive policy the table has.
+	SharedUpdateGuard = "pgtenancy_shared_update_guard"
+	SharedDeleteGuard = "pgtenancy_shared_delete_guard"
+)
+
+// PolicyNames are the names of every policy pgtenancy creates. [Plan]
+// drops one that a table has but should not (say, the shared-rows
+// policies of a table that no longer has [Table.SharedRows]).
+var PolicyNames = []string{IsolationPolicy, GuardPolicy, SharedReadPolicy, SharedUpdateGuard, SharedDeleteGuard}
+
+// PolicyDef is one policy that pgtenancy creates on a tenant table.
+type PolicyDef struct {
+	Name       string
+	Permissive bool
+	// Command is ALL, SELECT, INSERT, UPDATE or DELETE.
+	Command string
+	// Using and Check are the expressions as pgtenancy writes them; ""
+	// when absent.
+	Using, Check string
+}
+
+// TablePolicies returns the policies pgtenancy creates on a tenant table,
+// in the order it creates them, all TO PUBLIC:
+//
+//   - [IsolationPolicy], PERMISSIVE FOR ALL, USING and WITH CHECK the
+//     tenant expression ([PolicyExpr], or [CitusPolicyExpr] with citus);
+//   - [GuardPolicy], RESTRICTIVE FOR ALL, the same; with shared, its USING
+//     is [SharedGuardExpr] (the tenant's rows or the shared ones);
+//   - with shared: [SharedReadPolicy], PERMISSIVE FOR SELECT USING
+//     [SharedReadExpr]; [SharedUpdateGuard] and [SharedDeleteGuard],
+//     RESTRICTIVE FOR UPDATE and FOR DELETE USING the tenant expression.
+//
+// So every tenant reads its rows and the shared ones, and writes only its
+// own: INSERT and the new row of an UPDATE must pass both WITH CHECKs, and
+// UPDATE and DELETE see only the tenant's rows.
+func TablePolicies(column string, key rls.KeyType, setting string, shared, citus bool) []PolicyDef {
+	expr := PolicyExpr(column, key, setting)
+	if citus {
+		expr = CitusPolicyExpr(column, key, setting)
+	}
+	defs := []PolicyDef{
+		{Name: IsolationPolicy, Permissive: true, Command: "ALL", Using: expr, Check: expr},
+		{Name: GuardPolicy, Command: "ALL", Using: expr, Check: expr},
+	}
+	if shared {
+		defs[1].Using = SharedGuardExpr(column, key, setting)
+		defs = append(defs,
+			PolicyDef{Name: SharedReadPolicy, Permissive: true, Command: "SELECT", Using: SharedReadExpr(column)},
+			PolicyDef{Name: SharedUpdateGuard, Command: "UPDATE", Using: expr},
+			PolicyDef{Name: SharedDeleteGuard, Command: "DELETE", Using: expr},
+		)
+	}
+	return defs
+}
+
+// SQL returns the CREATE POLICY statement of d on the quoted, qualified
+// table tbl.
+func (d PolicyDef) SQL(tbl string) string {
+	kind := "RESTRICTIVE"
+	if d.Permissive {
+		kind = "PERMISSIVE"
+	}
+	sql := fmt.Sprintf("CREATE POLICY %s ON %s AS %s FOR %s TO PUBLIC", sqlquote.Ident(d.Name), tbl, kind, d.Command)
+	if d.Using != "" {
+		sql += "\n    USING (" + d.Using + ")"
+	}
+	if d.Check != "" {
+		sql += "\n    WITH CHECK (" + d.Check + ")"
+	}
+	return sql + ";"
+}
+
+// SharedReadExpr is the expression of [SharedReadPolicy]: "column" IS NULL.
+func SharedReadExpr(column string) string { return sqlquote.Ident(column) + " IS NULL" }
+
+// SharedGuardExpr is the USING expression of [GuardPolicy] on a table with
+// [Table.SharedRows]: the tenant's rows or the shared ones,
+// ([PolicyExpr]) OR "column" IS NULL.
+func SharedGuardExpr(column string, key rls.KeyType, setting string) string {
+	return "(" + PolicyExpr(column, key, setting) + ") OR " + SharedReadExpr(column)
+}
+
+// TenantDefaultExpr is the default that [Generate] gives the tenant column
+// of every tenant table but the root, so that an INSERT that does not name
+// the tenant takes the transaction's:
+//
+//	NULLIF(current_setting('app.current_tenant', true), '')::bigint
+//
+// It does not check the transaction's stamp (a column default cannot hold
+// a subquery); the policies' WITH CHECK does, so a row that took its tenant
+// from a session-level leftover is refused all the same. Without a tenant
+// it is NULL, which the policies refuse too.
+func TenantDefaultExpr(key rls.KeyType, setting string) string { return settingExpr(key, setting) }
 
 // PolicyExpr returns the expression of both pgtenancy policies for a tenant
 // column on PostgreSQL, without outer parentheses:
@@ -90,15 +195,25 @@ func settingExpr(key rls.KeyType, setting string) string {
 //     table (tenant column, columns...), the tenant column first on both
 //     sides as Citus needs; SET NULL and SET DEFAULT get a column list so the
 //     tenant column is never changed;
+//   - the tenant column's default, [TenantDefaultExpr], on every tenant
+//     table but the root: an INSERT need not name the tenant (with Citus,
+//     which refuses ALTER TABLE on a distribution column, before the table
+//     is distributed; [Plan] cannot add it to a table distributed already);
 //   - ENABLE and FORCE ROW LEVEL SECURITY;
 //   - the policies [IsolationPolicy] (permissive) and [GuardPolicy]
 //     (restrictive), FOR ALL TO PUBLIC, both with USING and WITH CHECK
-//     [PolicyExpr] ([CitusPolicyExpr] with Citus);
+//     [PolicyExpr] ([CitusPolicyExpr] with Citus), and on a table with
+//     [Table.SharedRows] three more ([TablePolicies]);
 //   - when [Model.AppRole] is set: SELECT, INSERT, UPDATE, DELETE on tenant
 //     tables; TRUNCATE, REFERENCES and TRIGGER revoked from it and from
-//     PUBLIC; SELECT on global tables; USAGE (not SELECT) on the sequences
-//     of serial columns of tenant tables, which their defaults need
-//     (identity columns need nothing).
+//     PUBLIC; SELECT on global tables, and INSERT, UPDATE, DELETE too on
+//     [Model.WritableGlobal] ones; USAGE (not SELECT) on the sequences of
+//     serial columns of tenant and writable global tables, which their
+//     defaults need (identity columns need nothing), in a DO block that
+//     finds them when it runs. [Plan], which knows the database, grants
+//     instead, in plain GRANT statements, USAGE on the sequences those
+//     tables' inserts use: of serial columns, named by column defaults,
+//     and named by trigger functions.
 //
 // Down drops and revokes what Up created and granted, in reverse order. It
 // re-grants nothing that Up revoked, and it revokes Up's grants even if the
@@ -113,13 +228,6 @@ func settingExpr(key rls.KeyType, setting string) string {
 func Generate(m *Model) (*Migration, error) {
 	return Plan(m, nil)
 }
-
-// pgtenancyPolicies are the two policies on every tenant table, in the order
-// Generate creates them.
-var pgtenancyPolicies = [...]struct {
-	name       string
-	permissive bool
-}{{IsolationPolicy, true}, {GuardPolicy, false}}
 
 // steps returns every step of Generate's SQL, section by section and, in
 // each, table by table in name order.
@@ -147,13 +255,7 @@ func (p *spec) steps() []step {
 			up := fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s FOREIGN KEY (%s) REFERENCES %s (%s)",
 				tbl, name, identList(prepend(t.column, fk.cols)),
 				fk.ref.q.sql(), identList(prepend(fk.ref.column, fk.refCols)))
-			switch fk.onDelete {
-			case "", "NO ACTION":
-			case "SET NULL", "SET DEFAULT":
-				up += fmt.Sprintf(" ON DELETE %s (%s)", fk.onDelete, identList(fk.cols))
-			default:
-				up += " ON DELETE " + fk.onDelete
-			}
+			up += onDeleteSQL(fk.onDelete, fk.cols) + deferrableSQL(fk.deferrable, fk.deferred)
 			steps = append(steps, step{
 				kind: stepFK, table: t.q,
 				up:   p.ddl(up + ";"),
@@ -169,10 +271,29 @@ func (p *spec) steps() []step {
 		if c.onDelete != "" && c.onDelete != "NO ACTION" {
 			restore += " ON DELETE " + c.onDelete
 		}
+		restore += deferrableSQL(c.deferrable, c.deferred)
 		steps = append(steps, step{
 			kind: stepPlainFKDrop, table: c.table, name: c.name,
 			up:   fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s;", tbl, name),
 			down: restore + ";",
+		})
+	}
+
+	for _, t := range p.tables {
+		if t.root {
+			continue
+		}
+		// Citus refuses ALTER TABLE on a distribution column: with Citus
+		// the default is set before the table is distributed.
+		kind := stepDefault
+		if p.citus {
+			kind = stepCitusDefault
+		}
+		alter := "ALTER TABLE " + t.q.sql() + " ALTER COLUMN " + sqlquote.Ident(t.column)
+		steps = append(steps, step{
+			kind: kind, table: t.q,
+			up:   p.ddl(alter + " SET DEFAULT " + TenantDefaultExpr(t.key, p.setting) + ";"),
+			down: p.ddl(alter + " DROP DEFAULT;"),
 		})
 	}
 
@@ -184,20 +305,11 @@ func (p *spec) steps() []step {
 			step{kind: stepEnable, table: t.q, up: p.ddl("ALTER TABLE " + tbl + " ENABLE ROW LEVEL SECURITY;"), down: p.ddl("ALTER TABLE " + tbl + " DISABLE ROW LEVEL SECURITY;")},
 			step{kind: stepForce, table: t.q, up: p.ddl("ALTER TABLE " + tbl + " FORCE ROW LEVEL SECURITY;"), down: p.ddl("ALTER TABLE " + tbl + " NO FORCE ROW LEVEL SECURITY;")},
 		)
-		expr := PolicyExpr(t.column, p.key, p.setting)
-		if p.citus {
-			expr = CitusPolicyExpr(t.column, p.key, p.setting)
-		}
-		for _, pol := range pgtenancyPolicies {
-			kind := "RESTRICTIVE"
-			if pol.permissive {
-				kind = "PERMISSIVE"
-			}
+		for _, pol := range TablePolicies(t.column, t.key, p.setting, t.shared, p.citus) {
 			steps = append(steps, step{
-				kind: stepPolicy, table: t.q, policy: pol.name,
-				up: p.ddl(fmt.Sprintf("CREATE POLICY %s ON %s AS %s FOR ALL TO PUBLIC\n    USING (%s)\n    WITH CHECK (%s);",
-					sqlquote.Ident(pol.name), tbl, kind, expr, expr)),
-				down: p.ddl(fmt.Sprintf("DROP POLICY %s ON %s;", sqlquote.Ident(pol.name), tbl)),
+				kind: stepPolicy, table: t.q, policy: pol.Name,
+				up:   p.ddl(pol.SQL(tbl)),
+				down: p.ddl(fmt.Sprintf("DROP POLICY %s ON %s;", sqlquote.Ident(pol.Name), tbl)),
 			})
 		}
 	}
@@ -218,10 +330,15 @@ func (p *spec) steps() []step {
 		)
 	}
 	for _, g := range p.global {
+		privs := "SELECT"
+		if p.writable[g] {
+			privs = "SELECT, INSERT, UPDATE, DELETE"
+			tables = append(tables, g.sql())
+		}
 		steps = append(steps, step{
 			kind: stepSelect, table: g,
-			up:   fmt.Sprintf("GRANT SELECT ON TABLE %s TO %s;", g.sql(), role),
-			down: fmt.Sprintf("REVOKE SELECT ON TABLE %s FROM %s;", g.sql(), role),
+			up:   fmt.Sprintf("GRANT %s ON TABLE %s TO %s;", privs, g.sql(), role),
+			down: fmt.Sprintf("REVOKE %s ON TABLE %s FROM %s;", privs, g.sql(), role),
 		})
 	}
 	return append(steps, step{
@@ -349,6 +466,30 @@ BEGIN
 END
 `, strings.Join(lits, ", "), sqlquote.Literal(stmt), sqlquote.Literal(role))
 	return "-- Sequences owned by tenant table columns.\nDO " + dollarQuote(body) + ";"
+}
+
+// onDeleteSQL returns the ON DELETE clause of a composite foreign key
+// whose own columns are cols: SET NULL and SET DEFAULT get the column
+// list, so that the tenant column is never changed.
+func onDeleteSQL(action string, cols []string) string {
+	switch action {
+	case "", "NO ACTION":
+		return ""
+	case "SET NULL", "SET DEFAULT":
+		return fmt.Sprintf(" ON DELETE %s (%s)", action, identList(cols))
+	}
+	return " ON DELETE " + action
+}
+
+// deferrableSQL returns the DEFERRABLE clause of a foreign key.
+func deferrableSQL(deferrable, deferred bool) string {
+	switch {
+	case deferrable && deferred:
+		return " DEFERRABLE INITIALLY DEFERRED"
+	case deferrable:
+		return " DEFERRABLE"
+	}
+	return ""
 }
 
 func identList(cols []string) string {

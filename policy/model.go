@@ -26,7 +26,15 @@ type Model struct {
 	Tables []Table
 	// Global lists tables shared by all tenants (not tenant-scoped), such as
 	// currencies. Tenant tables may reference them with plain foreign keys.
+	// The application role may read them.
 	Global []string
+	// WritableGlobal lists global tables that the application role may
+	// write as well as read (SELECT, INSERT, UPDATE, DELETE, and USAGE on
+	// their sequences), such as users that every tenant's sign-in updates.
+	// A table listed here is a global table whether or not Global lists it
+	// too. Read-only is the default: list here only what the application
+	// must write, since no policy limits those writes to a tenant.
+	WritableGlobal []string
 	// Citus makes [Generate] distribute the tables on a Citus cluster
 	// before it turns on row level security: the tenant tables by their
 	// tenant column, co-located with the root table, and the global tables
@@ -43,6 +51,22 @@ type Table struct {
 	TenantColumn string
 	// Root marks the table whose rows are the tenants themselves.
 	Root bool
+	// SharedRows makes the rows whose tenant column is NULL shared: every
+	// tenant reads them, and no tenant can insert, change or delete them
+	// through the application role (write them through package admin). The
+	// table gets three more policies; see [Generate]. Without it, such rows
+	// are visible to no tenant. Not for the root table, nor with Citus,
+	// which refuses NULL in a distribution column.
+	SharedRows bool
+	// TenantType is the type of this table's tenant column when it is
+	// another integer type than [Model.KeyType]: a bigint account_id
+	// beside an integer accounts.id, as Rails applications have whose
+	// newer tables got bigint references. The policies and the column
+	// default cast the tenant setting to it, and composite foreign keys
+	// pair the columns all the same (PostgreSQL compares the integer
+	// types with each other). Zero means [Model.KeyType]. Only integer
+	// types mix, and not with Citus (co-location needs one type).
+	TenantType rls.KeyType
 	// ForeignKeys are references to other tenant tables. Each is generated as
 	// a composite key (tenant_col, cols...) -> (tenant_col, refcols...).
 	// References to global tables and to the root table through the tenant
@@ -64,6 +88,13 @@ type ForeignKey struct {
 	// generated with a column list (PostgreSQL 15) so that the tenant column
 	// is never changed.
 	OnDelete string
+	// Deferrable and InitiallyDeferred make the composite key DEFERRABLE
+	// (INITIALLY DEFERRED), as Django creates every foreign key, so that
+	// rows that reference each other can be inserted in any order within
+	// a transaction. [Plan] sets them when the foreign key it replaces has
+	// them, whatever the model says: a composite key keeps the
+	// deferrability of the key it replaces.
+	Deferrable, InitiallyDeferred bool
 }
 
 // Migration is the SQL that [Generate] and [Plan] return. Up and Down are
@@ -72,6 +103,13 @@ type ForeignKey struct {
 type Migration struct {
 	Up   string
 	Down string
+	// NoTransaction reports SQL that must not run inside a transaction
+	// block, one statement at a time (CREATE INDEX CONCURRENTLY, a DO
+	// block that commits batch by batch): the migrations of [Prepare]
+	// that build indexes and fill columns. Generate and Plan never set
+	// it. package migrations writes it for tern with its disable-tx
+	// comment.
+	NoTransaction bool
 }
 
 // IsEmpty reports whether the migration has nothing to do.

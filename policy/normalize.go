@@ -41,6 +41,12 @@ func splitName(def, s string) qname {
 	return qname{def, s}
 }
 
+// IntegerKey reports whether k is bigint, integer or smallint: the key
+// types whose tenant columns may mix ([Table.TenantType]).
+func IntegerKey(k rls.KeyType) bool {
+	return k == rls.BigInt || k == rls.Integer || k == rls.SmallInt
+}
+
 // spec is a validated, normalized model, with the facts of an [Existing]
 // applied: defaults filled, tables and foreign keys in canonical order.
 // Generate and Plan work from it only.
@@ -51,8 +57,10 @@ type spec struct {
 	schema  string // the model's default schema
 	tables  []*ptable
 	global  []qname
-	citus   bool
-	cons    []pcons // with citus: the constraints, by table and name
+	// writable are the global tables of Model.WritableGlobal.
+	writable map[qname]bool
+	citus    bool
+	cons     []pcons // with citus: the constraints, by table and name
 	// Without citus: the plain foreign keys that composite keys replace,
 	// dropped after them (their violations would tell a writer whether a
 	// key exists in another tenant).
@@ -62,7 +70,9 @@ type spec struct {
 type ptable struct {
 	q        qname
 	column   string
+	key      rls.KeyType // the tenant column's type: the model's, or Table.TenantType
 	root     bool
+	shared   bool
 	fks      []pfk
 	existing [][]string
 }
@@ -73,6 +83,8 @@ type pfk struct {
 	refCols  []string
 	onDelete string
 	exists   bool
+	// deferrable and deferred: DEFERRABLE, INITIALLY DEFERRED.
+	deferrable, deferred bool
 }
 
 // Validate checks the model without a database: the key type, the setting
@@ -138,9 +150,9 @@ func normalize(m *Model, e *Existing) (*spec, error) {
 	}
 
 	schema := cmp.Or(m.Schema, "public")
-	p := &spec{key: m.KeyType, appRole: m.AppRole, schema: schema}
+	p := &spec{key: m.KeyType, appRole: m.AppRole, schema: schema, writable: map[qname]bool{}}
 	if !m.KeyType.Valid() {
-		bad("", "", "key type %v is not bigint, uuid or text", m.KeyType)
+		bad("", "", "key type %v is not %s", m.KeyType, rls.ValidKeyTypes)
 	}
 	if r := checkIdent(schema); r != "" {
 		bad("", "", "default schema: %s", r)
@@ -165,9 +177,26 @@ func normalize(m *Model, e *Existing) (*spec, error) {
 			bad(t.Name, "", "%s", r)
 			continue
 		}
-		pt := &ptable{q: splitName(schema, t.Name), column: t.TenantColumn, root: t.Root}
+		pt := &ptable{q: splitName(schema, t.Name), column: t.TenantColumn, root: t.Root, shared: t.SharedRows, key: cmp.Or(t.TenantType, m.KeyType)}
+		switch {
+		case t.TenantType == 0 || t.TenantType == m.KeyType:
+		case !t.TenantType.Valid():
+			bad(t.Name, t.TenantColumn, "tenant type %v is not %s", t.TenantType, rls.ValidKeyTypes)
+		case !IntegerKey(t.TenantType) || !IntegerKey(m.KeyType):
+			bad(t.Name, t.TenantColumn, "tenant type %s differs from the key type %s: only integer types (bigint, integer, smallint) mix", t.TenantType, m.KeyType)
+		case t.Root:
+			bad(t.Name, t.TenantColumn, "tenant type %s differs from the key type %s: the root table's key is the key type", t.TenantType, m.KeyType)
+		case m.Citus:
+			bad(t.Name, t.TenantColumn, "tenant type %s differs from the key type %s: Citus co-locates only tables whose distribution columns have the same type", t.TenantType, m.KeyType)
+		}
 		if r := checkIdent(t.TenantColumn); r != "" {
 			bad(t.Name, t.TenantColumn, "tenant column: %s", r)
+		}
+		switch {
+		case t.SharedRows && t.Root:
+			bad(t.Name, "", "the root table cannot have shared rows: its tenant column is its key")
+		case t.SharedRows && m.Citus:
+			bad(t.Name, "", "shared rows (a NULL tenant) are not possible with Citus, which refuses NULL in a distribution column: make the table a global one, or give the shared rows a tenant of their own")
 		}
 		if prev, dup := byName[pt.q]; dup {
 			bad(t.Name, "", "declared twice (also as %q)", written[prev])
@@ -205,6 +234,26 @@ func normalize(m *Model, e *Existing) (*spec, error) {
 		}
 		globals[q] = true
 		p.global = append(p.global, q)
+	}
+	for _, g := range m.WritableGlobal {
+		if r := checkTableName(schema, g); r != "" {
+			bad(g, "", "writable global table: %s", r)
+			continue
+		}
+		q := splitName(schema, g)
+		if _, ok := byName[q]; ok {
+			bad(g, "", "declared both as a tenant table and as a writable global table")
+			continue
+		}
+		if p.writable[q] {
+			bad(g, "", "writable global table declared twice")
+			continue
+		}
+		p.writable[q] = true
+		if !globals[q] {
+			globals[q] = true
+			p.global = append(p.global, q)
+		}
 	}
 
 	for i := range m.Tables {
@@ -267,6 +316,9 @@ func normalizeFK(t *Table, fk ForeignKey, schema string, byName map[qname]*ptabl
 	case ref.root:
 		bad(t.Name, colList, "foreign key to the root table %q: reference the root through the tenant column with a plain foreign key; a reference through other columns cannot be made tenant-safe", fk.RefTable)
 		return pfk{}, false
+	case ref.shared:
+		bad(t.Name, colList, "foreign key target %q has shared rows, which a composite key cannot reference (their tenant is NULL): keep a plain foreign key to it, not a tenant ForeignKey", fk.RefTable)
+		return pfk{}, false
 	}
 	refCols := fk.RefColumns
 	if len(refCols) == 0 {
@@ -310,9 +362,13 @@ func normalizeFK(t *Table, fk ForeignKey, schema string, byName map[qname]*ptabl
 		bad(t.Name, colList, "foreign key ON DELETE %q is not one of NO ACTION, RESTRICT, CASCADE, SET NULL, SET DEFAULT (or empty)", fk.OnDelete)
 		ok = false
 	}
+	if fk.InitiallyDeferred && !fk.Deferrable {
+		bad(t.Name, colList, "foreign key to %q is InitiallyDeferred but not Deferrable", fk.RefTable)
+		ok = false
+	}
 	return pfk{
 		cols: slices.Clone(fk.Columns), ref: ref, refCols: slices.Clone(refCols),
-		onDelete: fk.OnDelete,
+		onDelete: fk.OnDelete, deferrable: fk.Deferrable, deferred: fk.InitiallyDeferred,
 	}, ok
 }
 
@@ -415,6 +471,7 @@ func (p *spec) applyExisting(e *Existing, byName map[qname]*ptable, globals map[
 // the same ON DELETE action, and [Constraint.Replaceable]. Generate drops
 // them after creating the composite keys and restores them in Down from
 // those fields and the foreign key's OnDelete, never from a Definition.
+// The composite key takes the deferrability of the key it replaces.
 func (p *spec) normalizePlainFKs(e *Existing, byName map[qname]*ptable) {
 	for _, c := range e.Constraints {
 		if c.Type != ConstraintForeignKey || !c.Replaceable {
@@ -433,6 +490,10 @@ func (p *spec) normalizePlainFKs(e *Existing, byName map[qname]*ptable) {
 			continue
 		}
 		pc.onDelete = pc.tenant.fks[i].onDelete
+		pc.deferrable, pc.deferred = c.Deferrable, c.Deferrable && c.InitiallyDeferred
+		if f := &pc.tenant.fks[i]; pc.deferrable && !f.exists {
+			f.deferrable, f.deferred = true, pc.deferred
+		}
 		p.plainFKs = append(p.plainFKs, pc)
 	}
 	slices.SortFunc(p.plainFKs, func(a, b pcons) int {

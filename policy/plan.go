@@ -28,12 +28,17 @@ import (
 //   - A pgtenancy policy that is [PolicyState.Generated] is left out; a
 //     missing one is created; one that differs is dropped and created
 //     again, and Down restores its old definition.
+//   - A tenant column's default is set when it is not [TenantDefaultExpr]
+//     (Down restores another default it replaced).
+//   - pgtenancy policies that a table should not have (the shared-rows
+//     ones of a table without [Table.SharedRows]) are dropped.
 //   - On a tenant table, the application role is granted those of SELECT,
 //     INSERT, UPDATE, DELETE that it lacks (and Down revokes only those);
 //     TRUNCATE, REFERENCES, TRIGGER are revoked when it lacks one of the
-//     four or holds one of these three; SELECT on a global table is granted
-//     when it lacks it; USAGE on the sequences of serial columns is granted
-//     on those it lacks (and Down revokes only those).
+//     four or holds one of these three; on a global table, SELECT (and on
+//     a writable one INSERT, UPDATE, DELETE) are granted when it lacks
+//     them; USAGE is granted, in plain GRANT statements, on the sequences
+//     of e that it lacks it on (and Down revokes only those).
 //
 // On a database that matches the model the plan is empty ([Migration.IsEmpty]).
 // Down undoes Up. Plan checks nothing beyond what Generate would create: run
@@ -66,15 +71,40 @@ func (p *spec) pending(steps []step, e *Existing) []step {
 		}
 		return &TableState{}
 	}
-	anyTableGrant := slices.ContainsFunc(p.tables, func(pt *ptable) bool { return lacksTablePrivileges(state(pt.q)) })
 	lacking := e.SequencesWithoutUsage
 	var out []step
+	// pgtenancy's policies that a table has but should not, such as the
+	// shared-rows policies of a table that no longer has shared rows:
+	// dropped, and restored by Down.
+	for _, t := range p.tables {
+		want := TablePolicies(t.column, t.key, p.setting, t.shared, p.citus)
+		for _, old := range state(t.q).Policies {
+			if !slices.Contains(PolicyNames, old.Name) || slices.ContainsFunc(want, func(d PolicyDef) bool { return d.Name == old.Name }) {
+				continue
+			}
+			tbl := t.q.sql()
+			out = append(out, step{kind: stepPolicyDrop, table: t.q, policy: old.Name,
+				up:   p.ddl(fmt.Sprintf("DROP POLICY %s ON %s;", sqlquote.Ident(old.Name), tbl)),
+				down: p.ddl(oldPolicySQL(&old, tbl))})
+		}
+	}
 	for _, st := range steps {
 		t := state(st.table)
 		switch st.kind {
 		case stepCitusDetach, stepCitusKey, stepCitusDistribute, stepCitusReattach:
 			if citusDone(st, distributed) {
 				continue
+			}
+		case stepDefault, stepCitusDefault:
+			switch {
+			case st.kind == stepCitusDefault && distributed[st.table]:
+				continue // Citus refuses to alter a distribution column
+			case t.TenantDefaultGenerated:
+				continue
+			case t.TenantDefault != "":
+				// Another default: Down restores it.
+				col := p.tables[slices.IndexFunc(p.tables, func(pt *ptable) bool { return pt.q == st.table })].column
+				st.down = p.ddl(fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s;", st.table.sql(), sqlquote.Ident(col), t.TenantDefault))
 			}
 		case stepEnable:
 			if t.RLS {
@@ -113,27 +143,59 @@ func (p *spec) pending(steps []step, e *Existing) []step {
 				continue
 			}
 		case stepSelect:
-			if t.has("SELECT") {
+			want := []string{"SELECT"}
+			if p.writable[st.table] {
+				want = []string{"SELECT", "INSERT", "UPDATE", "DELETE"}
+			}
+			missing := slices.DeleteFunc(want, t.has)
+			if len(missing) == 0 {
 				continue
 			}
+			privs, tbl, role := strings.Join(missing, ", "), st.table.sql(), sqlquote.Ident(p.appRole)
+			st.up = fmt.Sprintf("GRANT %s ON TABLE %s TO %s;", privs, tbl, role)
+			st.down = fmt.Sprintf("REVOKE %s ON TABLE %s FROM %s;", privs, tbl, role)
 		case stepSequences:
-			switch {
-			case len(lacking) == e.SerialSequences && (e.SerialSequences > 0 || anyTableGrant):
-				// All of them (or none exist and the tables' privileges
-				// are stated): Generate's statement, as on a fresh
-				// database.
-			case len(lacking) == 0:
+			if len(lacking) == 0 && len(e.SequencePatterns) == 0 {
 				continue
-			default:
-				// Some: only those, so that Down takes back only those.
-				list, role := strings.Join(lacking, ", "), sqlquote.Ident(p.appRole)
-				st.up = fmt.Sprintf("GRANT USAGE ON SEQUENCE %s TO %s;", list, role)
-				st.down = fmt.Sprintf("REVOKE USAGE ON SEQUENCE %s FROM %s;", list, role)
 			}
+			role := sqlquote.Ident(p.appRole)
+			var up, down []string
+			if len(lacking) > 0 {
+				// Plain statements naming the sequences the role lacks
+				// USAGE on, so that Down takes back only those.
+				list := strings.Join(lacking, ", ")
+				up = append(up, fmt.Sprintf("-- Sequences that inserts into the tenant and writable global tables use (serial columns, column defaults, triggers).\nGRANT USAGE ON SEQUENCE %s TO %s;", list, role))
+				down = append(down, fmt.Sprintf("REVOKE USAGE ON SEQUENCE %s FROM %s;", list, role))
+			}
+			for _, pat := range e.SequencePatterns {
+				up = append(up, sequencePatternGrant(pat, p.appRole))
+				down = append(down, "-- Per-tenant sequences keep their USAGE.")
+			}
+			st.up, st.down = strings.Join(up, "\n"), strings.Join(down, "\n")
 		}
 		out = append(out, st)
 	}
 	return out
+}
+
+// sequencePatternGrant grants the application role USAGE on the sequences
+// of pat that exist when the migration runs (one per tenant, created by a
+// trigger: their names differ between databases). The values are quoted
+// literals; format quotes the names.
+func sequencePatternGrant(pat SequencePattern, role string) string {
+	body := fmt.Sprintf(`
+DECLARE
+    seq regclass;
+BEGIN
+    FOR seq IN SELECT c.oid::regclass FROM pg_catalog.pg_class c
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'S' AND n.nspname = %s AND pg_catalog.starts_with(c.relname::text, %s)
+    LOOP
+        EXECUTE pg_catalog.format('GRANT USAGE ON SEQUENCE %%s TO %%I', seq, %s);
+    END LOOP;
+END
+`, sqlquote.Literal(pat.Schema), sqlquote.Literal(pat.Prefix), sqlquote.Literal(role))
+	return "-- Per-tenant sequences that a trigger names by a prefix: those that exist when this runs; later ones need ALTER DEFAULT PRIVILEGES for the role that creates them.\nDO " + dollarQuote(body) + ";"
 }
 
 // has reports whether the application role holds priv on the whole table.

@@ -25,6 +25,9 @@ const (
 	stepSequences                       // the privileges on tenant tables' sequences
 	stepCitusPolicyDrop                 // Citus, Plan only: a policy Citus cannot distribute, dropped first
 	stepPlainFKDrop                     // without Citus: a plain foreign key that a composite one replaces
+	stepDefault                         // the tenant column's default
+	stepPolicyDrop                      // Plan only: a pgtenancy policy the table should not have
+	stepCitusDefault                    // Citus: the tenant column's default, before distribution
 )
 
 // step is one statement of Up and the one of Down that undoes it (""
@@ -59,6 +62,10 @@ var sections = [...]struct{ up, down string }{
 		down: "Citus: keys as they were before distribution.",
 	},
 	{
+		up:   "Citus: tenant column defaults, set before distribution (Citus refuses to alter a distribution column): an INSERT that does not name the tenant takes the transaction's (the policies still check it).",
+		down: "Citus: tenant column defaults.",
+	},
+	{
 		up:   "Citus: tenant tables distributed by their tenant column, co-located with the root table; global tables as reference tables.",
 		down: "Citus: tables back on the coordinator, with their rows.",
 	},
@@ -79,6 +86,10 @@ var sections = [...]struct{ up, down string }{
 		down: "Plain foreign keys, as they were.",
 	},
 	{
+		up:   "Tenant column defaults: an INSERT that does not name the tenant takes the transaction's (the policies still check it).",
+		down: "Tenant column defaults.",
+	},
+	{
 		up:   "Row level security, enforced for the table owner too.",
 		down: "Row level security.",
 	},
@@ -97,20 +108,26 @@ func (k stepKind) section() int {
 	switch k {
 	case stepCitusPolicyDrop:
 		return 0
-	case stepCitusDetach, stepCitusKey, stepCitusDistribute, stepCitusReattach:
+	case stepCitusDetach, stepCitusKey:
 		return int(k) + 1
+	case stepCitusDefault:
+		return 3
+	case stepCitusDistribute, stepCitusReattach:
+		return int(k) + 2
 	case stepKey:
-		return 5
-	case stepFK:
 		return 6
-	case stepPlainFKDrop:
+	case stepFK:
 		return 7
-	case stepEnable, stepForce:
+	case stepPlainFKDrop:
 		return 8
-	case stepPolicy:
+	case stepDefault:
 		return 9
-	default:
+	case stepEnable, stepForce:
 		return 10
+	case stepPolicy, stepPolicyDrop:
+		return 11
+	default:
+		return 12
 	}
 }
 

@@ -69,9 +69,10 @@
 // # Cross-tenant work
 //
 // There is no magic tenant value that sees everything. Admin, maintenance
-// and reporting work that spans tenants uses a separate plain
-// *pgxpool.Pool that connects as a separate role (BYPASSRLS, or with its own
-// policies), which makes every such use explicit and easy to find.
+// and reporting work that spans tenants uses package admin: a pool of
+// another type that connects as a separate role with BYPASSRLS and wants a
+// reason for each unit of work, which makes every such use explicit and
+// easy to find.
 //
 // # Bulk loads
 //

@@ -89,8 +89,8 @@ func (p *Pool) Close() {
 
 // Unwrap returns the underlying pgxpool. Work run on it directly does not
 // get the tenant, so RLS shows it no tenant rows: use it for statistics,
-// Ping and health checks. Cross-tenant work belongs on a separate pool
-// that connects as a separate role.
+// Ping and health checks. Cross-tenant work belongs on package admin's
+// pool, which connects as a separate role.
 func (p *Pool) Unwrap() *pgxpool.Pool { return p.p }
 
 // Stat returns the statistics of the underlying pgxpool.

@@ -3,7 +3,9 @@
 //
 // # Key types
 //
-// A tenant key is a bigint, a uuid or a text value ([BigInt], [UUID], [Text]).
+// A tenant key is a bigint, a uuid or a text value ([BigInt], [UUID], [Text]),
+// or an integer or smallint ([Integer], [SmallInt]) for schemas whose keys
+// are serial (int4), as older Rails and Django applications create them.
 // [Parse] validates a string for its key type and returns a [Tenant] in
 // canonical form; a bad value gives an [*InvalidTenantError] that matches
 // [ErrInvalidTenant] with errors.Is.
@@ -30,6 +32,7 @@
 // admit a tenant only when both were set in the transaction that reads, so
 // a tenant left at session level is inert.
 //
-// Cross-tenant work (admin tasks, reports) has no magic tenant value: run it
-// through a separate pool that connects as a separate role.
+// Cross-tenant work (admin tasks, reports, data migrations) has no magic
+// tenant value: run it through package admin, a pool of its own type that
+// connects as a separate role with BYPASSRLS.
 package rls

@@ -13,17 +13,21 @@ import (
 // KeyType is the SQL type of a tenant key.
 type KeyType uint8
 
-// The supported tenant key types.
+// The supported tenant key types. The values are stable: a model or
+// configuration may store them.
 const (
-	BigInt KeyType = iota + 1 // bigint (int8)
-	UUID                      // uuid
-	Text                      // text
+	BigInt   KeyType = iota + 1 // bigint (int8)
+	UUID                        // uuid
+	Text                        // text
+	Integer                     // integer (int4): serial keys, as Rails before 5.1 and Django before 3.2 create them
+	SmallInt                    // smallint (int2)
 )
 
 // MaxTextLen is the longest [Text] tenant accepted, in bytes.
 const MaxTextLen = 128
 
-// String returns the SQL name of the type ("bigint", "uuid" or "text").
+// String returns the SQL name of the type: "bigint", "uuid", "text",
+// "integer" or "smallint".
 func (k KeyType) String() string {
 	switch k {
 	case BigInt:
@@ -32,14 +36,24 @@ func (k KeyType) String() string {
 		return "uuid"
 	case Text:
 		return "text"
+	case Integer:
+		return "integer"
+	case SmallInt:
+		return "smallint"
 	}
 	return "KeyType(" + strconv.Itoa(int(k)) + ")"
 }
 
-// Valid reports whether k is one of [BigInt], [UUID] or [Text].
-func (k KeyType) Valid() bool { return k >= BigInt && k <= Text }
+// Valid reports whether k is one of [BigInt], [UUID], [Text], [Integer] or
+// [SmallInt].
+func (k KeyType) Valid() bool { return k >= BigInt && k <= SmallInt }
 
-// ParseKeyType parses a key type name: "bigint" (or "int8"), "uuid" or "text".
+// ValidKeyTypes names the key types, for messages: "bigint, uuid, text,
+// integer or smallint".
+const ValidKeyTypes = "bigint, uuid, text, integer or smallint"
+
+// ParseKeyType parses a key type name: "bigint" (or "int8"), "uuid",
+// "text", "integer" (or "int", "int4") or "smallint" (or "int2").
 func ParseKeyType(s string) (KeyType, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "bigint", "int8":
@@ -48,8 +62,12 @@ func ParseKeyType(s string) (KeyType, error) {
 		return UUID, nil
 	case "text":
 		return Text, nil
+	case "integer", "int", "int4":
+		return Integer, nil
+	case "smallint", "int2":
+		return SmallInt, nil
 	}
-	return 0, fmt.Errorf("%w %q (want bigint, uuid or text)", ErrUnknownKeyType, s)
+	return 0, fmt.Errorf("%w %q (want %s)", ErrUnknownKeyType, s, ValidKeyTypes)
 }
 
 // ErrUnknownKeyType is returned by [ParseKeyType] for a name it does not know.
@@ -74,6 +92,12 @@ func (t Tenant) IsZero() bool { return t.key == 0 }
 
 // Int64 returns a [BigInt] tenant.
 func Int64(n int64) Tenant { return Tenant{key: BigInt, id: strconv.FormatInt(n, 10)} }
+
+// Int32 returns an [Integer] tenant.
+func Int32(n int32) Tenant { return Tenant{key: Integer, id: strconv.FormatInt(int64(n), 10)} }
+
+// Int16 returns a [SmallInt] tenant.
+func Int16(n int16) Tenant { return Tenant{key: SmallInt, id: strconv.FormatInt(int64(n), 10)} }
 
 // MustParse is like [Parse] but panics on invalid input. It is meant for
 // tests and constants.
@@ -118,6 +142,7 @@ func invalid(key KeyType, s, reason string) error {
 // canonical form.
 //
 //   - BigInt: a decimal int64 without sign '+', leading zeros or spaces.
+//   - Integer, SmallInt: the same, in the int32 or int16 range.
 //   - UUID: 36 characters, 8-4-4-4-12 hex digits, either case; stored lower-case.
 //   - Text: 1 to [MaxTextLen] bytes of valid UTF-8 without control or format
 //     characters (zero-width and bidi marks), private-use characters, or
@@ -126,7 +151,11 @@ func invalid(key KeyType, s, reason string) error {
 func Parse(key KeyType, s string) (Tenant, error) {
 	switch key {
 	case BigInt:
-		return parseBigInt(s)
+		return parseInt(BigInt, s, 64)
+	case Integer:
+		return parseInt(Integer, s, 32)
+	case SmallInt:
+		return parseInt(SmallInt, s, 16)
 	case UUID:
 		return parseUUID(s)
 	case Text:
@@ -135,27 +164,28 @@ func Parse(key KeyType, s string) (Tenant, error) {
 	return Tenant{}, &InvalidTenantError{Key: key, Value: strconv.Quote(""), Reason: "unknown key type"}
 }
 
-func parseBigInt(s string) (Tenant, error) {
+// parseInt parses a decimal integer tenant of key, which holds bits bits.
+func parseInt(key KeyType, s string, bits int) (Tenant, error) {
 	if s == "" {
-		return Tenant{}, invalid(BigInt, s, "empty")
+		return Tenant{}, invalid(key, s, "empty")
 	}
 	digits := strings.TrimPrefix(s, "-")
 	if digits == "" {
-		return Tenant{}, invalid(BigInt, s, "not a decimal integer")
+		return Tenant{}, invalid(key, s, "not a decimal integer")
 	}
 	for i := 0; i < len(digits); i++ {
 		if digits[i] < '0' || digits[i] > '9' {
-			return Tenant{}, invalid(BigInt, s, "not a decimal integer")
+			return Tenant{}, invalid(key, s, "not a decimal integer")
 		}
 	}
 	if len(digits) > 1 && digits[0] == '0' || s == "-0" {
-		return Tenant{}, invalid(BigInt, s, "leading zeros")
+		return Tenant{}, invalid(key, s, "leading zeros")
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
+	n, err := strconv.ParseInt(s, 10, bits)
 	if err != nil || len(digits) > 19 {
-		return Tenant{}, invalid(BigInt, s, "out of the bigint range")
+		return Tenant{}, invalid(key, s, "out of the "+key.String()+" range")
 	}
-	return Int64(n), nil
+	return Tenant{key: key, id: strconv.FormatInt(n, 10)}, nil
 }
 
 func parseUUID(s string) (Tenant, error) {
@@ -232,7 +262,7 @@ func Require(ctx context.Context) (Tenant, error) {
 }
 
 // MarshalText encodes the key type as its SQL name, so models read and write
-// it as "bigint", "uuid" or "text" in JSON.
+// it as "bigint", "uuid", "text", "integer" or "smallint" in JSON.
 func (k KeyType) MarshalText() ([]byte, error) {
 	if !k.Valid() {
 		return nil, fmt.Errorf("rls: invalid key type %d", k)

@@ -59,7 +59,17 @@ func TestParse(t *testing.T) {
 		{rls.Text, "straße-東京", "straße-東京", ""},
 		{rls.Text, strings.Repeat("x", rls.MaxTextLen), strings.Repeat("x", rls.MaxTextLen), ""},
 		{rls.Text, strings.Repeat("x", rls.MaxTextLen+1), "", "longer than"},
+		{rls.Integer, "42", "42", ""},
+		{rls.Integer, "2147483647", "2147483647", ""},
+		{rls.Integer, "-2147483648", "-2147483648", ""},
+		{rls.Integer, "2147483648", "", "out of the integer range"},
+		{rls.Integer, "007", "", "leading zeros"},
+		{rls.Integer, "1 OR 1=1", "", "not a decimal integer"},
+		{rls.SmallInt, "32767", "32767", ""},
+		{rls.SmallInt, "32768", "", "out of the smallint range"},
+		{rls.SmallInt, "-32768", "-32768", ""},
 		{rls.KeyType(0), "1", "", "unknown key type"},
+		{rls.KeyType(6), "1", "", "unknown key type"},
 	}
 	for _, tt := range tests {
 		got, err := rls.Parse(tt.key, tt.in)
@@ -91,17 +101,25 @@ func TestInvalidTenantErrorShortensValue(t *testing.T) {
 
 func TestKeyType(t *testing.T) {
 	t.Parallel()
-	for _, s := range []string{"bigint", "INT8", " uuid ", "text"} {
+	for s, want := range map[string]rls.KeyType{"bigint": rls.BigInt, "INT8": rls.BigInt, " uuid ": rls.UUID, "text": rls.Text,
+		"integer": rls.Integer, "int": rls.Integer, "int4": rls.Integer, "smallint": rls.SmallInt, "int2": rls.SmallInt} {
 		k, err := rls.ParseKeyType(s)
 		require.NoError(t, err, s)
 		assert.True(t, k.Valid())
+		assert.Equal(t, want, k, s)
 	}
-	_, err := rls.ParseKeyType("integer")
+	_, err := rls.ParseKeyType("serial")
 	assert.ErrorIs(t, err, rls.ErrUnknownKeyType)
 	assert.Equal(t, "bigint", rls.BigInt.String())
 	assert.Equal(t, "uuid", rls.UUID.String())
 	assert.Equal(t, "text", rls.Text.String())
-	assert.False(t, rls.KeyType(9).Valid())
+	assert.Equal(t, "integer", rls.Integer.String())
+	assert.Equal(t, "smallint", rls.SmallInt.String())
+	assert.False(t, rls.KeyType(6).Valid())
+	assert.False(t, rls.KeyType(0).Valid())
+	assert.Equal(t, rls.MustParse(rls.Integer, "7"), rls.Int32(7))
+	assert.Equal(t, rls.MustParse(rls.SmallInt, "-7"), rls.Int16(-7))
+	assert.NotEqual(t, rls.Int64(7), rls.Int32(7), "tenants of different key types differ")
 }
 
 func TestContext(t *testing.T) {
@@ -141,9 +159,10 @@ func FuzzParse(f *testing.F) {
 		f.Add(uint8(1), s)
 		f.Add(uint8(2), s)
 		f.Add(uint8(3), s)
+		f.Add(uint8(4), s)
 	}
 	f.Fuzz(func(t *testing.T, k uint8, s string) {
-		key := rls.KeyType(k%3 + 1)
+		key := rls.KeyType(k%5 + 1)
 		got, err := rls.Parse(key, s)
 		if err != nil {
 			if !errors.Is(err, rls.ErrInvalidTenant) {
@@ -173,7 +192,9 @@ func TestKeyTypeText(t *testing.T) {
 	b, err := rls.Text.MarshalText()
 	require.NoError(t, err)
 	assert.Equal(t, "text", string(b))
-	assert.Error(t, k.UnmarshalText([]byte("int")))
+	require.NoError(t, k.UnmarshalText([]byte("int")))
+	assert.Equal(t, rls.Integer, k)
+	assert.Error(t, k.UnmarshalText([]byte("serial")))
 	_, err = rls.KeyType(0).MarshalText()
 	assert.Error(t, err)
 }

@@ -31,6 +31,7 @@ func (c *checker) role() string { return c.s.quoteRole() }
 func runChecks(s *state) []Finding {
 	c := &checker{s: s}
 	c.checkRole()
+	c.checkAdmin() // admin.go
 	for _, name := range s.absent {
 		c.add(SeverityError, CodeTableMissing, "table", name, name, "",
 			"the model declares this tenant table but it does not exist (or is a partition)")
@@ -159,7 +160,11 @@ func (c *checker) checkTable(t *table) {
 	j := c.s.judge(t, subs, cmds)
 	c.checkRLS(t, subs, cmds, known, j)
 	if model {
-		c.checkPolicy(t, policy.GuardPolicy, false, colOK)
+		if t.shared {
+			c.checkShared(t, colOK) // shared.go
+		} else {
+			c.checkPolicy(t, policy.GuardPolicy, false, colOK)
+		}
 		c.checkPolicy(t, policy.IsolationPolicy, true, colOK)
 	}
 	c.checkPolicies(t, j)
@@ -372,7 +377,12 @@ func (c *checker) checkKeys(t *table) {
 		if ix.Constraint != "" {
 			kind, obj = "constraint", ix.Constraint
 		}
-		c.add(SeverityWarning, CodeKeyWithoutTenant, kind, obj, name, c.s.keyFix(t, ix),
+		fix := c.s.keyFix(t, ix)
+		if t.shared && ix.Primary {
+			// A primary key cannot hold the NULL tenant of shared rows.
+			fix = "-- the table has shared rows (a NULL tenant), which a primary key cannot hold: keep it"
+		}
+		c.add(SeverityWarning, CodeKeyWithoutTenant, kind, obj, name, fix,
 			"unique key (%s) does not include the tenant column %q: a write that collides reveals that another tenant's row exists",
 			key, t.column)
 	}
@@ -580,8 +590,8 @@ func fkCovered(t, ref *table, fk snapshot.Constraint) (safe bool, comp *snapshot
 // to no tenant, and a policy with OR tenant_id IS NULL shows them to all.
 func (c *checker) checkNullable(t *table) {
 	col := t.Column(t.column)
-	if t.isRoot || col == nil || col.NotNull {
-		return
+	if t.isRoot || t.shared || col == nil || col.NotNull {
+		return // a table with shared rows holds them with a NULL tenant
 	}
 	name := t.Name.String()
 	c.add(SeverityWarning, CodeTenantColumnNullable, "column", name+"."+t.column, name,

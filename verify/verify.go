@@ -52,6 +52,10 @@ type Options struct {
 	// they are not warned about as undeclared ([CodeTableUnclassified])
 	// and never inferred to be tenant tables.
 	Global []string
+	// AdminRole, when set, is the role for cross-tenant work (package
+	// admin): Run checks that it exists, bypasses row level security, and
+	// that the application role cannot become it (admin.go).
+	AdminRole string
 }
 
 // ErrInvalidOptions matches every [*OptionsError] with errors.Is.
@@ -65,6 +69,7 @@ type expectation struct {
 	model        *policy.Model // nil without a model
 	schema       string        // the model's default schema
 	appRole      string
+	adminRole    string
 	setting      string      // the setting of pgtenancy's library and fixes
 	settingGiven bool        // Options.Setting or a model: policies must read it
 	key          rls.KeyType // the model's
@@ -79,7 +84,12 @@ func (o Options) expect() (*expectation, error) {
 	bad := func(field, format string, args ...any) error {
 		return &OptionsError{Field: field, Reason: fmt.Sprintf(format, args...)}
 	}
-	e := &expectation{appRole: o.AppRole, column: o.TenantColumn, declared: map[snapshot.QName]bool{}, global: map[snapshot.QName]bool{}}
+	e := &expectation{appRole: o.AppRole, adminRole: o.AdminRole, column: o.TenantColumn, declared: map[snapshot.QName]bool{}, global: map[snapshot.QName]bool{}}
+	if o.AdminRole != "" {
+		if r := checkRole(o.AdminRole); r != "" {
+			return nil, bad("AdminRole", "%q: %s", o.AdminRole, r)
+		}
+	}
 	if o.TenantColumn != "" {
 		if r := snapshot.CheckIdent(o.TenantColumn); r != "" {
 			return nil, bad("TenantColumn", "%s", r)
@@ -195,6 +205,8 @@ type table struct {
 	// unlisted says, with a model, why a table it leaves out holds
 	// tenant data; "" otherwise.
 	unlisted string
+	// shared reports that it has shared rows (shared.go).
+	shared bool
 }
 
 // polInfo is a policy with the classification of its expressions.
@@ -261,7 +273,7 @@ func Run(ctx context.Context, conn catalog.Conn, opts Options) (*Report, error) 
 		return nil, fmt.Errorf("verify: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read only
-	snap, err := snapshot.Read(ctx, tx, snapshot.Options{AppRole: exp.appRole, Audit: true})
+	snap, err := snapshot.Read(ctx, tx, snapshot.Options{AppRole: exp.appRole, AdminRole: exp.adminRole, Audit: true})
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
@@ -319,7 +331,9 @@ func newState(e *expectation, snap *snapshot.Snapshot) *state {
 			}
 			t := s.tables[st.OID]
 			t.tenant, t.model, t.isRoot, t.column, t.colType = true, true, mt.Root, mt.TenantColumn, t.typeOf(mt.TenantColumn)
-			t.key = e.key
+			// An integer tenant column of another width than the key
+			// (policy.Table.TenantType) has policies cast to its type.
+			t.key = cmp.Or(snapshot.TenantKeyOf(t.colType, e.key), e.key)
 			if t.isRoot {
 				s.roots[t.OID] = true
 			}
@@ -333,6 +347,7 @@ func newState(e *expectation, snap *snapshot.Snapshot) *state {
 	}
 	s.classify(func(oid uint32) bool { t := s.tables[oid]; return t != nil && t.tenant })
 	slices.SortFunc(s.tenants, func(a, b *table) int { return a.Name.Compare(b.Name) })
+	s.markShared()
 	return s
 }
 

@@ -531,7 +531,7 @@ GRANT SELECT ON events_1 TO ` + app
 					policy.Table{Name: "ghosts", TenantColumn: "store_id"},
 					policy.Table{Name: "notes", TenantColumn: "store_id"},
 					policy.Table{Name: "tags", TenantColumn: "store_id"})
-				return "CREATE TABLE notes (shop bigint); CREATE TABLE tags (store_id integer)"
+				return "CREATE TABLE notes (shop bigint); CREATE TABLE tags (store_id text)"
 			},
 			want: []findingKey{
 				{E, verify.CodeTableMissing, "public.ghosts"},

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -20,11 +22,13 @@ const generateSynopsis = `[flags]
 
 Builds the schema model from --model, from --table/--fk flags, or (with
 --database-url, --root and --tenant-column) by discovery: every table with
---tenant-column is a tenant table. With a database, the model is checked
-against it and the SQL holds only what is missing there, as plan prints it:
-run it again after applying and it has nothing to do (it says so, writes no
-file and exits 0). Prints the up SQL (or --down) on stdout, or writes the
-next tern migration into --out.
+--tenant-column is a tenant table (--tenant-column table:column names
+another column for one table). With a database, a declared model takes
+its key type (without --key) and the foreign keys it does not list from
+the catalog, the model is checked against it, and the SQL holds only what
+is missing there, as plan prints it: run it again after applying and it
+has nothing to do (it says so, writes no file and exits 0). Prints the up
+SQL (or --down) on stdout, or writes the next tern migration into --out.
 
 Examples:
   pgtenancy generate --database-url $DATABASE_URL --tenant-column store_id --root stores --app-role app --out db/migrations
@@ -33,8 +37,41 @@ Examples:
 
 type generateFlags struct {
 	url, modelFile, key, tenantColumn, root, rootColumn, schema, setting, appRole, out, name string
-	tables, fks, globals, include, exclude                                                   listFlag
-	down                                                                                     bool
+	tables, fks, globals, writableGlobals, shared, include, exclude                          listFlag
+	// tenantColumns are the --tenant-column table:column overrides.
+	tenantColumns map[string]string
+	down          bool
+}
+
+// tenantColumnFlag is --tenant-column: a column name, the default tenant
+// column, or table:column for a table whose tenant column has another name
+// (repeatable).
+type tenantColumnFlag struct{ f *generateFlags }
+
+func (t tenantColumnFlag) String() string {
+	if t.f == nil {
+		return ""
+	}
+	return t.f.tenantColumn
+}
+
+func (t tenantColumnFlag) Set(s string) error {
+	table, col, ok := strings.Cut(s, ":")
+	switch {
+	case !ok:
+		if t.f.tenantColumn != "" && t.f.tenantColumn != s {
+			return fmt.Errorf("two tenant columns (%s and %s): name other tables' columns as table:column", t.f.tenantColumn, s)
+		}
+		t.f.tenantColumn = s
+	case table == "" || col == "":
+		return fmt.Errorf("%q: want column, or table:column", s)
+	default:
+		if t.f.tenantColumns == nil {
+			t.f.tenantColumns = map[string]string{}
+		}
+		t.f.tenantColumns[table] = col
+	}
+	return nil
 }
 
 func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -88,6 +125,9 @@ func generate(ctx context.Context, f *generateFlags) (*policy.Migration, error) 
 		if err != nil {
 			return nil, err
 		}
+		if model.KeyType == 0 {
+			return nil, errors.New("no key type: pass --key (bigint, uuid, text, integer or smallint), or --database-url to read it from the root table")
+		}
 		return policy.Generate(model)
 	}
 	conn, err := pgx.Connect(ctx, url)
@@ -140,7 +180,7 @@ func declaredModel(f *generateFlags) (*policy.Model, error) {
 	for _, t := range f.tables {
 		name, col, ok := strings.Cut(t, ":")
 		if !ok {
-			col = f.tenantColumn
+			col = cmp.Or(f.tenantColumns[name], f.tenantColumn)
 		}
 		if col == "" {
 			return nil, fmt.Errorf("--table %s: no tenant column (use name:column or --tenant-column)", t)
@@ -153,6 +193,14 @@ func declaredModel(f *generateFlags) (*policy.Model, error) {
 		}
 	}
 	m.Global = append(m.Global, f.globals...)
+	m.WritableGlobal = append(m.WritableGlobal, f.writableGlobals...)
+	for _, name := range f.shared {
+		i := slices.IndexFunc(m.Tables, func(t policy.Table) bool { return t.Name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("--shared %s: not a declared tenant table (add --table %s)", name, name)
+		}
+		m.Tables[i].SharedRows = true
+	}
 	return &m, nil
 }
 
@@ -187,12 +235,15 @@ func addFK(m *policy.Model, spec string) error {
 // discoverOptions are the discovery options the flags give.
 func (f *generateFlags) discoverOptions() catalog.DiscoverOptions {
 	opts := catalog.DiscoverOptions{
-		TenantColumn: f.tenantColumn,
-		Root:         f.root,
-		RootColumn:   f.rootColumn,
-		Include:      f.include,
-		Exclude:      f.exclude,
-		Global:       f.globals,
+		TenantColumn:   f.tenantColumn,
+		TenantColumns:  f.tenantColumns,
+		Root:           f.root,
+		RootColumn:     f.rootColumn,
+		Include:        f.include,
+		Exclude:        f.exclude,
+		Global:         f.globals,
+		WritableGlobal: f.writableGlobals,
+		Shared:         f.shared,
 	}
 	if f.schema != "" {
 		opts.Schemas = []string{f.schema}

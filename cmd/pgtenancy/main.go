@@ -3,6 +3,7 @@
 //
 // Usage:
 //
+//	pgtenancy prepare  [flags]   plan the migrations that give tables without it the tenant column
 //	pgtenancy generate [flags]   print or write the SQL that isolates tenant tables
 //	pgtenancy install  [flags]   install the library's own objects (schema pgtenancy)
 //	pgtenancy verify   [flags]   audit a live database for holes in tenant isolation
@@ -45,6 +46,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"prepare", "plan the migrations that give the tables that need it the tenant column, its keys and index, without long locks", runPrepare},
 		{"generate", "print or write the SQL that isolates the tenant tables", runGenerate},
 		{"install", "install the library's own objects (schema pgtenancy) through tern, or print their SQL", runInstall},
 		{"verify", "audit a live database for holes in tenant isolation (exit 1 on errors)", runVerify},

@@ -122,7 +122,7 @@ func TestGenerateBadInput(t *testing.T) {
 			"--table", "products", "--fk", "purchases.product_id=products.id"}, []string{"purchases"}},
 		{"bad fk syntax", []string{"--key", "bigint", "--root", "stores", "--tenant-column", "store_id",
 			"--table", "products", "--fk", "products"}, []string{"--fk"}},
-		{"unknown key type", []string{"--key", "int", "--root", "stores", "--table", "products:store_id"}, []string{"int"}},
+		{"unknown key type", []string{"--key", "serial", "--root", "stores", "--table", "products:store_id"}, []string{"serial"}},
 		{"bad setting", []string{"--key", "bigint", "--root", "stores", "--table", "products:store_id", "--setting", "app; drop"}, []string{"setting"}},
 		{"unknown table in database", []string{"--database-url", db.OwnerURL, "--key", "bigint", "--root", "stores",
 			"--table", "nosuch:store_id"}, []string{"nosuch"}},

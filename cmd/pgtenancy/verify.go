@@ -54,13 +54,15 @@ Examples:
 func addModelFlags(fs *flag.FlagSet, f *generateFlags, dbUsage string) {
 	fs.StringVar(&f.url, "database-url", "", dbUsage)
 	fs.StringVar(&f.modelFile, "model", "", "JSON file holding a policy.Model")
-	fs.StringVar(&f.key, "key", "", "tenant key type: bigint, uuid or text (inferred when discovering)")
-	fs.StringVar(&f.tenantColumn, "tenant-column", "", "tenant column of the tenant tables, such as store_id")
+	fs.StringVar(&f.key, "key", "", "tenant key type: bigint, uuid, text, integer or smallint (inferred from the root key column with a database)")
+	fs.Var(tenantColumnFlag{f}, "tenant-column", "tenant column of the tenant tables, such as store_id; table:column for a table whose column has another name (repeatable)")
 	fs.StringVar(&f.root, "root", "", "root tenant table, such as stores: with --tenant-column, discovers the model")
 	fs.StringVar(&f.rootColumn, "root-column", "id", "key column of the root table")
 	fs.Var(&f.tables, "table", "tenant table, as name or name:tenant_column (repeatable)")
 	fs.Var(&f.fks, "fk", "foreign key between tenant tables, as table.col[+col]=reftable.col[+col] (repeatable)")
-	fs.Var(&f.globals, "global", "global (shared) table (repeatable)")
+	fs.Var(&f.globals, "global", "global table, shared by all tenants, read-only to the application (repeatable)")
+	fs.Var(&f.writableGlobals, "writable-global", "global table that the application may write too, such as users (repeatable)")
+	fs.Var(&f.shared, "shared", "tenant table whose rows with a NULL tenant every tenant reads and none writes (repeatable)")
 	fs.Var(&f.include, "include", "discover only these tables (repeatable, comma-separated)")
 	fs.Var(&f.exclude, "exclude", "leave these tables out of discovery (repeatable, comma-separated)")
 	fs.StringVar(&f.schema, "schema", "", "schema of unqualified names (default public)")
@@ -81,7 +83,12 @@ func connectFor(ctx context.Context, f *generateFlags) (*pgx.Conn, error) {
 // or nil when there is neither.
 func liveModel(ctx context.Context, conn *pgx.Conn, f *generateFlags) (*policy.Model, error) {
 	if f.modelFile != "" || len(f.tables) > 0 {
-		return declaredModel(f)
+		m, err := declaredModel(f)
+		if err != nil {
+			return nil, err
+		}
+		// What the declaration leaves out: the key type, the foreign keys.
+		return catalog.Complete(ctx, conn, m)
 	}
 	if f.root == "" {
 		return nil, nil
@@ -108,6 +115,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	format := fs.String("format", "text", "output format: text (for people), json (stable, for CI) or sarif (SARIF 2.1.0, for code scanning)")
 	baselineFile := fs.String("baseline", "", "JSON file of accepted findings (from --write-baseline): only findings not in it are reported and fail")
 	writeBaseline := fs.String("write-baseline", "", "write every finding of this run to this file as a baseline")
+	adminRole := fs.String("admin-role", "", "role for cross-tenant work (package admin): check that it bypasses row level security and that the application role cannot become it")
 	data := fs.Bool("data", false, "also look for rows whose foreign keys already cross tenants (needs a model, and a role that bypasses row level security)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -132,7 +140,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return fail(stderr, "verify", err)
 	}
-	opts := verify.Options{Model: model, AppRole: f.appRole, TenantColumn: f.tenantColumn, Setting: f.setting}
+	opts := verify.Options{Model: model, AppRole: f.appRole, TenantColumn: f.tenantColumn, Setting: f.setting, AdminRole: *adminRole}
 	if model == nil {
 		opts.Global = f.globals
 	}

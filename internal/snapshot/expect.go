@@ -19,7 +19,22 @@ type ColumnKey struct{ Name, Type string }
 
 // tempTypeRE matches the column types whose names Expect writes into SQL:
 // the types a tenant column may have, as format_type prints them.
-var tempTypeRE = regexp.MustCompile(`^(bigint|uuid|text|character varying(\([0-9]+\))?)$`)
+var tempTypeRE = regexp.MustCompile(`^(bigint|integer|smallint|uuid|text|character varying(\([0-9]+\))?)$`)
+
+// TenantKeyOf returns the key type that the policies of a tenant column of
+// type typ use in a model of key type key: key when the column has that
+// type; for an integer column under an integer key (a bigint account_id
+// beside an integer accounts.id), the column's own integer type
+// (policy.Table.TenantType); 0 when the column cannot hold the key.
+func TenantKeyOf(typ string, key rls.KeyType) rls.KeyType {
+	switch k := KeyTypeOf(typ); {
+	case k == key:
+		return k
+	case policy.IntegerKey(k) && policy.IntegerKey(key):
+		return k
+	}
+	return 0
+}
 
 // KeyTypeOf maps a column type, as format_type prints it, to a key type; 0
 // when none fits. Text keys accept text and varchar columns (any length):
@@ -28,6 +43,10 @@ func KeyTypeOf(typ string) rls.KeyType {
 	switch {
 	case typ == "bigint":
 		return rls.BigInt
+	case typ == "integer":
+		return rls.Integer
+	case typ == "smallint":
+		return rls.SmallInt
 	case typ == "uuid":
 		return rls.UUID
 	case typ == "text", typ == "character varying", strings.HasPrefix(typ, "character varying("):
@@ -122,7 +141,26 @@ SELECT p.polname::text, pg_catalog.pg_get_expr(p.polqual, p.polrelid)
 FROM pg_catalog.pg_policy p
 JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
 WHERE c.relnamespace = pg_catalog.pg_my_temp_schema() AND c.relname LIKE 'pgtenancy\_expected\_%'`
+	readExpectedDefaults = `
+SELECT c.relname::text, a.attname::text, pg_catalog.pg_get_expr(d.adbin, d.adrelid)
+FROM pg_catalog.pg_attrdef d
+JOIN pg_catalog.pg_class c ON c.oid = d.adrelid
+JOIN pg_catalog.pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+WHERE c.relnamespace = pg_catalog.pg_my_temp_schema() AND c.relname LIKE 'pgtenancy\_expected\_%'`
 )
+
+// expressions returns the expressions pgtenancy writes for a tenant
+// column, whose server texts Expect obtains: the policy expressions of
+// every form (policy.PolicyExpr, policy.CitusPolicyExpr, and those of
+// shared rows).
+func expressions(col string, key rls.KeyType, setting string) []string {
+	return []string{
+		policy.PolicyExpr(col, key, setting),
+		policy.CitusPolicyExpr(col, key, setting),
+		policy.SharedReadExpr(col),
+		policy.SharedGuardExpr(col, key, setting),
+	}
+}
 
 const citusTablesSQL = `
 SELECT p.logicalrelid::oid, p.partmethod::text, p.repmodel::text,
@@ -159,15 +197,17 @@ CROSS JOIN LATERAL run_command_on_shards(p.logicalrelid, $2::text) r
 WHERE p.logicalrelid = ANY ($1::oid[])`
 
 // Expect asks the server, in one batch (one round trip) in tx, how it
-// prints the expected policy expressions of the tenant columns w.Columns:
-// it creates the pgtenancy policies on temporary tables with the same
-// column names and types, and reads them back. That text is exactly what
-// pg_get_expr gives for a correct policy, whatever the server version and
-// the column's type (a varchar column gets a cast, say). The role needs
-// the TEMPORARY privilege on the database. With Citus, the same batch
-// reads the metadata and shards of w.CitusTables. The caller rolls tx back.
+// prints the expressions pgtenancy writes for the tenant columns
+// w.Columns: it creates the pgtenancy policies, and the tenant column's
+// default, on temporary tables with the same column names and types, and
+// reads them back. That text is exactly what pg_get_expr gives for a
+// correct policy or default, whatever the server version and the column's
+// type (a varchar column gets a cast, say). The role needs the TEMPORARY
+// privilege on the database. With Citus, the same batch reads the
+// metadata and shards of w.CitusTables. The caller rolls tx back.
 func (s *Snapshot) Expect(ctx context.Context, tx pgx.Tx, w Want) error {
-	s.expected = map[ColumnKey][2]string{}
+	s.rendered = map[ColumnKey]map[string]string{}
+	s.setting = w.Setting
 	byType := map[string][]string{}
 	seen := map[ColumnKey]bool{}
 	for _, c := range w.Columns {
@@ -183,27 +223,27 @@ func (s *Snapshot) Expect(ctx context.Context, tx pgx.Tx, w Want) error {
 	}
 	slices.Sort(types)
 	b := &batch{}
-	type expectedPolicy struct {
+	type expectedExpr struct {
 		col  ColumnKey
-		form int
+		expr string // as pgtenancy writes it
 	}
-	polName := map[string]expectedPolicy{}
+	polName := map[string]expectedExpr{}
+	tableType := map[string]string{} // temporary table -> its columns' type
 	for i, typ := range types {
 		cols := byType[typ]
 		slices.Sort(cols)
 		tbl := fmt.Sprintf(expectedTable, i)
+		tableType[strings.TrimPrefix(tbl, "pg_temp.")] = typ
+		key := KeyTypeOf(typ)
 		defs := make([]string, len(cols))
 		for j, c := range cols {
-			defs[j] = sqlquote.Ident(c) + " " + typ
+			defs[j] = sqlquote.Ident(c) + " " + typ + " DEFAULT " + policy.TenantDefaultExpr(key, w.Setting)
 		}
 		b.add(fmt.Sprintf("CREATE TEMPORARY TABLE %s (%s) ON COMMIT DROP", tbl, strings.Join(defs, ", ")), nil)
 		for j, c := range cols {
-			key := KeyTypeOf(typ)
-			// Both forms are right: PolicyExpr, and CitusPolicyExpr,
-			// which Generate writes for Citus.
-			for f, expr := range []string{policy.PolicyExpr(c, key, w.Setting), policy.CitusPolicyExpr(c, key, w.Setting)} {
+			for f, expr := range expressions(c, key, w.Setting) {
 				name := fmt.Sprintf("e_%d_%d_%d", i, j, f)
-				polName[name] = expectedPolicy{ColumnKey{c, typ}, f}
+				polName[name] = expectedExpr{ColumnKey{c, typ}, expr}
 				b.add(fmt.Sprintf("CREATE POLICY %s ON %s USING (%s)", name, tbl, expr), nil)
 			}
 		}
@@ -212,9 +252,14 @@ func (s *Snapshot) Expect(ctx context.Context, tx pgx.Tx, w Want) error {
 		var name, text string
 		b.add(readExpected, each([]any{&name, &text}, func() error {
 			if e, ok := polName[name]; ok {
-				texts := s.expected[e.col]
-				texts[e.form] = text
-				s.expected[e.col] = texts
+				s.render(e.col, e.expr, text)
+			}
+			return nil
+		}))
+		var tbl, col string
+		b.add(readExpectedDefaults, each([]any{&tbl, &col, &text}, func() error {
+			if typ, ok := tableType[tbl]; ok {
+				s.render(ColumnKey{col, typ}, policy.TenantDefaultExpr(KeyTypeOf(typ), w.Setting), text)
 			}
 			return nil
 		}))
@@ -249,6 +294,22 @@ func (s *Snapshot) Expect(ctx context.Context, tx pgx.Tx, w Want) error {
 	}
 	return nil
 }
+
+// render records the server's text of expr for col.
+func (s *Snapshot) render(col ColumnKey, expr, text string) {
+	m := s.rendered[col]
+	if m == nil {
+		m = map[string]string{}
+		s.rendered[col] = m
+	}
+	m[expr] = text
+}
+
+// Rendered returns the server's text of expr, an expression pgtenancy
+// writes for the tenant column col (a policy expression or the column
+// default, for the setting Expect was given), or "" when Expect did not
+// prepare it.
+func (s *Snapshot) Rendered(col ColumnKey, expr string) string { return s.rendered[col][expr] }
 
 // parseShardResult parses the output of shardCommand into st; false when it
 // is not in that form.
@@ -291,8 +352,8 @@ func (s *Snapshot) Accepted(col ColumnKey, key rls.KeyType, forms Forms) []strin
 		return nil
 	}
 	var out []string
-	for i, e := range s.expected[col] {
-		if e != "" && forms&(1<<i) != 0 {
+	for i, expr := range []string{policy.PolicyExpr(col.Name, key, s.setting), policy.CitusPolicyExpr(col.Name, key, s.setting)} {
+		if e := s.Rendered(col, expr); e != "" && forms&(1<<i) != 0 {
 			out = append(out, e)
 		}
 	}

@@ -20,6 +20,9 @@ type Options struct {
 	// Audit reads the policies' parse trees and [Audit] as well: what
 	// verify needs to judge a setup it did not build.
 	Audit bool
+	// AdminRole is the role for cross-tenant work, which Snapshot.Admin
+	// describes; none when empty.
+	AdminRole string
 }
 
 // inScope is the condition on n.nspname that selects the schemas $1.
@@ -338,9 +341,11 @@ func Read(ctx context.Context, tx pgx.Tx, opts Options) (*Snapshot, error) {
 	if opts.Audit {
 		addAudit(b, s, schemas, opts.AppRole)
 	}
+	addAdoption(b, s, schemas, opts)
 	if err := b.send(ctx, tx); err != nil {
 		return nil, fmt.Errorf("reading the catalog: %w", err)
 	}
+	finishAdoption(s)
 	if opts.AppRole != "" {
 		s.Role = role
 		if role.Exists {

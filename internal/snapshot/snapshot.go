@@ -54,8 +54,12 @@ type Snapshot struct {
 	Funcs []Func
 	// Library is pgtenancy.set_tenant(text); nil when missing.
 	Library *Library
-	// Sequences are the sequences owned by serial columns of Tables.
+	// Sequences are the sequences that inserts into Tables use: owned by
+	// serial columns, named by column defaults or by trigger functions;
+	// one entry per sequence and table, by name.
 	Sequences []Sequence
+	// Admin is the admin role of [Options.AdminRole]; nil without one.
+	Admin *AdminRole
 	// RoleSettings are the pg_db_role_setting entries that apply to the
 	// application role in the current database, and the server's value of
 	// citus.propagate_set_commands.
@@ -63,8 +67,11 @@ type Snapshot struct {
 	// Audit is what [Options.Audit] asks for; nil without it.
 	Audit *Audit
 
-	// Set by Expect.
-	expected map[ColumnKey][2]string
+	// Set by Expect: the server's text of each expression pgtenancy writes
+	// for a tenant column (policy expressions, the column default), by
+	// column and pgtenancy's text.
+	rendered map[ColumnKey]map[string]string
+	setting  string
 	// CitusTables are the tenant tables (by OID) in Citus's metadata.
 	CitusTables map[uint32]CitusTable
 	// Shards are the shards of those tables, as run_command_on_shards saw
@@ -142,6 +149,16 @@ type Table struct {
 	Constraints     []Constraint
 	Indexes         []Index
 	Policies        []Policy
+	// Checks are the table's CHECK constraints; InvalidIndexes the names
+	// of its indexes that a failed CREATE INDEX CONCURRENTLY left invalid.
+	Checks         []Check
+	InvalidIndexes []string
+}
+
+// Check is a CHECK constraint.
+type Check struct {
+	Name      string
+	Validated bool
 }
 
 // Column returns the column of a name, or nil.
@@ -178,6 +195,9 @@ type Column struct {
 	// "bigint", "character varying(20)".
 	Type    string
 	NotNull bool
+	// Default is the column's default as pg_get_expr prints it; "" when
+	// it has none.
+	Default string
 }
 
 // Constraint is a primary key, unique constraint or foreign key, not
@@ -293,14 +313,20 @@ type Library struct {
 	CanExec  bool // the application role can execute it (and use its schema)
 }
 
-// Sequence is a sequence owned by a serial column.
+// Sequence is a sequence that inserts into a table use.
 type Sequence struct {
 	// Name is quoted and schema-qualified.
 	Name string
-	// Table is the OID of the table of the column that owns it.
+	// Table is the OID of the table whose serial column owns it, whose
+	// column default or trigger function names it.
 	Table uint32
 	// AppUsage reports that the application role has USAGE on it.
 	AppUsage bool
+	// PrefixSchema and Prefix: a trigger names the sequence by a prefix
+	// and a value (nextval('seq_' || NEW.account_id)), one sequence per
+	// tenant; its name differs between databases. Empty for a sequence
+	// named literally.
+	PrefixSchema, Prefix string
 }
 
 // RoleSetting is one configuration entry of pg_db_role_setting for the

@@ -49,7 +49,7 @@ func New(setting string, key rls.KeyType, citus, reset bool) (*Tenancy, error) {
 		return nil, err
 	}
 	if key != 0 && !key.Valid() {
-		return nil, fmt.Errorf("KeyType %v is not bigint, uuid or text", key)
+		return nil, fmt.Errorf("KeyType %v is not %s", key, rls.ValidKeyTypes)
 	}
 	t := &Tenancy{Key: key, Citus: citus, Reset: reset}
 	if citus {

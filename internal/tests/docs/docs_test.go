@@ -6,7 +6,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,6 +49,30 @@ var storeApp = &pgtenancytest.Template{
 		_, err := conn.Exec(ctx, testschema.DDL(rls.BigInt)+testschema.Seed(rls.BigInt))
 		return err
 	},
+}
+
+// railsApp is the Rails-shaped application that docs/adopting.md adopts.
+var railsApp = &pgtenancytest.Template{
+	Name: "docs_rails",
+	Setup: func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, testschema.RailsDDL+testschema.RailsSeed)
+		return err
+	},
+}
+
+// guides maps a guide to the application it starts from (storeApp when
+// absent), and to what the test checks once its blocks ran.
+var guides = map[string]struct {
+	app   *pgtenancytest.Template
+	after func(t *testing.T, env guideEnv)
+}{
+	"adopting.md": {railsApp, checkAdopted},
+}
+
+// guideEnv is what a guide's blocks ran against.
+type guideEnv struct {
+	db       *pgtenancytest.DB
+	adminURL string // the admin role of docs/adopting.md, created by the guide
 }
 
 type block struct {
@@ -95,9 +122,13 @@ func shellBlocks(t *testing.T, path string) []block {
 // TestShellBlocks runs the sh blocks of each guide in order, in one bash
 // session per block, all of a file sharing a working directory and a fresh
 // database holding the store application (stores, products, purchases,
-// currencies; no pgtenancy yet). $DATABASE_URL is the owner of the tables,
-// $APP_ROLE the application role, $APP_DATABASE_URL its URL, and pgtenancy and
-// tern are on PATH.
+// currencies; no pgtenancy yet), or for docs/adopting.md the Rails-shaped
+// one (testschema.RailsDDL). $DATABASE_URL is the owner of the tables,
+// $APP_ROLE the application role, $APP_DATABASE_URL its URL,
+// $SUPERUSER_DATABASE_URL a superuser's, $ADMIN_ROLE and $ADMIN_PASSWORD
+// name a role for the guide to create (dropped afterwards) and
+// $ADMIN_DATABASE_URL connects as it; pgtenancy and tern are on PATH. Then
+// it runs the guide's checks, if any (guides).
 func TestShellBlocks(t *testing.T) {
 	bin := t.TempDir()
 	build := exec.Command("go", "build", "-o", filepath.Join(bin, "pgtenancy"), "../../../cmd/pgtenancy")
@@ -129,7 +160,13 @@ func TestShellBlocks(t *testing.T) {
 			if len(blocks) == 0 {
 				return
 			}
-			db := pgtenancytest.NewDB(t, storeApp)
+			app, after := storeApp, func(*testing.T, guideEnv) {}
+			if g, ok := guides[filepath.Base(file)]; ok {
+				app, after = g.app, g.after
+			}
+			adminRole, adminPassword := adminRoleFor(t)
+			db := pgtenancytest.NewDB(t, app)
+			adminURL := roleURL(t, db.OwnerURL, adminRole, adminPassword)
 			dir := t.TempDir()
 			for _, b := range blocks {
 				script := b.text
@@ -154,14 +191,52 @@ func TestShellBlocks(t *testing.T) {
 					"DATABASE_URL="+db.OwnerURL,
 					"APP_DATABASE_URL="+db.AppURL,
 					"APP_ROLE="+pgtenancytest.AppRole,
+					"SUPERUSER_DATABASE_URL="+db.AdminURL,
+					"ADMIN_ROLE="+adminRole,
+					"ADMIN_PASSWORD="+adminPassword,
+					"ADMIN_DATABASE_URL="+adminURL,
 					"NO_COLOR=1",
 				)
 				out, err := c.CombinedOutput()
 				require.NoError(t, err, "%s:%d: the block failed:\n%s\noutput:\n%s", b.file, b.line, script, out)
 				t.Logf("%s:%d ran:\n%s", b.file, b.line, out)
 			}
+			after(t, guideEnv{db: db, adminURL: adminURL})
 		})
 	}
+}
+
+// adminRoleFor returns the name and password of a role that a guide may
+// create, unique to this test, and drops it once the test's database is
+// gone (roles belong to the server, not to a database).
+func adminRoleFor(t *testing.T) (name, password string) {
+	t.Helper()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	name = "pgtenancy_docs_admin_" + hex.EncodeToString(b)
+	server := pgtenancytest.ServerURL(t)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, server)
+		if err != nil {
+			t.Errorf("dropping %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP ROLE IF EXISTS "+name); err != nil {
+			t.Errorf("dropping %s: %v", name, err)
+		}
+	})
+	return name, "docs-" + hex.EncodeToString(b)
+}
+
+// roleURL is base with another role and password.
+func roleURL(t *testing.T, base, role, password string) string {
+	t.Helper()
+	u, err := url.Parse(base)
+	require.NoError(t, err)
+	u.User = url.UserPassword(role, password)
+	return u.String()
 }
 
 var exitsNote = regexp.MustCompile(`^(.*?)\s*#\s*exits (\d+)\s*$`)
