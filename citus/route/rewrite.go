@@ -62,6 +62,12 @@ type Result struct {
 	// Tables are the tenant tables that got the predicate, as the
 	// statement names them (alias or name), in the order of the rewrite.
 	Tables []string
+	// Params is the highest parameter number of the input statement.
+	Params int
+	// Named are the tables the statement names (schema-qualified when it
+	// qualifies them), tenant or not, in the order of the text; nil when
+	// it did not parse.
+	Named []string
 }
 
 // analyze rewrites one SQL text. It never panics on input that
@@ -75,20 +81,23 @@ func (r *Rewriter) analyze(sql string) Result {
 		return Result{SQL: sql, Outcome: Unparsed, Reason: fmt.Sprintf("%d statements in one text", len(tree.Stmts))}
 	}
 	w := &rewrite{r: r, handled: map[*pg_query.RangeVar]bool{}}
-	if reason := w.run(tree); reason != "" {
+	named := namedTables(tree)
+	reason := w.run(tree)
+	params := int(w.maxParam)
+	if reason != "" {
 		if len(w.tenantRefs) == 0 && !w.sawTenant {
-			return Result{SQL: sql, Outcome: NoTenantTable}
+			return Result{SQL: sql, Outcome: NoTenantTable, Named: named, Params: params}
 		}
-		return Result{SQL: sql, Outcome: LeftAlone, Reason: reason}
+		return Result{SQL: sql, Outcome: LeftAlone, Reason: reason, Named: named, Params: params}
 	}
 	if len(w.preds) == 0 {
-		return Result{SQL: sql, Outcome: NoTenantTable}
+		return Result{SQL: sql, Outcome: NoTenantTable, Named: named, Params: params}
 	}
 	out, reason := r.deparse(tree, sql, w)
 	if reason != "" {
-		return Result{SQL: sql, Outcome: LeftAlone, Reason: reason}
+		return Result{SQL: sql, Outcome: LeftAlone, Reason: reason, Named: named, Params: params}
 	}
-	return Result{SQL: out, Param: int(w.param), Outcome: Rewritten, Tables: w.names}
+	return Result{SQL: out, Param: int(w.param), Outcome: Rewritten, Tables: w.names, Named: named, Params: params}
 }
 
 // deparse checks that the deparser reproduces the input statement
@@ -147,6 +156,25 @@ func clearLocations(m protoreflect.Message) {
 	})
 }
 
+// namedTables lists the distinct relation names of a tree.
+func namedTables(tree *pg_query.ParseResult) []string {
+	var out []string
+	seen := map[string]bool{}
+	walk(tree.ProtoReflect(), func(m proto.Message) {
+		if rv, ok := m.(*pg_query.RangeVar); ok {
+			n := rv.Relname
+			if rv.Schemaname != "" {
+				n = rv.Schemaname + "." + n
+			}
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	})
+	return out
+}
+
 // walk calls fn for every message under m (m included), parents first.
 func walk(m protoreflect.Message, fn func(proto.Message)) {
 	fn(m.Interface())
@@ -170,6 +198,7 @@ func walk(m protoreflect.Message, fn func(proto.Message)) {
 type rewrite struct {
 	r          *Rewriter
 	param      int32
+	maxParam   int32
 	handled    map[*pg_query.RangeVar]bool
 	tenantRefs []*pg_query.RangeVar // every reference to a tenant table
 	sawTenant  bool
@@ -210,6 +239,7 @@ func (w *rewrite) run(tree *pg_query.ParseResult) string {
 			}
 		}
 	})
+	w.maxParam = maxParam
 	if len(w.tenantRefs) == 0 {
 		return "no tenant table"
 	}
