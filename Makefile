@@ -3,7 +3,7 @@ GO ?= go
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: help test test-short test-matrix test-shared lint fuzz tools demo run-example sqlc bench-pool bench bench-quick
+.PHONY: bench-citus help test test-short test-matrix test-shared lint fuzz tools demo run-example sqlc bench-pool bench bench-quick
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,6 +47,11 @@ sqlc: ## Regenerate examples/storefront's sqlc code (needs sqlc v1.31.1 on PATH)
 
 bench-pool: ## Pool throughput against raw pgxpool (prints RATIO lines; about 90 s)
 	$(GO) test -run '^$$' -bench '^BenchmarkPool$$' -benchtime 1x ./pool/
+
+bench-citus: ## Citus routing: rewrite vs hand-written tenant filter vs fan-out on CITUS_URL, 3 runs (prints RATIO lines; about 1 min each)
+	@for i in 1 2 3; do echo "== run $$i"; \
+		(cd citus/route && $(GO) test -run '^$$' -bench '^BenchmarkCitusRoute$$' -benchtime 1x .) | grep -E 'RATIO|queries/s|FAIL|SKIP|skip'; \
+	done
 
 bench: ## Scale (1k/10k/100k tenants) and architecture benchmarks; rewrites docs/img/bench-*.svg (about 7 min)
 	$(GO) run ./internal/cmd/pgtenancy-bench -svg docs/img -markdown bench-results.md
