@@ -3,7 +3,6 @@ package route_test
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 
@@ -255,6 +254,5 @@ func FuzzRewrite(f *testing.F) {
 		if again.Outcome == route.Rewritten {
 			require.Equal(t, res.Param+1, again.Param)
 		}
-		require.False(t, strings.Contains(sql, "\x00") && res.Outcome == route.Rewritten && !strings.Contains(res.SQL, "\x00") && false)
 	})
 }
