@@ -46,6 +46,28 @@ type Config struct {
 	// PostgreSQL too, a little slower.
 	Citus bool
 
+	// Rewriter, when not nil, rewrites the SQL of the statements the pool
+	// runs before it sends them; package citus/route (a module of its own,
+	// which builds libpg_query with cgo) provides one that adds the tenant
+	// predicate so that Citus routes each statement to the tenant's shard.
+	// The pool calls it:
+	//   - for the SQL of Exec, Query, QueryRow, of every query of a batch
+	//     sent by SendBatch, and of Exec, Query, QueryRow and SendBatch of
+	//     a [Tx]; not for Prepare, CopyFrom, the connection of AcquireFunc
+	//     or [Tx.Conn], nor when the arguments hold a [pgx.QueryRewriter]
+	//     such as [pgx.NamedArgs];
+	//   - from many goroutines at once, before every statement: it must be
+	//     safe for concurrent use and cache its answers.
+	//
+	// Rewrite returns the SQL to send and N, the number of the parameter
+	// $N that the rewritten SQL adds: the pool binds the unit's tenant (as
+	// text) to it, after the statement's own arguments. N must be one more
+	// than the number of arguments the statement takes; otherwise, or when
+	// N is 0, the pool sends the original SQL with the original arguments.
+	// A rewrite must not change what a statement means: isolation stays
+	// with row level security, whatever the rewriter does.
+	Rewriter Rewriter
+
 	// ResetSession makes every unit of work remove all the session state
 	// it may have created, not only the state that its SQL shows: the
 	// reset statements (DISCARD TEMP, CLOSE ALL, UNLISTEN *, RESET ALL,
@@ -73,6 +95,13 @@ type Config struct {
 	Audit func(ctx context.Context, p *pgxpool.Pool) error
 }
 
+// Rewriter rewrites SQL before the pool sends it. See [Config.Rewriter].
+type Rewriter interface {
+	// Rewrite returns the SQL to send for sql and the number of the
+	// parameter it adds for the tenant, or sql and 0.
+	Rewrite(sql string) (rewritten string, tenantParam int)
+}
+
 // ParseConfig parses connString as [pgxpool.ParseConfig] does (a URL or
 // key=value string, pool_* parameters included) and returns a Config with
 // the default Setting.
@@ -97,6 +126,9 @@ func newTenancy(cfg *Config) (*unit.Tenancy, error) {
 	t, err := unit.New(cfg.Setting, cfg.KeyType, cfg.Citus, cfg.ResetSession)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if cfg.Rewriter != nil {
+		t.Rewriter = cfg.Rewriter
 	}
 	return t, nil
 }

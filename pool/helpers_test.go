@@ -86,6 +86,7 @@ type poolOpts struct {
 	counter  *tripCounter
 	url      string // default: the database's AppURL
 	tune     func(*pgxpool.Config)
+	rewriter pool.Rewriter
 }
 
 // newPool returns a pgtenancy pool connected as the app role.
@@ -99,6 +100,7 @@ func newPool(t testing.TB, db *pgtenancytest.DB, o poolOpts) *pool.Pool {
 	require.NoError(t, err)
 	configure(cfg.PoolConfig, o)
 	cfg.Citus = o.citus
+	cfg.Rewriter = o.rewriter
 	p, err := pool.NewWithConfig(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(p.Close)

@@ -130,8 +130,10 @@ func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comman
 		return pgconn.CommandTag{}, err
 	}
 	if hasQueryOption(args) {
+		// The transaction's Exec rewrites.
 		return p.execInTx(ctx, sql, args)
 	}
+	sql, args = p.t.Rewrite(t, sql, args)
 	r := p.t.Resets(sql)
 	c, err := p.p.Acquire(ctx)
 	if err != nil {
@@ -212,6 +214,7 @@ func (p *Pool) query(ctx context.Context, r *poolRows, sql string, args []any) e
 		*r = poolRows{ctx: ctx, r: rows, tx: tx}
 		return nil
 	}
+	sql, args = p.t.Rewrite(t, sql, args)
 	rs := p.t.Resets(sql)
 	c, err := p.p.Acquire(ctx)
 	if err != nil {
@@ -284,6 +287,7 @@ func (p *Pool) sendBatch(ctx context.Context, c *pgxpool.Conn, t rls.Tenant, b *
 	orig := b.QueuedQueries
 	beginsTx := pgx.FailedBatchResults(b, errProbe).Tx() != nil
 	st := p.batchState(orig)
+	own := p.rewriteBatch(t, orig)
 	var r *resets
 	if !beginsTx {
 		r = resetsFor(st)
@@ -295,13 +299,13 @@ func (p *Pool) sendBatch(ctx context.Context, c *pgxpool.Conn, t rls.Tenant, b *
 	case beginsTx && len(orig) > 0:
 		// After the batch's own BEGIN: the tenant holds for the whole
 		// transaction, and the Tx removes the state when it ends.
-		qqs = append(qqs, orig[0], set)
-		qqs = append(qqs, orig[1:]...)
+		qqs = append(qqs, own[0], set)
+		qqs = append(qqs, own[1:]...)
 		hideFrom, hideTo = 1, 2
 	case p.t.Citus || r != nil:
 		// An explicit transaction, as for a statement (newUnit).
 		qqs = append(qqs, &pgx.QueuedQuery{SQL: "begin"}, set)
-		qqs = append(qqs, orig...)
+		qqs = append(qqs, own...)
 		if r != nil {
 			for _, sql := range r.Before {
 				qqs = append(qqs, &pgx.QueuedQuery{SQL: sql})
@@ -311,7 +315,7 @@ func (p *Pool) sendBatch(ctx context.Context, c *pgxpool.Conn, t rls.Tenant, b *
 		hideFrom, hideTo = 0, 2
 	default:
 		qqs = append(qqs, set)
-		qqs = append(qqs, orig...)
+		qqs = append(qqs, own...)
 		hideFrom, hideTo = 0, 1
 	}
 	b.QueuedQueries = qqs
@@ -320,10 +324,33 @@ func (p *Pool) sendBatch(ctx context.Context, c *pgxpool.Conn, t rls.Tenant, b *
 		hideFrom: hideFrom, hideTo: hideTo, c: c, resets: r,
 	}
 	if tx := br.br.Tx(); tx != nil {
-		br.tx = &Tx{tx: tx, c: c, citus: p.t.Citus, t: p.t, state: st}
+		br.tx = &Tx{tx: tx, c: c, citus: p.t.Citus, t: p.t, state: st, tenant: t}
 		br.c = nil
 	}
 	return br
+}
+
+// rewriteBatch returns qqs with the SQL of each query rewritten by the
+// Config.Rewriter: a copy of the queries it rewrites, the caller's query
+// otherwise (b's own queue is restored unchanged by Close).
+func (p *Pool) rewriteBatch(t rls.Tenant, qqs []*pgx.QueuedQuery) []*pgx.QueuedQuery {
+	if p.t.Rewriter == nil {
+		return qqs
+	}
+	own := qqs
+	for i, qq := range qqs {
+		sql, args := p.t.Rewrite(t, qq.SQL, qq.Arguments)
+		if sql == qq.SQL {
+			continue
+		}
+		if &own[0] == &qqs[0] {
+			own = append([]*pgx.QueuedQuery(nil), qqs...)
+		}
+		c := *qq
+		c.SQL, c.Arguments = sql, args
+		own[i] = &c
+	}
+	return own
 }
 
 // batchState returns the session state that the queued queries may leave.
@@ -370,7 +397,7 @@ func (p *Pool) beginTx(ctx context.Context, opts pgx.TxOptions) (*Tx, error) {
 		release(ctx, c, nil)
 		return nil, err
 	}
-	tr := &Tx{tx: tx, c: c, citus: p.t.Citus, t: p.t}
+	tr := &Tx{tx: tx, c: c, citus: p.t.Citus, t: p.t, tenant: t}
 	if p.t.Reset {
 		tr.state = allState
 	}

@@ -7,9 +7,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pgtenancy/pgtenancy/internal/unit"
-
 	"github.com/pgtenancy/pgtenancy/internal/sessionsql"
+	"github.com/pgtenancy/pgtenancy/internal/unit"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // Tx is a transaction that holds the tenant from [Pool.Begin] (or a
@@ -37,6 +37,7 @@ type Tx struct {
 	citus  bool          // begun by a pool with Config.Citus
 	t      *unit.Tenancy
 	state  sessionsql.State // of the SQL run so far (on the outermost Tx)
+	tenant rls.Tenant       // for Config.Rewriter
 }
 
 // root returns the outermost transaction.
@@ -79,7 +80,7 @@ func (tx *Tx) Begin(ctx context.Context) (pgx.Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tx{tx: sp, parent: tx, citus: tx.citus, t: tx.t}, nil
+	return &Tx{tx: sp, parent: tx, citus: tx.citus, t: tx.t, tenant: tx.tenant}, nil
 }
 
 // Commit commits the transaction (or releases the savepoint) and returns the
@@ -147,6 +148,12 @@ func (tx *Tx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	for _, qq := range b.QueuedQueries {
 		tx.note(qq.SQL)
 	}
+	if tx.t.Rewriter != nil {
+		// Rewrite in place: b is sent once, in this transaction.
+		for _, qq := range b.QueuedQueries {
+			qq.SQL, qq.Arguments = tx.t.Rewrite(tx.tenant, qq.SQL, qq.Arguments)
+		}
+	}
 	return tx.tx.SendBatch(ctx, b)
 }
 
@@ -172,6 +179,7 @@ func (tx *Tx) Exec(ctx context.Context, sql string, args ...any) (pgconn.Command
 		return pgconn.CommandTag{}, pgx.ErrTxClosed
 	}
 	tx.note(sql)
+	sql, args = tx.t.Rewrite(tx.tenant, sql, args)
 	return tx.tx.Exec(ctx, sql, args...)
 }
 
@@ -181,6 +189,7 @@ func (tx *Tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, err
 		return errRows{err: pgx.ErrTxClosed}, pgx.ErrTxClosed
 	}
 	tx.note(sql)
+	sql, args = tx.t.Rewrite(tx.tenant, sql, args)
 	return tx.tx.Query(ctx, sql, args...)
 }
 
@@ -190,6 +199,7 @@ func (tx *Tx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 		return errRows{err: pgx.ErrTxClosed}
 	}
 	tx.note(sql)
+	sql, args = tx.t.Rewrite(tx.tenant, sql, args)
 	return tx.tx.QueryRow(ctx, sql, args...)
 }
 

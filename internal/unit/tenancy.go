@@ -39,6 +39,8 @@ type Tenancy struct {
 	// SetSQL sets the tenant, its only parameter, for the rest of the
 	// current transaction.
 	SetSQL string
+	// Rewriter, when not nil, rewrites every statement's SQL ([Tenancy.Rewrite]).
+	Rewriter Rewriter
 }
 
 // New returns the Tenancy of a configuration. Its errors are about the
@@ -164,4 +166,45 @@ func (t *Tenancy) Begin(ctx context.Context, conn *pgx.Conn, tn rls.Tenant, opts
 		return nil, err
 	}
 	return br.Tx(), nil
+}
+
+// Rewriter is pool.Rewriter (see its doc): it rewrites SQL before it is
+// sent, and may add one parameter for the tenant.
+type Rewriter interface {
+	Rewrite(sql string) (rewritten string, tenantParam int)
+}
+
+// Rewrite returns the SQL and arguments to send for sql with args in a
+// unit of work of tn: sql and args unchanged without a Rewriter, when the
+// Rewriter leaves sql unchanged, when args hold a [pgx.QueryRewriter]
+// (pgx.NamedArgs: the SQL is not PostgreSQL's until pgx rewrites it), and
+// when the added parameter is not the one after the statement's own
+// arguments (the statement would fail anyway: the server reports it on
+// the original). Otherwise the rewritten SQL, with the tenant (as text)
+// appended to a copy of args. Leading pgx options (QueryExecMode, result
+// formats) stay in front.
+func (t *Tenancy) Rewrite(tn rls.Tenant, sql string, args []any) (string, []any) {
+	if t.Rewriter == nil {
+		return sql, args
+	}
+	n := len(args)
+options:
+	for _, a := range args {
+		switch a.(type) {
+		case pgx.QueryExecMode, pgx.QueryResultFormats, pgx.QueryResultFormatsByOID:
+			n--
+		case pgx.QueryRewriter:
+			return sql, args
+		default:
+			break options
+		}
+	}
+	sql2, param := t.Rewriter.Rewrite(sql)
+	if param <= 0 || param != n+1 {
+		return sql, args
+	}
+	a := make([]any, len(args)+1)
+	copy(a, args)
+	a[len(args)] = tn.String()
+	return sql2, a
 }
