@@ -44,7 +44,7 @@ func TestIsolation(t *testing.T) {
 			forEachMode(t, func(t *testing.T, mode pgx.QueryExecMode) {
 				db := pgtenancytest.NewDB(t, storeTemplate)
 				sdb := openDB(t, db, dbOpts{mode: mode, reset: v.reset, citus: v.citus, maxConns: 4})
-				proofList(t, sdb)
+				proofList(t, sdb, false)
 				require.Positive(t, requireClean(t, sdb))
 			})
 		})
@@ -53,8 +53,18 @@ func TestIsolation(t *testing.T) {
 
 // proofList is the isolation proof list on sdb, seeded with the store
 // schema.
-func proofList(t *testing.T, sdb *sql.DB) {
+func proofList(t *testing.T, sdb *sql.DB, citus bool) {
 	ctxA, ctxB := ctxFor(tenantA), ctxFor(tenantB)
+	// refused reports whether the database refused a write for its
+	// tenant. Errors relayed from Citus's workers lose the server function
+	// that IsRLSViolation reads, and Citus refuses to move a row to
+	// another shard before any policy sees it.
+	refused := func(err error) bool {
+		if citus {
+			return sqlState(err) == "42501" || sqlState(err) == "0A000"
+		}
+		return stdlib.IsRLSViolation(err)
+	}
 
 	// Reads.
 	for _, tn := range tenants {
@@ -88,9 +98,9 @@ func proofList(t *testing.T, sdb *sql.DB) {
 	// Writes of another tenant's rows are refused by the policy.
 	_, err = sdb.ExecContext(ctxA, "INSERT INTO products (store_id, name, price_cents, currency) VALUES ($1, 'sneaky', 1, 'EUR')", tenantB.String())
 	require.Error(t, err)
-	assert.True(t, stdlib.IsRLSViolation(err), "insert into B as A: %v", err)
+	assert.True(t, refused(err), "insert into B as A: %v", err)
 	_, err = sdb.ExecContext(ctxA, "UPDATE products SET store_id = $1 WHERE id = 101", tenantB.String())
-	assert.True(t, stdlib.IsRLSViolation(err), "moving A's product to B: %v", err)
+	assert.True(t, refused(err), "moving A's product to B: %v", err)
 
 	// A reference to another tenant's row is refused by the composite key.
 	_, err = sdb.ExecContext(ctxA, "INSERT INTO purchases (store_id, product_id, quantity) VALUES ($1, 201, 1)", tenantA.String())
@@ -114,7 +124,7 @@ func proofList(t *testing.T, sdb *sql.DB) {
 	_, err = tx.ExecContext(ctxA, "UPDATE products SET name = 'renamed' WHERE id = 103")
 	require.NoError(t, err)
 	_, err = tx.ExecContext(ctxA, "INSERT INTO products (store_id, name, price_cents, currency) VALUES ($1, 'sneaky', 1, 'EUR')", tenantC.String())
-	require.True(t, stdlib.IsRLSViolation(err), "%v", err)
+	require.True(t, refused(err), "%v", err)
 	require.NoError(t, tx.Rollback())
 	assert.Equal(t, seedProducts[tenantA], productIDs(t, ctxA, sdb))
 
