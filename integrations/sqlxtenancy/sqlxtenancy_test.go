@@ -22,7 +22,6 @@ type product struct {
 	PriceCents int64  `db:"price_cents"`
 }
 
-
 // TestIsolation runs the isolation proof list through sqlx.
 func TestIsolation(t *testing.T) {
 	t.Parallel()
