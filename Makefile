@@ -3,7 +3,7 @@ GO ?= go
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: help test test-short test-matrix test-shared lint fuzz tools demo run-example sqlc bench-pool bench bench-quick
+.PHONY: help test test-short test-matrix test-shared lint fuzz tools demo run-example sqlc bench-pool bench-sql bench bench-quick
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,6 +47,10 @@ sqlc: ## Regenerate examples/storefront's sqlc code (needs sqlc v1.31.1 on PATH)
 
 bench-pool: ## Pool throughput against raw pgxpool (prints RATIO lines; about 90 s)
 	$(GO) test -run '^$$' -bench '^BenchmarkPool$$' -benchtime 1x ./pool/
+
+bench-sql: ## database/sql and GORM through pgtenancy against raw database/sql and plain GORM with a manual filter (prints RATIO lines; about 90 s)
+	$(GO) test -run '^$$' -bench '^BenchmarkSQL$$' -benchtime 1x ./stdlib/
+	cd integrations && $(GO) test -run '^$$' -bench '^BenchmarkGORM$$' -benchtime 1x ./gormtenancy/
 
 bench: ## Scale (1k/10k/100k tenants) and architecture benchmarks; rewrites docs/img/bench-*.svg (about 7 min)
 	$(GO) run ./internal/cmd/pgtenancy-bench -svg docs/img -markdown bench-results.md
