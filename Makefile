@@ -5,7 +5,7 @@ STATICCHECK_VERSION ?= v0.8.2
 # A package's tests take minutes on a loaded 2-core machine; go test's default 10m is too tight.
 TEST_TIMEOUT ?= 30m
 
-.PHONY: bench-citus help test test-short test-matrix test-shared lint fuzz tools demo run-example sqlc bench-pool bench bench-quick
+.PHONY: help test test-short test-matrix test-shared lint fuzz tools demo run-example sqlc bench-pool bench-sql bench-citus bench bench-quick
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -14,7 +14,8 @@ test: ## Run every test with -race on a throwaway Postgres (or PGTENANCY_TEST_DA
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(GO) test -count=1 -run 'Allocs' ./rls/ ./middleware/
 	cd pgtenancytest/containers && $(GO) test -count=1 ./...
-	cd citus/route && $(GO) test -race -count=1 ./...
+	cd citus/route && $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	cd integrations && $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 test-short: ## Run the tests without -race
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
@@ -36,6 +37,7 @@ lint: ## gofmt, go vet and staticcheck
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 	cd citus/route && $(GO) vet ./... && $(STATICCHECK) ./...
+	cd integrations && $(GO) vet ./... && $(STATICCHECK) ./...
 
 demo: ## Scripted tour of examples/storefront on a throwaway Postgres (or DATABASE_URL)
 	$(GO) build -o bin/pgtenancy ./cmd/pgtenancy
@@ -54,6 +56,9 @@ bench-citus: ## Citus routing: rewrite vs hand-written tenant filter vs fan-out 
 	@for i in 1 2 3; do echo "== run $$i"; \
 		(cd citus/route && $(GO) test -run '^$$' -bench '^BenchmarkCitusRoute$$' -benchtime 1x .) | grep -E 'RATIO|queries/s|FAIL|SKIP|skip'; \
 	done
+bench-sql: ## database/sql and GORM through pgtenancy against raw database/sql and plain GORM with a manual filter (prints RATIO lines; about 90 s)
+	$(GO) test -run '^$$' -bench '^BenchmarkSQL$$' -benchtime 1x ./stdlib/
+	cd integrations && $(GO) test -run '^$$' -bench '^BenchmarkGORM$$' -benchtime 1x ./gormtenancy/
 
 bench: ## Scale (1k/10k/100k tenants) and architecture benchmarks; rewrites docs/img/bench-*.svg (about 7 min)
 	$(GO) run ./internal/cmd/pgtenancy-bench -svg docs/img -markdown bench-results.md

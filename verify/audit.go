@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgtenancy/pgtenancy/catalog"
 )
 
 // Audit returns a function that runs [Run] with opts on the database of a
@@ -19,16 +22,27 @@ import (
 // connects as. The audit connects like any other unit of work and needs
 // the TEMPORARY privilege (PUBLIC has it by default).
 func Audit(opts Options) func(ctx context.Context, p *pgxpool.Pool) error {
-	return func(ctx context.Context, p *pgxpool.Pool) error {
-		if opts.AppRole == "" && (opts.Model == nil || opts.Model.AppRole == "") {
-			if err := p.QueryRow(ctx, "SELECT current_user").Scan(&opts.AppRole); err != nil {
-				return fmt.Errorf("verify: %w", err)
-			}
+	return func(ctx context.Context, p *pgxpool.Pool) error { return audit(ctx, p, opts) }
+}
+
+// AuditConn is [Audit] for a connection: set it as stdlib.Config.Audit
+// (database/sql), which runs it on a connection of its own at startup.
+func AuditConn(opts Options) func(ctx context.Context, conn *pgx.Conn) error {
+	return func(ctx context.Context, conn *pgx.Conn) error { return audit(ctx, conn, opts) }
+}
+
+func audit(ctx context.Context, conn interface {
+	catalog.Conn
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}, opts Options) error {
+	if opts.AppRole == "" && (opts.Model == nil || opts.Model.AppRole == "") {
+		if err := conn.QueryRow(ctx, "SELECT current_user").Scan(&opts.AppRole); err != nil {
+			return fmt.Errorf("verify: %w", err)
 		}
-		report, err := Run(ctx, p, opts)
-		if err != nil {
-			return err
-		}
-		return report.Err()
 	}
+	report, err := Run(ctx, conn, opts)
+	if err != nil {
+		return err
+	}
+	return report.Err()
 }

@@ -36,6 +36,7 @@ var ranElsewhere = map[string]string{
 	"PGTENANCY_PG_VERSION=17 go test ./...":                          "make test-matrix runs the suite so on each version; this test is part of it",
 	"make run-example":                                               "the storefront test serves the same program",
 	"go get github.com/pgtenancy/pgtenancy":                          "adds the module to a user's project; nothing to run here",
+	"go get github.com/pgtenancy/pgtenancy/integrations":             "adds the integrations module to a user's project; TestGoExamples runs the guides' examples",
 	"go install github.com/pgtenancy/pgtenancy/cmd/pgtenancy@latest": "this test builds the same command from the checkout",
 	"go install github.com/jackc/tern/v2@latest":                     "this test installs tern v2.3.4 (the version go.mod uses)",
 	"apt-get install postgresql":                                     ".ci/run runs it on machines without the server",
@@ -262,4 +263,67 @@ func TestRanElsewhere(t *testing.T) {
 			require.Contains(t, string(mk), "\n"+target+":", fmt.Sprintf("Makefile target %q", target))
 		}
 	}
+}
+
+var fromNote = regexp.MustCompile(`^<!-- from: (\S+) -->$`)
+
+// TestGoExamples checks the Go examples of the guides: a ```go block right
+// after a line "<!-- from: PATH -->" must be a run of lines of the file
+// PATH (up to indentation), an example test, and the examples of PATH's
+// package run, so the guide's code is code that runs and prints what the
+// guide says.
+func TestGoExamples(t *testing.T) {
+	files, err := filepath.Glob("../../../docs/*.md")
+	require.NoError(t, err)
+	n := 0
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		require.NoError(t, err)
+		lines := strings.Split(string(data), "\n")
+		for i := 0; i+1 < len(lines); i++ {
+			m := fromNote.FindStringSubmatch(lines[i])
+			if m == nil {
+				continue
+			}
+			require.Equal(t, "```go", lines[i+1], "%s:%d: a ```go block must follow the from note", file, i+1)
+			var block []string
+			for j := i + 2; j < len(lines) && lines[j] != "```"; j++ {
+				block = append(block, strings.TrimLeft(lines[j], "\t"))
+			}
+			src, err := os.ReadFile(filepath.Join("../../..", m[1]))
+			require.NoError(t, err, "%s:%d", file, i+1)
+			var srcLines []string
+			for _, l := range strings.Split(string(src), "\n") {
+				srcLines = append(srcLines, strings.TrimLeft(l, "\t"))
+			}
+			require.True(t, containsRun(srcLines, block), "%s:%d: the block is not in %s: copy it again", file, i+1, m[1])
+			n++
+			dir := filepath.Dir(filepath.Join("../../..", m[1]))
+			t.Run(filepath.Base(file), func(t *testing.T) {
+				t.Parallel()
+				cmd := exec.Command("go", "test", "-count=1", "-run", "^Example", ".")
+				cmd.Dir = dir
+				out, err := cmd.CombinedOutput()
+				require.NoError(t, err, "the examples of %s:\n%s", m[1], out)
+			})
+		}
+	}
+	require.Positive(t, n, "no Go example in the guides")
+}
+
+// containsRun reports whether run is a run of consecutive lines of lines.
+func containsRun(lines, run []string) bool {
+	for i := 0; i+len(run) <= len(lines); i++ {
+		ok := true
+		for j := range run {
+			if lines[i+j] != run[j] {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }
