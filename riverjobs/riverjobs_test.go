@@ -28,8 +28,8 @@ import (
 	"github.com/pgtenancy/pgtenancy/pgtenancytest"
 	"github.com/pgtenancy/pgtenancy/policy"
 	"github.com/pgtenancy/pgtenancy/pool"
-	"github.com/pgtenancy/pgtenancy/rls"
 	"github.com/pgtenancy/pgtenancy/riverjobs"
+	"github.com/pgtenancy/pgtenancy/rls"
 	"github.com/pgtenancy/pgtenancy/verify"
 )
 
