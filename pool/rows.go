@@ -53,6 +53,7 @@ func (r *poolRows) Close() {
 		if err != nil {
 			r.sc.Failed(r.sql, err)
 		}
+		r.sc.TraceEnd(r.conn, r.r.CommandTag(), err)
 		release(r.ctx, r.c, nil)
 		r.c = nil
 	case r.br != nil:
