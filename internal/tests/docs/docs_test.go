@@ -96,8 +96,9 @@ func shellBlocks(t *testing.T, path string) []block {
 // session per block, all of a file sharing a working directory and a fresh
 // database holding the store application (stores, products, purchases,
 // currencies; no pgtenancy yet). $DATABASE_URL is the owner of the tables,
-// $APP_ROLE the application role, $APP_DATABASE_URL its URL, and pgtenancy and
-// tern are on PATH.
+// $APP_ROLE the application role, $APP_DATABASE_URL its URL, $REPO the
+// checkout (to run the runnable examples that a guide shows), and pgtenancy
+// and tern are on PATH.
 func TestShellBlocks(t *testing.T) {
 	bin := t.TempDir()
 	build := exec.Command("go", "build", "-o", filepath.Join(bin, "pgtenancy"), "../../../cmd/pgtenancy")
@@ -119,6 +120,8 @@ func TestShellBlocks(t *testing.T) {
 		require.NoError(t, err, "build minipsql: %s", out)
 	}
 
+	repo, err := filepath.Abs("../../..")
+	require.NoError(t, err)
 	files, err := filepath.Glob("../../../docs/*.md")
 	require.NoError(t, err)
 	files = append([]string{"../../../README.md"}, files...)
@@ -154,6 +157,7 @@ func TestShellBlocks(t *testing.T) {
 					"DATABASE_URL="+db.OwnerURL,
 					"APP_DATABASE_URL="+db.AppURL,
 					"APP_ROLE="+pgtenancytest.AppRole,
+					"REPO="+repo,
 					"NO_COLOR=1",
 				)
 				out, err := c.CombinedOutput()
