@@ -238,6 +238,17 @@ func runVariants(b *testing.B, appURL string) map[string]float64 {
 		return err == nil, err
 	}
 	naive := newRaw(naiveCfg)
+	// A no-op pgx tracer (every tracer interface): what tracing costs the
+	// pool, against a raw pgxpool with the same tracer.
+	tracerCfg := newCfg()
+	tracerCfg.ConnConfig.Tracer = noopTracer{}
+	rawTracer := newRaw(tracerCfg)
+	tracerCfg = newCfg()
+	tracerCfg.ConnConfig.Tracer = noopTracer{}
+	traced, err := pool.Wrap(newRaw(tracerCfg), pool.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
 
 	variants := []variant{
 		{"baseline", func(ctx context.Context, tenant, id int64) error {
@@ -249,6 +260,10 @@ func runVariants(b *testing.B, appURL string) map[string]float64 {
 		{"tx-resetsession", func(ctx context.Context, _, id int64) error { return scanOne(reset.QueryRow(ctx, rlsQuery, id)) }, closeWrapped(reset)},
 		{"tx-nostamp", func(ctx context.Context, _, id int64) error { return scanOne(noStamp.QueryRow(ctx, noStampQuery, id)) }, closeWrapped(noStamp)},
 		{"naive-hook", func(ctx context.Context, _, id int64) error { return scanOne(naive.QueryRow(ctx, noStampQuery, id)) }, naive.Close},
+		{"baseline-tracer", func(ctx context.Context, tenant, id int64) error {
+			return scanOne(rawTracer.QueryRow(ctx, "SELECT name, price FROM items_plain WHERE tenant_id = $1 AND id = $2", tenant, id))
+		}, rawTracer.Close},
+		{"tx-tracer", func(ctx context.Context, _, id int64) error { return scanOne(traced.QueryRow(ctx, rlsQuery, id)) }, closeWrapped(traced)},
 	}
 	if only := os.Getenv("PGTENANCY_BENCH_VARIANTS"); only != "" {
 		keep := variants[:1] // the baseline
@@ -570,3 +585,20 @@ func closeWrapped(p *pool.Pool) func() {
 		p.Unwrap().Close()
 	}
 }
+
+// noopTracer implements every pgx tracer interface and does nothing.
+type noopTracer struct{}
+
+func (noopTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	return ctx
+}
+func (noopTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (noopTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return ctx
+}
+func (noopTracer) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (noopTracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+func (noopTracer) TracePrepareStart(ctx context.Context, _ *pgx.Conn, _ pgx.TracePrepareStartData) context.Context {
+	return ctx
+}
+func (noopTracer) TracePrepareEnd(context.Context, *pgx.Conn, pgx.TracePrepareEndData) {}

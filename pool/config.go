@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgtenancy/pgtenancy/internal/unit"
+	"github.com/pgtenancy/pgtenancy/observe"
 	"github.com/pgtenancy/pgtenancy/rls"
 )
 
@@ -93,6 +94,39 @@ type Config struct {
 	// row level security would be inert (the application role owns a
 	// table, a table is not forced, a policy drifted, ...).
 	Audit func(ctx context.Context, p *pgxpool.Pool) error
+
+	// Observer, when not nil, is told about every unit of work when it
+	// ends (observe.Unit: tenant, kind, rows, error, duration):
+	//   - Exec, CopyFrom and AcquireFunc when they return;
+	//   - Query and QueryRow when their rows close (Scan for QueryRow);
+	//   - SendBatch when its results close;
+	//   - a transaction of Begin or BeginTx when it commits or rolls back;
+	//   - work refused before any I/O (no tenant, ErrKeyType) too, with
+	//     the zero Tenant when the context had none.
+	// It is called on the unit's goroutine with the unit's context: it
+	// must be quick and must not run work on the pool. observe.Metrics
+	// keeps per-tenant totals; tenantotel turns units into spans and
+	// OpenTelemetry metrics. Without an Observer the pool does not read
+	// the clock.
+	Observer observe.Observer
+
+	// MaxConnsPerTenant, when above 0, is the most connections that the
+	// units of work of one tenant hold at once, so that one tenant's burst
+	// cannot take every connection of the pool:
+	//   - a unit of work waits for one of its tenant's connections to
+	//     return before it asks pgxpool for one, in arrival order as
+	//     the Go runtime wakes waiters (no strict FIFO);
+	//   - the wait ends with the unit's context: the error matches
+	//     ErrTenantWait and the context's error;
+	//   - a transaction, open rows, open batch results and AcquireFunc
+	//     hold their connection, and so their tenant's slot, until they
+	//     end;
+	//   - the limit is per Pool: two Pools that wrap one pgxpool count
+	//     separately, and work run on the pgxpool directly (a job
+	//     queue's) is not counted.
+	// Set it below the pgxpool's MaxConns (e.g. a quarter of it). 0 means
+	// no limit.
+	MaxConnsPerTenant int32
 }
 
 // Rewriter rewrites SQL before the pool sends it. See [Config.Rewriter].
@@ -129,6 +163,9 @@ func newTenancy(cfg *Config) (*unit.Tenancy, error) {
 	}
 	if cfg.Rewriter != nil {
 		t.Rewriter = cfg.Rewriter
+	}
+	if cfg.MaxConnsPerTenant < 0 {
+		return nil, fmt.Errorf("%w: MaxConnsPerTenant %d is negative", ErrConfig, cfg.MaxConnsPerTenant)
 	}
 	return t, nil
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/pgtenancy/pgtenancy/observe"
 )
 
 // Chunks of a CopyFrom: a chunk ends at copyChunkRows rows (the first at
@@ -56,7 +58,10 @@ const (
 // and a row of another tenant still fails the whole copy. Every column
 // type takes this path (no temporary table).
 func (p *Pool) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
-	return p.copyFrom(ctx, table, columns, src, false)
+	start := p.begin()
+	n, err := p.copyFrom(ctx, table, columns, src, false)
+	p.observe(ctx, observe.Copy, start, n, err)
+	return n, err
 }
 
 // copyFrom is CopyFrom; temp makes it take the temporary table whatever
@@ -73,7 +78,7 @@ func (p *Pool) copyFrom(ctx context.Context, table pgx.Identifier, columns []str
 	if p.t.Reset {
 		r = fullResets
 	}
-	c, err := p.p.Acquire(ctx)
+	c, err := p.acquire(ctx, t)
 	if err != nil {
 		return 0, err
 	}

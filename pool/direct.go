@@ -15,7 +15,8 @@ import (
 // the unit of work goes to the wire as one pgconn batch of two prepared
 // statements, [set tenant, statement], and one Sync, with the statements
 // in a per-connection cache of the unit package. Everything else takes
-// the pgx batch path.
+// the pgx batch path. A configured pgx.QueryTracer sees the unit's
+// statement on the direct path as on a plain pgxpool.
 
 // execDirect is Exec on the direct path; ok false means: take the batch
 // path.
@@ -33,6 +34,7 @@ func (p *Pool) execDirect(ctx context.Context, c *pgxpool.Conn, t rls.Tenant, sq
 	if closeErr := mrr.Close(); err == nil {
 		err = closeErr
 	}
+	sc.TraceEnd(conn, tag, err)
 	if err != nil {
 		sc.Failed(sql, err)
 		return pgconn.CommandTag{}, true, err

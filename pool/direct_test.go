@@ -146,15 +146,17 @@ func TestDirectPreparedByName(t *testing.T) {
 	}
 }
 
-// TestDirectTracer: with a pgx tracer configured, units of work take pgx's
-// batch path, so the tracer sees them.
+// TestDirectTracer: with a pgx tracer configured, units of work keep the
+// direct path (no pgx batch), and isolation holds; TestTracerKeepsDirectPath
+// checks what the tracer sees.
 func TestDirectTracer(t *testing.T) {
 	t.Parallel()
 	db := pgtenancytest.NewDB(t, storeTemplate)
 	tr := &batchTracer{}
 	p := newPool(t, db, poolOpts{maxConns: 1, tune: func(c *pgxpool.Config) { c.ConnConfig.Tracer = tr }})
 	require.Equal(t, seedProducts[tenantA], productIDs(t, ctxFor(tenantA), p))
-	require.Positive(t, tr.batches)
+	require.Equal(t, seedProducts[tenantB], productIDs(t, ctxFor(tenantB), p))
+	require.Zero(t, tr.batches)
 }
 
 type batchTracer struct{ batches int }

@@ -61,10 +61,12 @@
 // In pgx's default exec mode, Exec, Query and QueryRow send their batch
 // straight through pgconn, with both statements prepared once per
 // connection, in a statement cache of its own sized by the connection's
-// StatementCacheCapacity (beside pgx's). Other modes, per-query pgx
-// options, query rewriters such as [pgx.NamedArgs] and a configured tracer
-// take pgx's batch path. Statements prepared by name with
-// [pgx.Conn.Prepare] work when their name has no white space.
+// StatementCacheCapacity (beside pgx's). A configured pgx tracer sees
+// each statement there (TraceQueryStart and TraceQueryEnd, as on a plain
+// pgxpool; not the statement that sets the tenant). Other modes, per-query
+// pgx options and query rewriters such as [pgx.NamedArgs] take pgx's batch
+// path. Statements prepared by name with [pgx.Conn.Prepare] work when
+// their name has no white space.
 //
 // # Cross-tenant work
 //

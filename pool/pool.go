@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/pgtenancy/pgtenancy/internal/sessionsql"
 	"github.com/pgtenancy/pgtenancy/internal/unit"
+	"github.com/pgtenancy/pgtenancy/observe"
 	"github.com/pgtenancy/pgtenancy/rls"
 )
 
@@ -22,6 +24,8 @@ type Pool struct {
 	p     *pgxpool.Pool
 	t     *unit.Tenancy
 	owned bool // Close closes p
+	obs   observe.Observer
+	fair  *fairness // nil without Config.MaxConnsPerTenant
 }
 
 // New creates a Pool from a connection string with the default options. See
@@ -55,7 +59,7 @@ func NewWithConfig(ctx context.Context, cfg *Config) (*Pool, error) {
 			return nil, err
 		}
 	}
-	return &Pool{p: p, t: t, owned: true}, nil
+	return &Pool{p: p, t: t, owned: true, obs: cfg.Observer, fair: newFairness(cfg.MaxConnsPerTenant)}, nil
 }
 
 // Wrap returns a Pool that runs its work on p, which it borrows: [Pool.Close]
@@ -75,7 +79,7 @@ func Wrap(p *pgxpool.Pool, cfg Config) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Pool{p: p, t: t}, nil
+	return &Pool{p: p, t: t, obs: cfg.Observer, fair: newFairness(cfg.MaxConnsPerTenant)}, nil
 }
 
 // Close closes the underlying pgxpool when the Pool made it ([New],
@@ -125,6 +129,16 @@ func hasQueryOption(args []any) bool {
 // package doc), the unit runs as an explicit transaction whose COMMIT
 // removes it, still in one round trip.
 func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if p.obs == nil {
+		return p.exec(ctx, sql, args)
+	}
+	start := time.Now()
+	tag, err := p.exec(ctx, sql, args)
+	p.observe(ctx, observe.Exec, start, tag.RowsAffected(), err)
+	return tag, err
+}
+
+func (p *Pool) exec(ctx context.Context, sql string, args []any) (pgconn.CommandTag, error) {
 	t, err := p.t.Tenant(ctx)
 	if err != nil {
 		return pgconn.CommandTag{}, err
@@ -135,7 +149,7 @@ func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comman
 	}
 	sql, args = p.t.Rewrite(t, sql, args)
 	r := p.t.Resets(sql)
-	c, err := p.p.Acquire(ctx)
+	c, err := p.acquire(ctx, t)
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
@@ -166,11 +180,15 @@ func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comman
 // execInTx runs sql, whose arguments hold per-query pgx options, in a
 // transaction: three round trips.
 func (p *Pool) execInTx(ctx context.Context, sql string, args []any) (tag pgconn.CommandTag, err error) {
-	err = pgx.BeginFunc(ctx, p, func(tx pgx.Tx) error {
-		tag, err = tx.Exec(ctx, sql, args...)
-		return err
-	})
-	return tag, err
+	tx, err := p.beginTx(ctx, pgx.TxOptions{}, false)
+	if err != nil {
+		return tag, err
+	}
+	if tag, err = tx.Exec(ctx, sql, args...); err != nil {
+		_ = tx.Rollback(ctx)
+		return pgconn.CommandTag{}, err
+	}
+	return tag, tx.Commit(ctx)
 }
 
 // Query runs sql with the context's tenant set for its transaction, in one
@@ -189,9 +207,12 @@ func (p *Pool) execInTx(ctx context.Context, sql string, args []any) (tag pgconn
 // the next reader of that buffer may be another tenant's unit of work.
 func (p *Pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	r := &poolRows{}
+	start := p.begin()
 	if err := p.query(ctx, r, sql, args); err != nil {
+		p.observe(ctx, observe.Query, start, 0, err)
 		return errRows{err: err}, err
 	}
+	r.unit = p.pending(ctx, observe.Query, start)
 	return r, nil
 }
 
@@ -202,7 +223,7 @@ func (p *Pool) query(ctx context.Context, r *poolRows, sql string, args []any) e
 		return err
 	}
 	if hasQueryOption(args) {
-		tx, err := p.Begin(ctx)
+		tx, err := p.beginTx(ctx, pgx.TxOptions{}, false)
 		if err != nil {
 			return err
 		}
@@ -216,7 +237,7 @@ func (p *Pool) query(ctx context.Context, r *poolRows, sql string, args []any) e
 	}
 	sql, args = p.t.Rewrite(t, sql, args)
 	rs := p.t.Resets(sql)
-	c, err := p.p.Acquire(ctx)
+	c, err := p.acquire(ctx, t)
 	if err != nil {
 		return err
 	}
@@ -253,7 +274,12 @@ func (p *Pool) query(ctx context.Context, r *poolRows, sql string, args []any) e
 // context has no tenant (no I/O happens then).
 func (p *Pool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	r := &poolRow{}
-	r.err = p.query(ctx, &r.rows, sql, args)
+	start := p.begin()
+	if r.err = p.query(ctx, &r.rows, sql, args); r.err != nil {
+		p.observe(ctx, observe.Query, start, 0, r.err)
+	} else {
+		r.rows.unit = p.pending(ctx, observe.Query, start)
+	}
 	return r
 }
 
@@ -269,21 +295,24 @@ func (p *Pool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 // usual. Without a tenant in the context, every result returns
 // [rls.ErrNoTenant] and no I/O happens.
 func (p *Pool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	start := p.begin()
 	t, err := p.t.Tenant(ctx)
-	if err != nil {
-		return pgx.FailedBatchResults(b, err)
+	if err == nil {
+		var c *pgxpool.Conn
+		if c, err = p.acquire(ctx, t); err == nil {
+			br := p.sendBatch(ctx, c, t, b)
+			br.unit = p.pending(ctx, observe.Batch, start)
+			return br
+		}
 	}
-	c, err := p.p.Acquire(ctx)
-	if err != nil {
-		return pgx.FailedBatchResults(b, err)
-	}
-	return p.sendBatch(ctx, c, t, b)
+	p.observe(ctx, observe.Batch, start, 0, err)
+	return pgx.FailedBatchResults(b, err)
 }
 
 // errProbe is only used to ask pgx whether a batch begins a transaction.
 var errProbe = errors.New("probe")
 
-func (p *Pool) sendBatch(ctx context.Context, c *pgxpool.Conn, t rls.Tenant, b *pgx.Batch) pgx.BatchResults {
+func (p *Pool) sendBatch(ctx context.Context, c *pgxpool.Conn, t rls.Tenant, b *pgx.Batch) *batchResults {
 	orig := b.QueuedQueries
 	beginsTx := pgx.FailedBatchResults(b, errProbe).Tx() != nil
 	st := p.batchState(orig)
@@ -324,7 +353,7 @@ func (p *Pool) sendBatch(ctx context.Context, c *pgxpool.Conn, t rls.Tenant, b *
 		hideFrom: hideFrom, hideTo: hideTo, c: c, resets: r,
 	}
 	if tx := br.br.Tx(); tx != nil {
-		br.tx = &Tx{tx: tx, c: c, citus: p.t.Citus, t: p.t, state: st, tenant: t}
+		br.tx = &Tx{tx: tx, c: c, citus: p.t.Citus, t: p.t, state: st, tenant: t, pool: p.p}
 		br.c = nil
 	}
 	return br
@@ -376,28 +405,47 @@ func (p *Pool) Begin(ctx context.Context) (pgx.Tx, error) {
 
 // BeginTx is [Pool.Begin] with transaction options.
 func (p *Pool) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
-	tx, err := p.beginTx(ctx, opts)
+	tx, err := p.beginTx(ctx, opts, true)
 	if err != nil {
 		return nil, err
 	}
 	return tx, nil
 }
 
-func (p *Pool) beginTx(ctx context.Context, opts pgx.TxOptions) (*Tx, error) {
+// beginTx begins a transaction; observed makes it a unit of work of its
+// own for the Observer (the transactions of per-query options are part
+// of another).
+func (p *Pool) beginTx(ctx context.Context, opts pgx.TxOptions, observed bool) (*Tx, error) {
+	start := p.begin()
+	if !observed {
+		start = time.Time{}
+	}
 	t, err := p.t.Tenant(ctx)
 	if err != nil {
+		if observed {
+			p.observe(ctx, observe.Tx, start, 0, err)
+		}
 		return nil, err
 	}
-	c, err := p.p.Acquire(ctx)
+	c, err := p.acquire(ctx, t)
 	if err != nil {
+		if observed {
+			p.observe(ctx, observe.Tx, start, 0, err)
+		}
 		return nil, err
 	}
 	tx, err := p.beginOn(ctx, c.Conn(), t, opts)
 	if err != nil {
 		release(ctx, c, nil)
+		if observed {
+			p.observe(ctx, observe.Tx, start, 0, err)
+		}
 		return nil, err
 	}
-	tr := &Tx{tx: tx, c: c, citus: p.t.Citus, t: p.t, tenant: t}
+	tr := &Tx{tx: tx, c: c, citus: p.t.Citus, t: p.t, tenant: t, pool: p.p}
+	if observed {
+		tr.unit = p.pending(ctx, observe.Tx, start)
+	}
 	if p.t.Reset {
 		tr.state = allState
 	}
@@ -438,19 +486,31 @@ func (p *Pool) BeginTxFunc(ctx context.Context, opts pgx.TxOptions, fn func(pgx.
 // state that f may have created, as [Config.ResetSession] does, in the
 // round trip of the COMMIT (or right after the ROLLBACK). Settings return
 // to the connection's defaults. Statements that f prepares stay prepared.
-func (p *Pool) AcquireFunc(ctx context.Context, f func(*pgxpool.Conn) error) (err error) {
+func (p *Pool) AcquireFunc(ctx context.Context, f func(*pgxpool.Conn) error) error {
+	if p.obs == nil {
+		return p.acquireFunc(ctx, f)
+	}
+	start := time.Now()
+	err := p.acquireFunc(ctx, f)
+	p.observe(ctx, observe.AcquireFunc, start, 0, err)
+	return err
+}
+
+func (p *Pool) acquireFunc(ctx context.Context, f func(*pgxpool.Conn) error) (err error) {
 	t, err := p.t.Tenant(ctx)
 	if err != nil {
 		return err
 	}
-	c, err := p.p.Acquire(ctx)
+	c, err := p.acquire(ctx, t)
 	if err != nil {
 		return err
 	}
+	s := slotOf(c) // f may release c itself
 	defer func() {
 		if !released(c) {
 			release(ctx, c, fullResets)
 		}
+		s.free()
 	}()
 	if _, err := p.beginOn(ctx, c.Conn(), t, pgx.TxOptions{}); err != nil {
 		return err

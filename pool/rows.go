@@ -28,6 +28,7 @@ type poolRows struct {
 	resets *resets                   // the unit's session resets, or nil
 	err    error
 	closed bool
+	unit   pending // the unit's report to the Observer
 }
 
 func (r *poolRows) Close() {
@@ -52,6 +53,7 @@ func (r *poolRows) Close() {
 		if err != nil {
 			r.sc.Failed(r.sql, err)
 		}
+		r.sc.TraceEnd(r.conn, r.r.CommandTag(), err)
 		release(r.ctx, r.c, nil)
 		r.c = nil
 	case r.br != nil:
@@ -65,6 +67,7 @@ func (r *poolRows) Close() {
 	if r.err == nil {
 		r.err = err
 	}
+	r.unit.end(r.r.CommandTag().RowsAffected(), r.err)
 }
 
 func (r *poolRows) Err() error {
@@ -175,6 +178,7 @@ type batchResults struct {
 	tx               *Tx
 	closed           bool
 	err              error
+	unit             pending // the batch's report to the Observer
 }
 
 // errNoMoreResults is returned for a result past the batch's own: the
@@ -225,13 +229,14 @@ func (br *batchResults) Close() error {
 	br.closed = true
 	br.err = br.br.Close()
 	br.b.QueuedQueries = br.orig
+	br.unit.end(0, br.err)
 	switch {
 	case br.c != nil:
 		release(br.ctx, br.c, br.resets)
 		br.c = nil
 	case br.tx != nil && br.tx.c != nil && br.tx.c.Conn().PgConn().TxStatus() == 'I':
 		// The batch's BEGIN failed: no transaction holds the connection.
-		br.tx.c.Release()
+		releaseConn(br.tx.c)
 		br.tx.c = nil
 		br.tx.closed = true
 	}

@@ -35,5 +35,5 @@ var (
 // transaction either).
 func release(ctx context.Context, c *pgxpool.Conn, r *resets) {
 	unit.Rollback(ctx, c.Conn().PgConn(), r)
-	c.Release()
+	releaseConn(c)
 }

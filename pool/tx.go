@@ -38,6 +38,8 @@ type Tx struct {
 	t      *unit.Tenancy
 	state  sessionsql.State // of the SQL run so far (on the outermost Tx)
 	tenant rls.Tenant       // for Config.Rewriter
+	pool   *pgxpool.Pool    // the pgxpool of the connection
+	unit   pending          // the transaction's report to the Observer
 }
 
 // root returns the outermost transaction.
@@ -80,7 +82,7 @@ func (tx *Tx) Begin(ctx context.Context) (pgx.Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tx{tx: sp, parent: tx, citus: tx.citus, t: tx.t, tenant: tx.tenant}, nil
+	return &Tx{tx: sp, parent: tx, citus: tx.citus, t: tx.t, tenant: tx.tenant, pool: tx.pool}, nil
 }
 
 // Commit commits the transaction (or releases the savepoint) and returns the
@@ -119,6 +121,7 @@ func (tx *Tx) end(ctx context.Context, commit bool) error {
 		release(ctx, tx.c, r)
 		tx.c = nil
 	}
+	tx.unit.end(0, err)
 	return err
 }
 
@@ -201,6 +204,19 @@ func (tx *Tx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	tx.note(sql)
 	sql, args = tx.t.Rewrite(tx.tenant, sql, args)
 	return tx.tx.QueryRow(ctx, sql, args...)
+}
+
+// Config returns the configuration of the pgxpool that the transaction's
+// connection belongs to (a copy, as [pgxpool.Pool.Config] returns).
+// Libraries that take a pgx.Tx read settings there rather than through
+// [Tx.Conn], which makes the transaction remove all session state at its
+// end: River's driver (riverpgxv5) reads the query exec mode this way for
+// every statement that InsertTx runs.
+func (tx *Tx) Config() *pgxpool.Config {
+	if tx.pool == nil {
+		return nil
+	}
+	return tx.pool.Config()
 }
 
 // Conn returns the transaction's connection. See [pgx.Tx]. The pool

@@ -30,9 +30,16 @@ import (
 // never stands for two statements, not even behind a pooler that shares
 // server connections between clients.
 //
+// A configured pgx tracer keeps the direct path: Send calls its
+// TraceQueryStart for the unit's statement (not for the set statement), as
+// pgx.Conn.Query and Exec do on a plain pgxpool, and the caller ends the
+// trace with [StmtCache.TraceEnd] once it has read the result. The direct
+// path prepares through pgconn, so a pgx.PrepareTracer does not see its
+// prepares, and a pgx.BatchTracer sees no batch.
+//
 // Everything else (other exec modes, per-query options, query rewriters
-// such as pgx.NamedArgs, a configured tracer, Citus, SQL that may name a
-// statement prepared with pgx.Conn.Prepare) takes another path. SQL "may
+// such as pgx.NamedArgs, Citus, SQL that may name a statement prepared
+// with pgx.Conn.Prepare) takes another path. SQL "may
 // name" a prepared statement when it has no white space, or when it fails
 // to parse; a name with white space that parses as SQL ("table t") runs as
 // that SQL, so such names are not supported.
@@ -52,6 +59,8 @@ type StmtCache struct {
 	stale    []string                 // names to deallocate before the next prepare
 	eqb      pgx.ExtendedQueryBuilder
 	tenant   [1][]byte
+	tracer   pgx.QueryTracer // the connection's tracer, or nil
+	tctx     context.Context // the context of the trace in progress, or nil
 }
 
 // setStmt is a prepared set statement. Two Tenancies on one connection
@@ -102,9 +111,10 @@ func (t *Tenancy) Direct(conn *pgx.Conn, sql string, args []any) *StmtCache {
 		cfg := conn.Config()
 		sc = &StmtCache{
 			ok: cfg.DefaultQueryExecMode == pgx.QueryExecModeCacheStatement &&
-				cfg.StatementCacheCapacity > 0 && cfg.Tracer == nil,
+				cfg.StatementCacheCapacity > 0,
 			capacity: cfg.StatementCacheCapacity,
 			entries:  map[string]*list.Element{},
+			tracer:   cfg.Tracer,
 		}
 		data[customDataKey] = sc
 	}
@@ -246,6 +256,15 @@ func (sc *StmtCache) Send(ctx context.Context, conn *pgx.Conn, setSQL string, t 
 		return nil, false, nil
 	}
 	sd := se.sd
+	if sc.tracer != nil {
+		ctx = sc.tracer.TraceQueryStart(ctx, conn, pgx.TraceQueryStartData{SQL: sql, Args: args})
+		sc.tctx = ctx
+		defer func() {
+			if err != nil {
+				sc.TraceEnd(conn, pgconn.CommandTag{}, err)
+			}
+		}()
+	}
 	if len(sd.ParamOIDs) != len(args) {
 		return nil, true, fmt.Errorf("expected %d arguments, got %d", len(sd.ParamOIDs), len(args))
 	}
@@ -291,4 +310,16 @@ func (sc *StmtCache) Send(ctx context.Context, conn *pgx.Conn, setSQL string, t 
 	}
 	sc.Failed(sql, err)
 	return nil, true, err
+}
+
+// TraceEnd ends the trace that Send began, if any, with the statement's
+// command tag and error: the caller calls it once it has read the result
+// of a unit that Send sent (Send ends the trace itself when it fails).
+func (sc *StmtCache) TraceEnd(conn *pgx.Conn, tag pgconn.CommandTag, err error) {
+	if sc == nil || sc.tctx == nil {
+		return
+	}
+	ctx := sc.tctx
+	sc.tctx = nil
+	sc.tracer.TraceQueryEnd(ctx, conn, pgx.TraceQueryEndData{CommandTag: tag, Err: err})
 }

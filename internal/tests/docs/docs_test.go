@@ -129,7 +129,8 @@ func shellBlocks(t *testing.T, path string) []block {
 // $SUPERUSER_DATABASE_URL a superuser's, $ADMIN_ROLE and $ADMIN_PASSWORD
 // name a role for the guide to create (dropped afterwards) and
 // $ADMIN_DATABASE_URL connects as it; pgtenancy and tern are on PATH. Then
-// it runs the guide's checks, if any (guides).
+// it runs the guide's checks, if any (guides). $REPO is the checkout (to
+// run the runnable examples that a guide shows).
 func TestShellBlocks(t *testing.T) {
 	bin := t.TempDir()
 	build := exec.Command("go", "build", "-o", filepath.Join(bin, "pgtenancy"), "../../../cmd/pgtenancy")
@@ -151,6 +152,8 @@ func TestShellBlocks(t *testing.T) {
 		require.NoError(t, err, "build minipsql: %s", out)
 	}
 
+	repo, err := filepath.Abs("../../..")
+	require.NoError(t, err)
 	files, err := filepath.Glob("../../../docs/*.md")
 	require.NoError(t, err)
 	files = append([]string{"../../../README.md"}, files...)
@@ -196,6 +199,7 @@ func TestShellBlocks(t *testing.T) {
 					"ADMIN_ROLE="+adminRole,
 					"ADMIN_PASSWORD="+adminPassword,
 					"ADMIN_DATABASE_URL="+adminURL,
+					"REPO="+repo,
 					"NO_COLOR=1",
 				)
 				out, err := c.CombinedOutput()
