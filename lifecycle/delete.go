@@ -24,6 +24,9 @@ type DeleteOptions struct {
 	// BatchTime is how long each batch should take; Delete sizes the
 	// batches to it as it goes. 200 ms when 0.
 	BatchTime time.Duration
+	// MaxBatchRows caps the rows of a batch; 200,000 when 0. The first
+	// batch has 1,000 rows, or MaxBatchRows if fewer.
+	MaxBatchRows int
 	// LockTimeout is the lock_timeout of each batch: a batch that waits
 	// longer for a lock (a row that another transaction holds) is retried,
 	// smaller, up to 10 times. 1 s when 0.
@@ -101,6 +104,10 @@ func Delete(ctx context.Context, db *pgxpool.Pool, m *policy.Model, t rls.Tenant
 	}
 	batchTime := cmpOr(opts.BatchTime, 200*time.Millisecond)
 	lockTimeout := cmpOr(opts.LockTimeout, time.Second)
+	maxRows := int64(maxBatch)
+	if opts.MaxBatchRows > 0 {
+		maxRows = int64(opts.MaxBatchRows)
+	}
 
 	tx, err := d.begin(ctx, t, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
@@ -117,7 +124,7 @@ func Delete(ctx context.Context, db *pgxpool.Pool, m *policy.Model, t rls.Tenant
 	for i, tb := range tables {
 		dt := DeletedTable{Table: tb.name(), Rows: counts[i], Unbatched: tb.selfRef}
 		if !opts.DryRun {
-			if err := deleteTable(ctx, d, tb, t, counts[i], batchTime, lockTimeout, &dt, opts.Progress); err != nil {
+			if err := deleteTable(ctx, d, tb, t, counts[i], batchTime, lockTimeout, maxRows, &dt, opts.Progress); err != nil {
 				return nil, err
 			}
 			res.Longest = max(res.Longest, dt.Longest)
@@ -201,7 +208,7 @@ const (
 )
 
 // deleteTable deletes the tenant's rows of one table in batches.
-func deleteTable(ctx context.Context, d *db, tb *table, t rls.Tenant, total int64, batchTime, lockTimeout time.Duration, dt *DeletedTable, progress func(Progress)) error {
+func deleteTable(ctx context.Context, d *db, tb *table, t rls.Tenant, total int64, batchTime, lockTimeout time.Duration, maxRows int64, dt *DeletedTable, progress func(Progress)) error {
 	rep := newReporter(progress, "delete", tb.name(), total)
 	dt.Rows = 0
 	var sql string
@@ -212,7 +219,7 @@ func deleteTable(ctx context.Context, d *db, tb *table, t rls.Tenant, total int6
 			tb.sql(), tb.predicate(d.key))
 	}
 	timeout := strconv.FormatInt(lockTimeout.Milliseconds(), 10) + "ms"
-	n := int64(firstBatch)
+	n := min(int64(firstBatch), maxRows)
 	retries, recounts := 0, 0
 	for {
 		args := []any{t.String(), n}
@@ -258,7 +265,7 @@ func deleteTable(ctx context.Context, d *db, tb *table, t rls.Tenant, total int6
 		// Size the next batch to take batchTime: at most twice or half
 		// the last one.
 		next := int64(float64(n) * float64(batchTime) / float64(max(took, time.Millisecond)))
-		n = min(max(next, n/2, 1), n*2, maxBatch)
+		n = min(max(next, n/2, 1), n*2, maxRows)
 	}
 	rep.done(dt.Rows)
 	return nil

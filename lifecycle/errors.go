@@ -146,12 +146,15 @@ func (e *ChecksumError) Is(target error) bool { return target == ErrChecksumMism
 type ConflictError struct {
 	Table      string
 	Constraint string
-	// Detail is the server's detail, such as "Key (id)=(101) already
-	// exists."
+	// Detail is the server's detail, such as `Key (store_id, currency)=(1,
+	// XYZ) is not present in table "currencies".`; the server leaves it
+	// out for a key that collides in a table under row level security.
 	Detail string
-	// Conflicting counts, when known, the table's rows that collide with
-	// rows already in the target.
+	// Conflicting counts, for a key that collides, the table's imported
+	// rows that collide with rows already in the target, and Keys shows up
+	// to 5 of their keys, such as "(slug)=(acme)".
 	Conflicting int64
+	Keys        []string
 	err         error
 }
 
@@ -165,6 +168,9 @@ func (e *ConflictError) Error() string {
 	}
 	if e.Detail != "" {
 		msg += ": " + e.Detail
+	}
+	if len(e.Keys) > 0 {
+		msg += ": " + strings.Join(e.Keys, ", ")
 	}
 	if e.err != nil {
 		msg += ": " + e.err.Error()

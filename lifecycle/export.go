@@ -165,7 +165,8 @@ func readSource(ctx context.Context, tx pgx.Tx) (Source, error) {
 	var s Source
 	var hasLibrary bool
 	err := tx.QueryRow(ctx, `SELECT current_database()::text, current_setting('server_version'),
-		pg_catalog.to_regclass('pgtenancy.schema_version') IS NOT NULL`).Scan(&s.Database, &s.ServerVersion, &hasLibrary)
+		pg_catalog.to_regclass('pgtenancy.schema_version') IS NOT NULL
+		AND pg_catalog.has_table_privilege('pgtenancy.schema_version', 'SELECT')`).Scan(&s.Database, &s.ServerVersion, &hasLibrary)
 	if err != nil {
 		return s, fmt.Errorf("lifecycle: %w", err)
 	}

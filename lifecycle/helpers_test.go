@@ -46,6 +46,7 @@ CREATE TABLE categories (
     PRIMARY KEY (store_id, id),
     FOREIGN KEY (store_id, parent_id) REFERENCES categories (store_id, id)
 );
+CREATE INDEX ON categories (store_id, parent_id);
 CREATE TABLE products (
     store_id bigint NOT NULL REFERENCES stores (id),
     id bigserial,
@@ -206,4 +207,13 @@ func dangling(t *testing.T, conn *pgx.Conn) int64 {
 	  + (SELECT count(*) FROM products x WHERE NOT EXISTS (SELECT FROM stores s WHERE s.id = x.store_id))
 	  + (SELECT count(*) FROM purchases x WHERE NOT EXISTS (SELECT FROM products p WHERE p.store_id = x.store_id AND p.id = x.product_id))`).Scan(&n))
 	return n
+}
+
+// newPool returns a pool of url, closed when the test ends.
+func newPool(t *testing.T, url string) *pgxpool.Pool {
+	t.Helper()
+	p, err := pgxpool.New(t.Context(), url)
+	require.NoError(t, err)
+	t.Cleanup(p.Close)
+	return p
 }

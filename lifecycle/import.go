@@ -325,7 +325,7 @@ WHERE x.m IS NOT NULL AND (SELECT seqincrement > 0 FROM pg_catalog.pg_sequence W
 	tag, err := sp.Exec(ctx, insert)
 	if err != nil {
 		_ = sp.Rollback(ctx)
-		return 0, conflict(ctx, tx, name, insert, ch.rows, err)
+		return 0, conflict(ctx, tx, it, insert, ch.rows, err)
 	}
 	if err := sp.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("lifecycle: import %s: %w", name, err)
@@ -340,31 +340,87 @@ WHERE x.m IS NOT NULL AND (SELECT seqincrement > 0 FROM pg_catalog.pg_sequence W
 }
 
 // conflict turns the error of an insert into a [*ConflictError] when the
-// target refused rows, and counts, for a key that collides, how many of
-// the staged rows collide (the insert again, skipping them, in a
-// savepoint rolled back).
-func conflict(ctx context.Context, tx pgx.Tx, table, insert string, staged int64, err error) error {
+// target refused rows. For a key that collides, it counts the staged rows
+// that collide and shows some of their keys (the server does not, under
+// row level security): it runs the insert again, skipping them, in a
+// savepoint that it rolls back.
+func conflict(ctx context.Context, tx pgx.Tx, it importTable, insert string, staged int64, err error) error {
+	name := it.mt.Name
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
-		return fmt.Errorf("lifecycle: import %s: %w", table, err)
+		return fmt.Errorf("lifecycle: import %s: %w", name, err)
 	}
-	e := &ConflictError{Table: table, Constraint: pgErr.ConstraintName, Detail: pgErr.Detail, err: err}
+	e := &ConflictError{Table: name, Constraint: pgErr.ConstraintName, Detail: pgErr.Detail, err: err}
 	switch {
 	case pool.IsRLSViolation(err):
 		e.Detail = "the file holds rows that the policies refuse for the tenant (another tenant's rows)"
 		return e
 	case !strings.HasPrefix(pgErr.Code, "23"):
-		return fmt.Errorf("lifecycle: import %s: %w", table, err)
-	case pgErr.Code == "23505":
-		if sp, err := tx.Begin(ctx); err == nil {
-			var inserted int64
-			if sp.QueryRow(ctx, "WITH i AS ("+insert+" ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM i").Scan(&inserted) == nil {
-				e.Conflicting = staged - inserted
-			}
-			_ = sp.Rollback(ctx)
+		return fmt.Errorf("lifecycle: import %s: %w", name, err)
+	case pgErr.Code != "23505":
+		return e
+	}
+	sp, spErr := tx.Begin(ctx)
+	if spErr != nil {
+		return e
+	}
+	defer sp.Rollback(ctx) //nolint:errcheck // diagnosis only
+	var keys []string
+	if sp.QueryRow(ctx, `SELECT array_agg(a.attname::text ORDER BY k.ord)
+FROM pg_catalog.pg_index i
+JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = $1 AND ic.relname = $2`, it.oid, pgErr.ConstraintName).Scan(&keys) != nil {
+		keys = nil
+	}
+	var staged2 []string
+	for _, k := range keys {
+		if c := slices.IndexFunc(it.cols, func(c column) bool { return c.Name == k }); c >= 0 {
+			staged2 = append(staged2, stagedValue(it.cols[c]))
 		}
 	}
+	if len(keys) == 0 || len(staged2) != len(keys) {
+		var inserted int64
+		if sp.QueryRow(ctx, "WITH i AS ("+insert+" ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM i").Scan(&inserted) == nil {
+			e.Conflicting = staged - inserted
+		}
+		return e
+	}
+	quoted := make([]string, len(keys))
+	for i, k := range keys {
+		quoted[i] = "i." + sqlquote.Ident(k)
+	}
+	label := "(" + strings.Join(keys, ", ") + ")=("
+	sql := fmt.Sprintf(`WITH i AS (%s ON CONFLICT DO NOTHING RETURNING %s)
+SELECT (SELECT count(*) FROM i), ARRAY(
+    SELECT %s || concat_ws(', ', %s) || ')' FROM %s s
+    WHERE NOT EXISTS (SELECT FROM i WHERE (%s) IS NOT DISTINCT FROM (%s))
+    LIMIT 5)`,
+		insert, strings.Join(quotedIdents(keys), ", "), sqlquote.Literal(label), strings.Join(staged2, ", "), stage,
+		strings.Join(quoted, ", "), strings.Join(staged2, ", "))
+	var inserted int64
+	if sp.QueryRow(ctx, sql).Scan(&inserted, &e.Keys) == nil {
+		e.Conflicting = staged - inserted
+	}
 	return e
+}
+
+// stagedValue is a column of the staging table as the table's type.
+func stagedValue(c column) string {
+	v := "s." + sqlquote.Ident(c.Name)
+	if c.Text {
+		v += "::" + c.Type
+	}
+	return v
+}
+
+func quotedIdents(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = sqlquote.Ident(n)
+	}
+	return out
 }
 
 // compareSums compares the checksums of the tenant's rows in tx with the

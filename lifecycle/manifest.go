@@ -52,7 +52,7 @@ type Source struct {
 	ServerVersion string `json:"server_version"`
 	// LibraryVersion is the version in pgtenancy.schema_version (the
 	// library's objects that pgtenancy install puts there), or 0 when the
-	// database has none.
+	// database has none or the exporting role may not read it.
 	LibraryVersion int `json:"library_version"`
 }
 
