@@ -3,10 +3,10 @@ GO ?= go
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: help test test-short test-matrix test-shared lint fuzz tools demo run-example sqlc bench-pool bench bench-quick
+.PHONY: help test test-short test-matrix test-shared lint fuzz tools demo run-example sqlc bench-pool bench-lifecycle bench bench-quick
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 test: ## Run every test with -race on a throwaway Postgres (or PGTENANCY_TEST_DATABASE_URL)
 	$(GO) test -race -count=1 ./...
@@ -45,6 +45,9 @@ sqlc: ## Regenerate examples/storefront's sqlc code (needs sqlc v1.31.1 on PATH)
 
 bench-pool: ## Pool throughput against raw pgxpool (prints RATIO lines; about 90 s)
 	$(GO) test -run '^$$' -bench '^BenchmarkPool$$' -benchtime 1x ./pool/
+
+bench-lifecycle: ## Export, import and delete of a 1M-row tenant (RATIO export/COPY, LONGEST delete batch; about 3 min)
+	$(GO) test -run '^$$' -bench '^BenchmarkLifecycle$$' -benchtime 1x -timeout 30m ./lifecycle/
 
 bench: ## Scale (1k/10k/100k tenants) and architecture benchmarks; rewrites docs/img/bench-*.svg (about 7 min)
 	$(GO) run ./internal/cmd/pgtenancy-bench -svg docs/img -markdown bench-results.md
