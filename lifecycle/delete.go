@@ -271,21 +271,26 @@ func deleteTable(ctx context.Context, d *db, tb *table, t rls.Tenant, total int6
 	return nil
 }
 
-// deleteBatch runs one batch in a transaction of its own.
+// deleteBatch runs one batch in a transaction of its own: BEGIN with the
+// tenant, then lock_timeout and the DELETE together, then COMMIT.
 func deleteBatch(ctx context.Context, d *db, t rls.Tenant, sql, lockTimeout string, args []any) (int64, error) {
 	tx, err := d.p.Begin(rls.WithTenant(ctx, t))
 	if err != nil {
 		return 0, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit, a no-op
-	if _, err := tx.Exec(ctx, "SELECT pg_catalog.set_config('lock_timeout', $1, true)", lockTimeout); err != nil {
+	b := &pgx.Batch{}
+	b.Queue("SELECT pg_catalog.set_config('lock_timeout', $1, true)", lockTimeout)
+	del := b.Queue(sql, args...)
+	var deleted int64
+	del.Exec(func(tag pgconn.CommandTag) error {
+		deleted = tag.RowsAffected()
+		return nil
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return 0, err
 	}
-	tag, err := tx.Exec(ctx, sql, args...)
-	if err != nil {
-		return 0, err
-	}
-	return tag.RowsAffected(), tx.Commit(ctx)
+	return deleted, tx.Commit(ctx)
 }
 
 // countLeft counts the tenant's rows left in a table.

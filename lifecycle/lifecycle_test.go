@@ -1,14 +1,19 @@
 package lifecycle_test
 
 import (
+	"context"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgtenancy/pgtenancy/catalog"
+	"github.com/pgtenancy/pgtenancy/internal/testschema"
 	"github.com/pgtenancy/pgtenancy/lifecycle"
+	"github.com/pgtenancy/pgtenancy/migrations"
 	"github.com/pgtenancy/pgtenancy/pgtenancytest"
 	"github.com/pgtenancy/pgtenancy/rls"
 )
@@ -76,5 +81,59 @@ func TestRoundTrip(t *testing.T) {
 			assert.Equal(t, strings.Repeat("\n--\n", 4), rowsText(t, srcAdmin, tenant1), "no row of tenant 1 is left")
 			assert.Zero(t, dangling(t, srcAdmin))
 		})
+	}
+}
+
+// TestKeyTypes moves tenants B and C of the store schema, for each key
+// type: the text keys hold a quote (o'brien) and a backslash (c\d).
+func TestKeyTypes(t *testing.T) {
+	t.Parallel()
+	for _, key := range []rls.KeyType{rls.BigInt, rls.UUID, rls.Text} {
+		t.Run(key.String(), func(t *testing.T) {
+			t.Parallel()
+			src := pgtenancytest.NewDB(t, storeTemplates[key][0])
+			dst := pgtenancytest.NewDB(t, storeTemplates[key][1])
+			m := testschema.Model(key, pgtenancytest.AppRole)
+			tenants := testschema.Tenants(key)
+			for i, tenant := range tenants[1:] {
+				want, err := lifecycle.Checksums(t.Context(), src.OwnerPool(t), m, tenant)
+				require.NoError(t, err)
+				assert.Equal(t, int64(2-i), want[1].Checksum.Rows, "B has 2 products, C 1")
+				dir := filepath.Join(t.TempDir(), "move")
+				_, err = lifecycle.Move(t.Context(), src.OwnerPool(t), dst.OwnerPool(t), m, tenant, dir, lifecycle.MoveOptions{Format: lifecycle.CSV})
+				require.NoError(t, err)
+				got, err := lifecycle.Checksums(t.Context(), dst.OwnerPool(t), m, tenant)
+				require.NoError(t, err)
+				assert.Equal(t, want, got)
+			}
+		})
+	}
+}
+
+// storeTemplates are, per key type, the store schema with its three
+// tenants and without any, both isolated.
+var storeTemplates = map[rls.KeyType][2]*pgtenancytest.Template{}
+
+func init() {
+	for _, key := range []rls.KeyType{rls.BigInt, rls.UUID, rls.Text} {
+		storeTemplates[key] = [2]*pgtenancytest.Template{
+			{Name: "lifecycle_store_" + key.String(), Setup: func(ctx context.Context, conn *pgx.Conn) error {
+				return testschema.Isolated(ctx, conn, key, pgtenancytest.AppRole)
+			}},
+			{Name: "lifecycle_store_empty_" + key.String(), Setup: func(ctx context.Context, conn *pgx.Conn) error {
+				if _, err := conn.Exec(ctx, testschema.DDL(key)); err != nil {
+					return err
+				}
+				if err := migrations.Install(ctx, conn, migrations.Options{}); err != nil {
+					return err
+				}
+				mig, err := catalog.Plan(ctx, conn, testschema.Model(key, pgtenancytest.AppRole))
+				if err != nil {
+					return err
+				}
+				_, err = conn.Exec(ctx, mig.Up)
+				return err
+			}},
+		}
 	}
 }
