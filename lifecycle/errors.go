@@ -134,7 +134,7 @@ type ChecksumError struct {
 }
 
 func (e *ChecksumError) Error() string {
-	return fmt.Sprintf("lifecycle: %s: the %s holds %s, the export %s", e.Table, e.Where, e.Got, e.Want)
+	return fmt.Sprintf("lifecycle: checksums differ: %s: the %s holds %s (rows:sum), the export %s", e.Table, e.Where, e.Got, e.Want)
 }
 
 // Is makes errors.Is(err, ErrChecksumMismatch) true.
