@@ -104,9 +104,9 @@ func (e *TargetNotEmptyError) Error() string {
 	slices.Sort(names)
 	parts := make([]string, len(names))
 	for i, n := range names {
-		parts[i] = fmt.Sprintf("%s (%d rows)", n, e.Rows[n])
+		parts[i] = fmt.Sprintf("%s (%d)", n, e.Rows[n])
 	}
-	return fmt.Sprintf("lifecycle: the target already holds rows of tenant %s in %s; nothing imported", e.Tenant, strings.Join(parts, ", "))
+	return fmt.Sprintf("lifecycle: the target already holds rows of tenant %s: %s; nothing imported", e.Tenant, strings.Join(parts, ", "))
 }
 
 // Is makes errors.Is(err, ErrTargetNotEmpty) true.

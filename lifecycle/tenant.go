@@ -132,8 +132,17 @@ func checkCoverage(ctx context.Context, raw *pgxpool.Pool, m *policy.Model, fk [
 	if len(found) == 0 {
 		return nil
 	}
+	// One entry per table, its reasons joined.
 	slices.SortStableFunc(found, func(a, b UncoveredTable) int { return strings.Compare(a.Table, b.Table) })
-	return &UncoveredError{Tables: found}
+	e := &UncoveredError{}
+	for _, u := range found {
+		if n := len(e.Tables); n > 0 && e.Tables[n-1].Table == u.Table {
+			e.Tables[n-1].Reason += "; " + u.Reason
+			continue
+		}
+		e.Tables = append(e.Tables, u)
+	}
+	return e
 }
 
 // tenantModel returns the model with its key type checked against the

@@ -480,7 +480,7 @@ func (p *progress) report(pr lifecycle.Progress) {
 	if !p.tty {
 		switch {
 		case pr.Done:
-			fmt.Fprintf(p.w, "%s %s: %s rows in %v%s\n", pr.Op, pr.Table, thousands(pr.Rows), pr.Elapsed.Round(time.Millisecond), rate)
+			fmt.Fprintf(p.w, "%s %s: %s in %v%s\n", pr.Op, pr.Table, rows(pr.Rows), pr.Elapsed.Round(time.Millisecond), rate)
 		case pr.Rows > 0 && time.Since(p.last) >= 10*time.Second:
 			p.last = time.Now()
 			fmt.Fprintf(p.w, "%s %s: %s%s\n", pr.Op, pr.Table, counted(pr), rate)
@@ -510,9 +510,17 @@ func (p *progress) report(pr lifecycle.Progress) {
 // total.
 func counted(pr lifecycle.Progress) string {
 	if pr.Total <= 0 {
-		return thousands(pr.Rows) + " rows"
+		return rows(pr.Rows)
 	}
 	return fmt.Sprintf("%s/%s rows (%d%%)", thousands(pr.Rows), thousands(pr.Total), pr.Rows*100/pr.Total)
+}
+
+// rows is "1 row" or "1,000 rows".
+func rows(n int64) string {
+	if n == 1 {
+		return "1 row"
+	}
+	return thousands(n) + " rows"
 }
 
 func repeat(c byte, n int) string {

@@ -48,6 +48,16 @@ var storeApp = &pgtenancytest.Template{
 	},
 }
 
+// storeSchema is the store application's schema without any store: the
+// target of the guides that move a tenant ($TARGET_DATABASE_URL).
+var storeSchema = &pgtenancytest.Template{
+	Name: "docs_store_schema",
+	Setup: func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, testschema.DDL(rls.BigInt))
+		return err
+	},
+}
+
 type block struct {
 	file string
 	line int
@@ -97,7 +107,8 @@ func shellBlocks(t *testing.T, path string) []block {
 // database holding the store application (stores, products, purchases,
 // currencies; no pgtenancy yet). $DATABASE_URL is the owner of the tables,
 // $APP_ROLE the application role, $APP_DATABASE_URL its URL, and pgtenancy and
-// tern are on PATH.
+// tern are on PATH. A guide that mentions $TARGET_DATABASE_URL gets a second
+// database, with the store's schema and no store, as its owner.
 func TestShellBlocks(t *testing.T) {
 	bin := t.TempDir()
 	build := exec.Command("go", "build", "-o", filepath.Join(bin, "pgtenancy"), "../../../cmd/pgtenancy")
@@ -130,6 +141,10 @@ func TestShellBlocks(t *testing.T) {
 				return
 			}
 			db := pgtenancytest.NewDB(t, storeApp)
+			var target string
+			if b, err := os.ReadFile(file); err == nil && strings.Contains(string(b), "$TARGET_DATABASE_URL") {
+				target = pgtenancytest.NewDB(t, storeSchema).OwnerURL
+			}
 			dir := t.TempDir()
 			for _, b := range blocks {
 				script := b.text
@@ -154,6 +169,7 @@ func TestShellBlocks(t *testing.T) {
 					"DATABASE_URL="+db.OwnerURL,
 					"APP_DATABASE_URL="+db.AppURL,
 					"APP_ROLE="+pgtenancytest.AppRole,
+					"TARGET_DATABASE_URL="+target,
 					"NO_COLOR=1",
 				)
 				out, err := c.CombinedOutput()
