@@ -215,6 +215,9 @@ func deleteTable(ctx context.Context, d *db, tb *table, t rls.Tenant, total int6
 	if tb.selfRef {
 		sql = "DELETE FROM " + tb.sql() + " WHERE " + tb.predicate(d.key)
 	} else {
+		// On a partitioned table a ctid names a row in each partition:
+		// the tenant predicate keeps the delete to the tenant's rows, a
+		// batch may only be a little larger.
 		sql = fmt.Sprintf("DELETE FROM %[1]s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %[1]s WHERE %[2]s LIMIT $2)) AND %[2]s",
 			tb.sql(), tb.predicate(d.key))
 	}

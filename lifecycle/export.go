@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -126,7 +127,8 @@ func prepare(ctx context.Context, d *db, tx pgx.Tx, m *policy.Model, t rls.Tenan
 	if err := checkRLS(ctx, tx, tables); err != nil {
 		return nil, err
 	}
-	root := tables[0] // fkOrder puts it first
+	i := slices.IndexFunc(tables, func(tb *table) bool { return tb.root })
+	root := tables[i]
 	var n int64
 	if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+root.sql()+" WHERE "+root.predicate(d.key), t.String()).Scan(&n); err != nil {
 		return nil, fmt.Errorf("lifecycle: %w", err)

@@ -138,6 +138,7 @@ var shop = &pgtenancytest.Template{
 	Name: "lifecycle_shop",
 	Setup: func(ctx context.Context, conn *pgx.Conn) error {
 		if _, err := conn.Exec(ctx, shopDDL+seedStore(1, 40)+seedStore(2, 7)+seedStore(3, 3)+
+			"INSERT INTO stores (id, slug, name) VALUES (5, 'store-5', 'no products yet');"+
 			"SELECT setval(pg_get_serial_sequence('products', 'id'), 10000); SELECT setval(pg_get_serial_sequence('purchases', 'id'), 10000);"); err != nil {
 			return err
 		}

@@ -353,7 +353,8 @@ func conflict(ctx context.Context, tx pgx.Tx, it importTable, insert string, sta
 	e := &ConflictError{Table: name, Constraint: pgErr.ConstraintName, Detail: pgErr.Detail, err: err}
 	switch {
 	case pool.IsRLSViolation(err):
-		e.Detail = "the file holds rows that the policies refuse for the tenant (another tenant's rows)"
+		e.Detail = "the policies refuse the file's rows for the tenant: rows of another tenant, or policies that read another setting than " +
+			"the export's"
 		return e
 	case !strings.HasPrefix(pgErr.Code, "23"):
 		return fmt.Errorf("lifecycle: import %s: %w", name, err)

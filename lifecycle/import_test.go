@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -112,6 +113,25 @@ func TestImportRefuses(t *testing.T) {
 		_, err = lifecycle.Import(t.Context(), dst.OwnerPool(t), bad, lifecycle.ImportOptions{})
 		require.ErrorIs(t, err, lifecycle.ErrManifest)
 		assert.Contains(t, err.Error(), "the file changed")
+		empty(t, dst.OwnerPool(t))
+	})
+
+	t.Run("rows of another tenant", func(t *testing.T) {
+		t.Parallel()
+		// A manifest edited to say tenant 2: the policies refuse the
+		// files' rows, which are tenant 1's.
+		bad := filepath.Join(t.TempDir(), "bad")
+		require.NoError(t, os.CopyFS(bad, os.DirFS(dir)))
+		b, err := os.ReadFile(filepath.Join(bad, lifecycle.ManifestFile))
+		require.NoError(t, err)
+		b = []byte(strings.Replace(string(b), `"tenant": "1"`, `"tenant": "2"`, 1))
+		require.NoError(t, os.WriteFile(filepath.Join(bad, lifecycle.ManifestFile), b, 0o600))
+		dst := pgtenancytest.NewDB(t, emptyShop)
+		_, err = lifecycle.Import(t.Context(), dst.OwnerPool(t), bad, lifecycle.ImportOptions{})
+		var e *lifecycle.ConflictError
+		require.ErrorAs(t, err, &e)
+		assert.Equal(t, "public.stores", e.Table)
+		assert.Contains(t, e.Detail, "the policies refuse the file's rows")
 		empty(t, dst.OwnerPool(t))
 	})
 

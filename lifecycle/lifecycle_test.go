@@ -137,3 +137,24 @@ func init() {
 		}
 	}
 }
+
+// TestEmptyTables moves a store that has no category, product or purchase:
+// files of no rows, in both formats.
+func TestEmptyTables(t *testing.T) {
+	t.Parallel()
+	for _, format := range []lifecycle.Format{lifecycle.Binary, lifecycle.CSV} {
+		t.Run(string(format), func(t *testing.T) {
+			t.Parallel()
+			src := pgtenancytest.NewDB(t, shop)
+			dst := pgtenancytest.NewDB(t, emptyShop)
+			tenant5 := rls.Int64(5)
+			want := sums(t, src.OwnerPool(t), tenant5)
+			res, err := lifecycle.Move(t.Context(), src.OwnerPool(t), dst.OwnerPool(t), shopModel(), tenant5,
+				filepath.Join(t.TempDir(), "move"), lifecycle.MoveOptions{Format: format})
+			require.NoError(t, err)
+			assert.Equal(t, int64(0), res.Manifest.Tables[3].Rows)
+			assert.Equal(t, want, sums(t, dst.OwnerPool(t), tenant5))
+			assert.Equal(t, int64(1), res.Delete.Tables[3].Rows)
+		})
+	}
+}

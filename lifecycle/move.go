@@ -87,7 +87,7 @@ func Move(ctx context.Context, source, target *pgxpool.Pool, m *policy.Model, t 
 	if source == nil || target == nil {
 		return nil, errors.New("lifecycle: nil *pgxpool.Pool")
 	}
-	if same(source, target) {
+	if same(ctx, source, target) {
 		return nil, ErrSameDatabase
 	}
 	step := func(s string) {
@@ -186,9 +186,16 @@ func Move(ctx context.Context, source, target *pgxpool.Pool, m *policy.Model, t 
 	return res, nil
 }
 
-// same reports whether two pools connect to the same database of the same
-// server, as far as their configurations tell.
-func same(a, b *pgxpool.Pool) bool {
+// same reports whether two pools connect to the same database: of the
+// same cluster (its system identifier) and the same OID, or, when the
+// server does not tell, of the same host, port and name.
+func same(ctx context.Context, a, b *pgxpool.Pool) bool {
+	const q = `SELECT s.system_identifier::text || '/' || d.oid::text
+		FROM pg_catalog.pg_control_system() s, pg_catalog.pg_database d WHERE d.datname = current_database()`
+	var ia, ib string
+	if a.QueryRow(ctx, q).Scan(&ia) == nil && b.QueryRow(ctx, q).Scan(&ib) == nil {
+		return ia == ib
+	}
 	ca, cb := a.Config().ConnConfig, b.Config().ConnConfig
 	return ca.Host == cb.Host && ca.Port == cb.Port && ca.Database == cb.Database
 }
