@@ -84,11 +84,12 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-// TestKeyTypes moves tenants B and C of the store schema, for each key
-// type: the text keys hold a quote (o'brien) and a backslash (c\d).
+// TestKeyTypes moves tenants B and C of the store schema, for the key
+// types the shop does not have: the text keys hold a quote (o'brien) and a
+// backslash (c\d).
 func TestKeyTypes(t *testing.T) {
 	t.Parallel()
-	for _, key := range []rls.KeyType{rls.BigInt, rls.UUID, rls.Text} {
+	for _, key := range []rls.KeyType{rls.UUID, rls.Text} {
 		t.Run(key.String(), func(t *testing.T) {
 			t.Parallel()
 			src := pgtenancytest.NewDB(t, storeTemplates[key][0])
@@ -115,7 +116,7 @@ func TestKeyTypes(t *testing.T) {
 var storeTemplates = map[rls.KeyType][2]*pgtenancytest.Template{}
 
 func init() {
-	for _, key := range []rls.KeyType{rls.BigInt, rls.UUID, rls.Text} {
+	for _, key := range []rls.KeyType{rls.UUID, rls.Text} {
 		storeTemplates[key] = [2]*pgtenancytest.Template{
 			{Name: "lifecycle_store_" + key.String(), Setup: func(ctx context.Context, conn *pgx.Conn) error {
 				return testschema.Isolated(ctx, conn, key, pgtenancytest.AppRole)
