@@ -70,7 +70,7 @@ func Export(ctx context.Context, db *pgxpool.Pool, m *policy.Model, t rls.Tenant
 	if err != nil {
 		return nil, err
 	}
-	if err := prepareDir(dir); err != nil {
+	if err := checkDir(dir); err != nil {
 		return nil, err
 	}
 	tx, err := d.begin(ctx, t, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
@@ -81,6 +81,9 @@ func Export(ctx context.Context, db *pgxpool.Pool, m *policy.Model, t rls.Tenant
 	tables, err := prepare(ctx, d, tx, m, t)
 	if err != nil {
 		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("lifecycle: %w", err)
 	}
 	man := &Manifest{
 		FormatVersion:     ManifestVersion,
@@ -139,14 +142,11 @@ func prepare(ctx context.Context, d *db, tx pgx.Tx, m *policy.Model, t rls.Tenan
 	return tables, nil
 }
 
-// prepareDir creates dir, or checks that it is empty.
-func prepareDir(dir string) error {
+// checkDir checks that dir is empty or does not exist.
+func checkDir(dir string) error {
 	entries, err := os.ReadDir(dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("lifecycle: %w", err)
-		}
 		return nil
 	case err != nil:
 		return fmt.Errorf("lifecycle: %w", err)

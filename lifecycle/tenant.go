@@ -201,7 +201,6 @@ type reporter struct {
 	p     Progress
 	start time.Time
 	last  time.Time
-	n     int
 }
 
 func newReporter(fn func(Progress), op, table string, total int64) *reporter {
@@ -216,10 +215,6 @@ func newReporter(fn func(Progress), op, table string, total int64) *reporter {
 // rows reports n rows done, if 100 ms passed since the last report.
 func (r *reporter) rows(n int64) {
 	if r.fn == nil {
-		return
-	}
-	r.n++
-	if r.n%64 != 0 && n != r.p.Total {
 		return
 	}
 	if now := time.Now(); now.Sub(r.last) >= 100*time.Millisecond {
