@@ -265,10 +265,10 @@ func deleteTable(ctx context.Context, d *db, tb *table, t rls.Tenant, total int6
 			}
 			continue
 		}
-		// Size the next batch to take batchTime: at most twice or half
-		// the last one.
+		// Size the next batch to take batchTime, from the rate of the
+		// last one: it may shrink at once, and grow at most twice.
 		next := int64(float64(n) * float64(batchTime) / float64(max(took, time.Millisecond)))
-		n = min(max(next, n/2, 1), n*2, maxRows)
+		n = min(max(next, 1), n*2, maxRows)
 	}
 	rep.done(dt.Rows)
 	return nil
