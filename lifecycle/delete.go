@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
 	"github.com/pgtenancy/pgtenancy/policy"
 	"github.com/pgtenancy/pgtenancy/rls"
 )
@@ -61,9 +63,11 @@ type DeletedTable struct {
 	Batches int
 	// Longest is the table's longest batch transaction.
 	Longest time.Duration
-	// Unbatched is set for a table that references itself, deleted in one
-	// statement: a batch could delete a row that a row of a later batch
-	// references.
+	// Unbatched is set for a table that references itself whose rows
+	// Delete could not delete in batches: rows that reference each other
+	// in a cycle, deleted in one statement. (A table that references itself
+	// is deleted leaves first: each batch deletes rows that no row
+	// references.)
 	Unbatched bool
 }
 
@@ -122,7 +126,7 @@ func Delete(ctx context.Context, db *pgxpool.Pool, m *policy.Model, t rls.Tenant
 	slices.Reverse(tables)
 	slices.Reverse(counts)
 	for i, tb := range tables {
-		dt := DeletedTable{Table: tb.name(), Rows: counts[i], Unbatched: tb.selfRef}
+		dt := DeletedTable{Table: tb.name(), Rows: counts[i]}
 		if !opts.DryRun {
 			if err := deleteTable(ctx, d, tb, t, counts[i], batchTime, lockTimeout, maxRows, &dt, opts.Progress); err != nil {
 				return nil, err
@@ -211,22 +215,28 @@ const (
 func deleteTable(ctx context.Context, d *db, tb *table, t rls.Tenant, total int64, batchTime, lockTimeout time.Duration, maxRows int64, dt *DeletedTable, progress func(Progress)) error {
 	rep := newReporter(progress, "delete", tb.name(), total)
 	dt.Rows = 0
-	var sql string
-	if tb.selfRef {
-		sql = "DELETE FROM " + tb.sql() + " WHERE " + tb.predicate(d.key)
-	} else {
-		// On a partitioned table a ctid names a row in each partition:
-		// the tenant predicate keeps the delete to the tenant's rows, a
-		// batch may only be a little larger.
-		sql = fmt.Sprintf("DELETE FROM %[1]s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %[1]s WHERE %[2]s LIMIT $2)) AND %[2]s",
-			tb.sql(), tb.predicate(d.key))
+	// On a partitioned table a ctid names a row in each partition: the
+	// tenant predicate keeps the delete to the tenant's rows, a batch may
+	// only be a little larger.
+	pred := tb.predicate(d.key)
+	leaves := ""
+	for _, r := range tb.selfRefs {
+		// Leaves first: rows that no row references, so that no batch
+		// deletes a row that a row of a later batch references.
+		conds := make([]string, len(r.cols))
+		for i := range r.cols {
+			conds[i] = "c." + sqlquote.Ident(r.cols[i]) + " = x." + sqlquote.Ident(r.refCols[i])
+		}
+		leaves += fmt.Sprintf(" AND NOT EXISTS (SELECT FROM %s c WHERE %s)", tb.sql(), strings.Join(conds, " AND "))
 	}
+	sql := fmt.Sprintf("DELETE FROM %[1]s WHERE ctid = ANY (ARRAY(SELECT x.ctid FROM %[1]s x WHERE x.%[2]s%[3]s LIMIT $2)) AND %[2]s",
+		tb.sql(), pred, leaves)
 	timeout := strconv.FormatInt(lockTimeout.Milliseconds(), 10) + "ms"
 	n := min(int64(firstBatch), maxRows)
 	retries, recounts := 0, 0
 	for {
 		args := []any{t.String(), n}
-		if tb.selfRef {
+		if dt.Unbatched {
 			args = args[:1]
 		}
 		begun := time.Now()
@@ -252,13 +262,21 @@ func deleteTable(ctx context.Context, d *db, tb *table, t rls.Tenant, total int6
 		dt.Rows += deleted
 		dt.Longest = max(dt.Longest, took)
 		rep.rows(dt.Rows)
-		if tb.selfRef || deleted < n {
+		if deleted < n {
 			left, err := countLeft(ctx, d, tb, t)
 			if err != nil {
 				return err
 			}
 			if left == 0 {
 				break
+			}
+			if len(tb.selfRefs) > 0 && deleted == 0 {
+				// No leaf left: rows that reference each other in a cycle.
+				sql, dt.Unbatched = "DELETE FROM "+tb.sql()+" WHERE "+pred, true
+				continue
+			}
+			if len(tb.selfRefs) > 0 {
+				continue // the leaves of the next level
 			}
 			if recounts++; recounts > 3 {
 				return fmt.Errorf("lifecycle: delete from %s: rows of the tenant keep arriving (%d now): stop the application's writes for the tenant first", tb.name(), left)

@@ -51,7 +51,9 @@ func TestDeleteBatches(t *testing.T) {
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, res.Tables[0].Batches, 10)
 	assert.Positive(t, res.Longest)
-	assert.True(t, res.Tables[2].Unbatched, "categories reference themselves")
+	assert.Equal(t, "public.categories", res.Tables[2].Table)
+	assert.Equal(t, 3, res.Tables[2].Batches, "a category tree of 3 levels, leaves first")
+	assert.False(t, res.Tables[2].Unbatched)
 	assert.GreaterOrEqual(t, reports, 8, "a start and a done report per table")
 	for name, c := range sums(t, owner, tenant1) {
 		assert.Zero(t, c.Rows, name)
@@ -61,6 +63,21 @@ func TestDeleteBatches(t *testing.T) {
 
 	_, err = lifecycle.Delete(t.Context(), owner, shopModel(), tenant1, lifecycle.DeleteOptions{})
 	require.ErrorIs(t, err, lifecycle.ErrUnknownTenant, "a second delete finds nothing")
+}
+
+// TestDeleteCycle: rows of a table that references itself that reference
+// each other in a cycle have no leaf to delete first: they go in one
+// statement.
+func TestDeleteCycle(t *testing.T) {
+	t.Parallel()
+	db := pgtenancytest.NewDB(t, shop)
+	_, err := db.AdminConn(t).Exec(t.Context(), "UPDATE categories SET parent_id = 103 WHERE store_id = 1 AND id = 101")
+	require.NoError(t, err)
+	res, err := lifecycle.Delete(t.Context(), db.OwnerPool(t), shopModel(), tenant1, lifecycle.DeleteOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "public.categories", res.Tables[2].Table)
+	assert.True(t, res.Tables[2].Unbatched)
+	assert.Equal(t, int64(3), res.Tables[2].Rows)
 }
 
 // TestDeleteWaitsForLocks: a batch that waits for a row another

@@ -553,7 +553,7 @@ func importTableBatches(ctx context.Context, d *db, man *Manifest, it importTabl
 		}
 	}
 	limit := int64(opts.BatchRows)
-	if it.selfRef {
+	if len(it.selfRefs) > 0 {
 		limit = 0
 	}
 	rep := newReporter(opts.Progress, "import", it.mt.Name, it.mt.Rows)

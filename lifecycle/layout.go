@@ -31,11 +31,17 @@ type table struct {
 	column string // the tenant column
 	root   bool
 	cols   []column
-	// refs are the other tenant tables this one references; selfRef that
-	// it references itself.
-	refs    []*table
-	selfRef bool
-	seqs    []sequence
+	// refs are the other tenant tables this one references; selfRefs
+	// are its foreign keys to itself.
+	refs     []*table
+	selfRefs []selfRef
+	seqs     []sequence
+}
+
+// selfRef is a foreign key of a table to itself: its columns, and the
+// columns they reference.
+type selfRef struct {
+	cols, refCols []string
 }
 
 // column is a column that an export carries. Generated columns are not
@@ -304,7 +310,11 @@ ORDER BY 1, 2, 3`, oids)
 // the tables outside them that reference them.
 func readForeignKeys(ctx context.Context, q querier, oids []uint32, byOID map[uint32]*table) ([]UncoveredTable, error) {
 	rows, err := q.Query(ctx, `
-SELECT c.conrelid, c.confrelid, c.conname, c.conrelid::regclass::text, c.confrelid::regclass::text
+SELECT c.conrelid, c.confrelid, c.conname, c.conrelid::regclass::text, c.confrelid::regclass::text,
+       ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, o)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o),
+       ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(n, o)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.o)
 FROM pg_catalog.pg_constraint c
 WHERE c.contype = 'f' AND c.conparentid = 0
   AND (c.conrelid = ANY ($1::oid[]) OR c.confrelid = ANY ($1::oid[]))
@@ -317,7 +327,8 @@ ORDER BY 1, 2, 3`, oids)
 	for rows.Next() {
 		var from, to uint32
 		var name, fromName, toName string
-		if err := rows.Scan(&from, &to, &name, &fromName, &toName); err != nil {
+		var ref selfRef
+		if err := rows.Scan(&from, &to, &name, &fromName, &toName, &ref.cols, &ref.refCols); err != nil {
 			return nil, fmt.Errorf("lifecycle: read foreign keys: %w", err)
 		}
 		child, parent := byOID[from], byOID[to]
@@ -328,7 +339,7 @@ ORDER BY 1, 2, 3`, oids)
 		case parent == nil:
 			// A reference to a global table.
 		case child == parent:
-			child.selfRef = true
+			child.selfRefs = append(child.selfRefs, ref)
 		case !slices.Contains(child.refs, parent):
 			child.refs = append(child.refs, parent)
 		}

@@ -237,7 +237,7 @@ func writeDelete(w io.Writer, res *lifecycle.DeleteResult) {
 		for _, dt := range res.Tables {
 			batches := fmt.Sprint(dt.Batches)
 			if dt.Unbatched {
-				batches += " (references itself: one statement)"
+				batches += " (rows referencing each other in a cycle: one statement)"
 			}
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%v\n", dt.Table, dt.Rows, batches, dt.Longest.Round(time.Millisecond))
 		}
