@@ -309,6 +309,9 @@ WHERE x.m IS NOT NULL AND (SELECT seqincrement > 0 FROM pg_catalog.pg_sequence W
 			return 0, fmt.Errorf("lifecycle: import %s: advance sequence %s (the role needs UPDATE on it): %w", name, s.name, err)
 		}
 	}
+	if ch.limit <= 0 {
+		rep.stage("insert", base+ch.rows)
+	}
 	casts := make([]string, len(it.cols))
 	for i, c := range it.cols {
 		casts[i] = sqlquote.Ident(c.Name)
@@ -336,7 +339,38 @@ WHERE x.m IS NOT NULL AND (SELECT seqincrement > 0 FROM pg_catalog.pg_sequence W
 	if _, err := tx.Exec(ctx, "DROP TABLE "+stage); err != nil {
 		return 0, fmt.Errorf("lifecycle: import %s: %w", name, err)
 	}
+	if err := analyzeIfStale(ctx, tx, it, base+ch.rows); err != nil {
+		return 0, err
+	}
 	return ch.rows, nil
+}
+
+// analyzeMin is the fewest rows of a table an import analyzes it for.
+const analyzeMin = 1000
+
+// analyzeIfStale analyzes a table that other tenant tables reference once
+// its statistics count fewer than half the rows imported into it: the
+// foreign key checks of the tables inserted next are planned from them,
+// and a table that was analyzed empty (or small) makes each check scan it
+// whole, which turns an import of minutes into one of hours. ANALYZE in
+// the import's transaction counts its rows; it takes no lock that blocks
+// reads or writes, and only the owner may run it (another role gets a
+// warning).
+func analyzeIfStale(ctx context.Context, tx pgx.Tx, it importTable, rows int64) error {
+	if !it.referenced || rows < analyzeMin {
+		return nil
+	}
+	var reltuples float64
+	if err := tx.QueryRow(ctx, "SELECT reltuples FROM pg_catalog.pg_class WHERE oid = $1", it.oid).Scan(&reltuples); err != nil {
+		return fmt.Errorf("lifecycle: import %s: %w", it.mt.Name, err)
+	}
+	if reltuples >= float64(rows)/2 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, "ANALYZE "+it.sql()); err != nil {
+		return fmt.Errorf("lifecycle: import %s: analyze: %w", it.mt.Name, err)
+	}
+	return nil
 }
 
 // conflict turns the error of an insert into a [*ConflictError] when the

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pgtenancy/pgtenancy/lifecycle"
 	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // exported exports tenant 1 of a fresh shop and returns the directory.
@@ -232,4 +233,33 @@ func TestImportBatchesResume(t *testing.T) {
 	// import still refuses the target.
 	_, err = lifecycle.Import(t.Context(), p, dir, lifecycle.ImportOptions{})
 	require.ErrorIs(t, err, lifecycle.ErrTargetNotEmpty)
+}
+
+// TestImportAnalyzes: a referenced table analyzed when it held few rows is
+// analyzed again once the import has put many more into it, so that the
+// foreign key checks of the tables after it use its indexes instead of
+// scanning it for every row.
+func TestImportAnalyzes(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	src := pgtenancytest.NewDB(t, shop)
+	_, err := src.AdminConn(t).Exec(ctx, seedStore(7, 2500))
+	require.NoError(t, err)
+	dir := filepath.Join(t.TempDir(), "export")
+	_, err = lifecycle.Export(ctx, src.OwnerPool(t), shopModel(), rls.Int64(7), dir, lifecycle.ExportOptions{})
+	require.NoError(t, err)
+
+	dst := pgtenancytest.NewDB(t, emptyShop)
+	admin := dst.AdminConn(t)
+	_, err = admin.Exec(ctx, "ANALYZE")
+	require.NoError(t, err)
+	reltuples := func() float64 {
+		var n float64
+		require.NoError(t, admin.QueryRow(ctx, "SELECT reltuples FROM pg_class WHERE oid = 'products'::regclass").Scan(&n))
+		return n
+	}
+	require.Less(t, reltuples(), float64(10))
+	_, err = lifecycle.Import(ctx, dst.OwnerPool(t), dir, lifecycle.ImportOptions{})
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, reltuples(), float64(2500))
 }

@@ -35,7 +35,9 @@ type table struct {
 	// are its foreign keys to itself.
 	refs     []*table
 	selfRefs []selfRef
-	seqs     []sequence
+	// referenced is set when a tenant table references this one.
+	referenced bool
+	seqs       []sequence
 }
 
 // selfRef is a foreign key of a table to itself: its columns, and the
@@ -340,8 +342,10 @@ ORDER BY 1, 2, 3`, oids)
 			// A reference to a global table.
 		case child == parent:
 			child.selfRefs = append(child.selfRefs, ref)
+			child.referenced = true
 		case !slices.Contains(child.refs, parent):
 			child.refs = append(child.refs, parent)
+			parent.referenced = true
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -190,6 +190,10 @@ type Progress struct {
 	Total int64
 	// Elapsed is the time since the table started.
 	Elapsed time.Duration
+	// Stage is "insert" while an import in one transaction inserts a
+	// table's rows, all sent (Rows is Total then): one statement, whose
+	// progress the server does not report. It is "" otherwise.
+	Stage string
 	// Done is set on the last report of the table.
 	Done bool
 }
@@ -224,12 +228,22 @@ func (r *reporter) rows(n int64) {
 	}
 }
 
+// stage reports a stage of the table, with n rows done.
+func (r *reporter) stage(s string, n int64) {
+	if r.fn == nil {
+		return
+	}
+	r.last = time.Now()
+	r.p.Rows, r.p.Elapsed, r.p.Stage = n, r.last.Sub(r.start), s
+	r.fn(r.p)
+}
+
 // done reports the table finished with n rows.
 func (r *reporter) done(n int64) {
 	if r.fn == nil {
 		return
 	}
-	r.p.Rows, r.p.Elapsed, r.p.Done = n, time.Since(r.start), true
+	r.p.Rows, r.p.Elapsed, r.p.Done, r.p.Stage = n, time.Since(r.start), true, ""
 	if r.p.Total < 0 {
 		r.p.Total = n
 	}

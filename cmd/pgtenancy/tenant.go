@@ -477,10 +477,14 @@ func (p *progress) report(pr lifecycle.Progress) {
 	if s := pr.Elapsed.Seconds(); s > 0 && pr.Rows > 0 {
 		rate = fmt.Sprintf(", %s rows/s", thousands(int64(float64(pr.Rows)/s)))
 	}
+	if p.tty && !pr.Done && rate != "" {
+		rate = " " + rate[2:]
+	}
+	done := fmt.Sprintf("%s %s: %s in %v%s", pr.Op, pr.Table, rows(pr.Rows), pr.Elapsed.Round(time.Millisecond), rate)
 	if !p.tty {
 		switch {
 		case pr.Done:
-			fmt.Fprintf(p.w, "%s %s: %s in %v%s\n", pr.Op, pr.Table, rows(pr.Rows), pr.Elapsed.Round(time.Millisecond), rate)
+			fmt.Fprintln(p.w, done)
 		case pr.Rows > 0 && time.Since(p.last) >= 10*time.Second:
 			p.last = time.Now()
 			fmt.Fprintf(p.w, "%s %s: %s%s\n", pr.Op, pr.Table, counted(pr), rate)
@@ -489,21 +493,27 @@ func (p *progress) report(pr lifecycle.Progress) {
 		}
 		return
 	}
-	line := fmt.Sprintf("%s %s %s%s", pr.Op, pr.Table, counted(pr), rate)
+	if pr.Done {
+		// The bar gives way to the table's summary.
+		fmt.Fprintf(p.w, "\r\x1b[K%s\n", done)
+		return
+	}
+	if pr.Stage == "insert" {
+		fmt.Fprintf(p.w, "\r\x1b[K%s %s: inserting %s (the policies and keys check each)", pr.Op, pr.Table, rows(pr.Rows))
+		return
+	}
+	line := fmt.Sprintf("%s %s %s%s", pr.Op, pr.Table, rows(pr.Rows), rate)
 	if pr.Total > 0 {
-		const barWidth = 24
+		const barWidth = 20
 		filled := int(float64(barWidth) * float64(pr.Rows) / float64(pr.Total))
 		filled = min(max(filled, 0), barWidth)
-		bar := "[" + repeat('#', filled) + repeat('.', barWidth-filled) + "] "
-		line = fmt.Sprintf("%s %s %s%s%s", pr.Op, pr.Table, bar, counted(pr), rate)
+		line = fmt.Sprintf("%s %s [%s%s] %d%%%s (%s/%s)", pr.Op, pr.Table, repeat('#', filled), repeat('.', barWidth-filled),
+			pr.Rows*100/pr.Total, rate, thousands(pr.Rows), thousands(pr.Total))
 	}
 	if len(line) > p.width-1 {
 		line = line[:p.width-1]
 	}
 	fmt.Fprintf(p.w, "\r\x1b[K%s", line)
-	if pr.Done {
-		fmt.Fprintf(p.w, " (%v)\n", pr.Elapsed.Round(time.Millisecond))
-	}
 }
 
 // counted is "450,000/1,000,000 rows (45%)", or "450,000 rows" without a

@@ -110,5 +110,5 @@ func TestProgressLines(t *testing.T) {
 	assert.Equal(t, "-1,000", thousands(-1000))
 	p := &progress{w: &strings.Builder{}, tty: true, width: 200}
 	p.report(lifecycle.Progress{Op: "delete", Table: "public.products", Rows: 50, Total: 100, Elapsed: 1e9})
-	assert.Equal(t, "\r\x1b[Kdelete public.products [############............] 50/100 rows (50%), 50 rows/s", p.w.(*strings.Builder).String())
+	assert.Equal(t, "\r\x1b[Kdelete public.products [##########..........] 50% 50 rows/s (50/100)", p.w.(*strings.Builder).String())
 }
