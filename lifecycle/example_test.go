@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -26,33 +25,11 @@ var storeTemplate = &pgtenancytest.Template{
 	},
 }
 
-// exampleTB implements the parts of testing.TB that pgtenancytest uses, for
-// examples, which have no *testing.T.
-type exampleTB struct {
-	testing.TB // nil: other methods panic
-	cleanups   []func()
-}
-
-func (*exampleTB) Helper()                      {}
-func (*exampleTB) Context() context.Context     { return context.Background() }
-func (tb *exampleTB) Cleanup(f func())          { tb.cleanups = append(tb.cleanups, f) }
-func (*exampleTB) Errorf(f string, args ...any) { fmt.Fprintf(os.Stderr, f+"\n", args...) }
-func (*exampleTB) Fatalf(f string, args ...any) { panic(fmt.Sprintf(f, args...)) }
-func (*exampleTB) Skipf(f string, args ...any) {
-	panic("the examples need PostgreSQL: " + fmt.Sprintf(f, args...))
-}
-
-func (tb *exampleTB) drop() {
-	for i := len(tb.cleanups) - 1; i >= 0; i-- {
-		tb.cleanups[i]()
-	}
-}
-
 // Export a tenant for data portability, then erase it: the model comes from
 // the catalog, so no table is missed.
 func Example() {
-	tb := &exampleTB{}
-	defer tb.drop()
+	tb := pgtenancytest.NewExampleTB()
+	defer tb.Done()
 	db := pgtenancytest.NewDB(tb, storeTemplate)
 	ctx := context.Background()
 	p, err := pgxpool.New(ctx, db.OwnerURL) // the owner, with FORCE ROW LEVEL SECURITY
