@@ -69,22 +69,28 @@ type binaryHasher struct {
 }
 
 func (h *binaryHasher) Write(p []byte) (int, error) {
-	data := p
-	if len(h.carry) > 0 {
-		h.carry = append(h.carry, p...)
-		data = h.carry
+	n := len(p)
+	// Complete the row carried over with as few of p's bytes as will do,
+	// twice as many each time, so a large write is not copied whole.
+	for len(h.carry) > 0 && len(p) > 0 {
+		k := min(len(p), max(4096, len(h.carry)))
+		h.carry = append(h.carry, p[:k]...)
+		p = p[k:]
+		used, err := h.parse(h.carry)
+		if err != nil {
+			return 0, err
+		}
+		h.carry = h.carry[:copy(h.carry, h.carry[used:])]
 	}
-	n, err := h.parse(data)
+	if len(p) == 0 {
+		return n, nil
+	}
+	used, err := h.parse(p)
 	if err != nil {
 		return 0, err
 	}
-	rest := data[n:]
-	if len(h.carry) > 0 {
-		h.carry = h.carry[:copy(h.carry, rest)]
-	} else {
-		h.carry = append(h.carry[:0], rest...)
-	}
-	return len(p), nil
+	h.carry = append(h.carry[:0], p[used:]...)
+	return n, nil
 }
 
 // parse consumes the complete units of data and returns how many bytes it

@@ -191,7 +191,6 @@ func exportTable(ctx context.Context, tx pgx.Tx, tb *table, t rls.Tenant, dir, f
 		return nil, fmt.Errorf("lifecycle: %w", err)
 	}
 	defer f.Close()
-	buf := bufio.NewWriterSize(f, 1<<20)
 	sha := sha256.New()
 	rep := newReporter(progress, "export", tb.name(), -1)
 	var rows func() int64
@@ -207,10 +206,14 @@ func exportTable(ctx context.Context, tx pgx.Tx, tb *table, t rls.Tenant, dir, f
 		rows = func() int64 { return max(counter.records-1, 0) } // less the header line
 		sink = counter
 	}
-	w := &progressWriter{w: io.MultiWriter(buf, sha, sink), tick: func() { rep.rows(rows()) }}
+	// COPY writes a message per row: the buffer turns them into large
+	// writes, which the file, the SHA-256 and the parser each take in one
+	// call.
+	w := &progressWriter{w: io.MultiWriter(f, sha, sink), tick: func() { rep.rows(rows()) }}
+	buf := bufio.NewWriterSize(w, 1<<20)
 	sql := fmt.Sprintf("COPY (SELECT %s FROM %s WHERE %s) TO STDOUT %s",
 		tb.selectList(), tb.sql(), tb.literalPredicate(t), format.copyOptions(true))
-	if _, err := tx.Conn().PgConn().CopyTo(ctx, w, sql); err != nil {
+	if _, err := tx.Conn().PgConn().CopyTo(ctx, buf, sql); err != nil {
 		return nil, fmt.Errorf("lifecycle: export %s: %w", tb.name(), err)
 	}
 	if err := buf.Flush(); err != nil {
