@@ -180,7 +180,7 @@ func countRows(ctx context.Context, tx pgx.Tx, tables []*table, key rls.KeyType,
 // Progress reports how an operation advances through a table, for
 // progress bars; see [Options.Progress] of each operation.
 type Progress struct {
-	// Op is "export", "import", "delete" or "checksum".
+	// Op is "export", "import" or "delete".
 	Op string
 	// Table is the table, as schema.name.
 	Table string
