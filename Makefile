@@ -57,7 +57,8 @@ bench-quick: ## Quick scale (1k/10k) and architecture (10/100) benchmarks; print
 
 FUZZTIME ?= 10s
 FUZZ_TARGETS := ./rls:FuzzParse ./internal/sqlquote:FuzzIdent ./internal/sqlquote:FuzzLiteral \
-	./policy:FuzzGenerate ./middleware:FuzzHeader ./middleware:FuzzSubdomain ./middleware:FuzzJWT
+	./policy:FuzzGenerate ./middleware:FuzzHeader ./middleware:FuzzSubdomain ./middleware:FuzzJWT \
+	./internal/sessionsql:FuzzScan
 
 fuzz: ## Run every fuzz target for FUZZTIME each (default 10s; e.g. make fuzz FUZZTIME=5m)
 	@set -e; for t in $(FUZZ_TARGETS); do \

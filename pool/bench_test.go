@@ -211,10 +211,19 @@ func runVariants(b *testing.B, appURL string) map[string]float64 {
 		}
 		return p
 	}
+	// Every unit of work removes all session state (Config.ResetSession).
+	resetPool := func() *pool.Pool {
+		p, err := pool.Wrap(newRaw(newCfg()), pool.Config{ResetSession: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return p
+	}
 	txPool := newPgtenancy(false)
 	txFunc := newPgtenancy(false)
 	pool.SetTenantSQL(txFunc, "SELECT pgtenancy.set_tenant($1)")
 	citus := newPgtenancy(true)
+	reset := resetPool()
 	// The set statement before the transaction stamp, on the table with the
 	// policy form before it: what the stamp costs.
 	noStamp := newPgtenancy(false)
@@ -234,10 +243,11 @@ func runVariants(b *testing.B, appURL string) map[string]float64 {
 		{"baseline", func(ctx context.Context, tenant, id int64) error {
 			return scanOne(raw.QueryRow(ctx, "SELECT name, price FROM items_plain WHERE tenant_id = $1 AND id = $2", tenant, id))
 		}, raw.Close},
-		{"tx", func(ctx context.Context, _, id int64) error { return scanOne(txPool.QueryRow(ctx, rlsQuery, id)) }, txPool.Close},
-		{"tx-set_tenant", func(ctx context.Context, _, id int64) error { return scanOne(txFunc.QueryRow(ctx, rlsQuery, id)) }, txFunc.Close},
-		{"tx-citus", func(ctx context.Context, _, id int64) error { return scanOne(citus.QueryRow(ctx, rlsQuery, id)) }, citus.Close},
-		{"tx-nostamp", func(ctx context.Context, _, id int64) error { return scanOne(noStamp.QueryRow(ctx, noStampQuery, id)) }, noStamp.Close},
+		{"tx", func(ctx context.Context, _, id int64) error { return scanOne(txPool.QueryRow(ctx, rlsQuery, id)) }, closeWrapped(txPool)},
+		{"tx-set_tenant", func(ctx context.Context, _, id int64) error { return scanOne(txFunc.QueryRow(ctx, rlsQuery, id)) }, closeWrapped(txFunc)},
+		{"tx-citus", func(ctx context.Context, _, id int64) error { return scanOne(citus.QueryRow(ctx, rlsQuery, id)) }, closeWrapped(citus)},
+		{"tx-resetsession", func(ctx context.Context, _, id int64) error { return scanOne(reset.QueryRow(ctx, rlsQuery, id)) }, closeWrapped(reset)},
+		{"tx-nostamp", func(ctx context.Context, _, id int64) error { return scanOne(noStamp.QueryRow(ctx, noStampQuery, id)) }, closeWrapped(noStamp)},
 		{"naive-hook", func(ctx context.Context, _, id int64) error { return scanOne(naive.QueryRow(ctx, noStampQuery, id)) }, naive.Close},
 	}
 	if only := os.Getenv("PGTENANCY_BENCH_VARIANTS"); only != "" {
@@ -450,6 +460,94 @@ func delayPipe(dst, src net.Conn, delay time.Duration) {
 	}
 }
 
+// BenchmarkPgBouncerReset measures, behind PgBouncer in transaction
+// pooling mode (the PgBouncer tests' setup: the store schema, 4 server
+// connections, 16 goroutines on a pgtenancy pool in the exec mode), what
+// resetting every server session costs: PgBouncer's server_reset_query
+// (DISCARD ALL) with server_reset_query_always = 1, and the pool's
+// Config.ResetSession, against neither. It prints RATIO lines. Run it
+// once:
+//
+//	go test -run '^$' -bench '^BenchmarkPgBouncerReset$' -benchtime 1x ./pool/
+func BenchmarkPgBouncerReset(b *testing.B) {
+	db := pgtenancytest.NewDB(b, storeTemplate)
+	plain := startPgBouncerWith(b, db, 4, nil)
+	always := startPgBouncerWith(b, db, 4, map[string]string{"server_reset_query": "DISCARD ALL", "server_reset_query_always": "1"})
+	newP := func(url string, reset bool) *pool.Pool {
+		cfg, err := pool.ParseConfig(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg.PoolConfig.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+		cfg.PoolConfig.MaxConns, cfg.PoolConfig.MinConns = benchGoroutines, benchGoroutines
+		cfg.ResetSession = reset
+		p, err := pool.NewWithConfig(context.Background(), cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return p
+	}
+	const q = "SELECT name, price_cents FROM products WHERE id = $1"
+	pointQuery := func(name string, p *pool.Pool) variant {
+		return variant{name, func(ctx context.Context, _, _ int64) error {
+			var name string
+			var price int64
+			return p.QueryRow(ctx, q, 101).Scan(&name, &price)
+		}, p.Close}
+	}
+	variants := []variant{
+		pointQuery("pgbouncer", newP(plain, false)),
+		pointQuery("pgbouncer-reset-always", newP(always, false)),
+		pointQuery("pgbouncer-resetsession", newP(plain, true)),
+	}
+	qps := map[string]float64{}
+	for _, v := range variants {
+		pgbouncerMeasure(b, v, 300*time.Millisecond)
+	}
+	for range benchRounds {
+		for _, v := range variants {
+			qps[v.name] += pgbouncerMeasure(b, v, benchDuration)
+		}
+	}
+	for _, v := range variants {
+		v.close()
+	}
+	base := qps["pgbouncer"]
+	fmt.Printf("pgbouncer (transaction pooling): %.0f queries/s\n", base/benchRounds)
+	for _, v := range variants[1:] {
+		fmt.Printf("RATIO %s %.3f (%.0f queries/s)\n", v.name, qps[v.name]/base, qps[v.name]/benchRounds)
+	}
+}
+
+// pgbouncerMeasure runs v as tenant A (store 1, whose product 101 every
+// query reads) and returns its queries per second.
+func pgbouncerMeasure(b *testing.B, v variant, d time.Duration) float64 {
+	var n atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	begin := time.Now()
+	deadline := begin.Add(d)
+	ctx := ctxFor(tenantA)
+	for range benchGoroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				if err := v.query(ctx, 1, 101); err != nil {
+					failed.Store(&err)
+					return
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		b.Fatalf("%s: %v", v.name, *err)
+	}
+	return float64(n.Load()) / time.Since(begin).Seconds()
+}
+
 func cpuModel() string {
 	data, err := os.ReadFile("/proc/cpuinfo")
 	if err != nil {
@@ -461,4 +559,14 @@ func cpuModel() string {
 		}
 	}
 	return "unknown CPU"
+}
+
+// closeWrapped closes p and the pgxpool it borrowed (Wrap): otherwise the
+// connections through the delay proxy stay open and its cleanup waits for
+// them forever.
+func closeWrapped(p *pool.Pool) func() {
+	return func() {
+		p.Close()
+		p.Unwrap().Close()
+	}
 }

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgtenancy/pgtenancy/internal/unit"
 	"github.com/pgtenancy/pgtenancy/rls"
 )
 
@@ -46,6 +46,22 @@ type Config struct {
 	// PostgreSQL too, a little slower.
 	Citus bool
 
+	// ResetSession makes every unit of work remove all the session state
+	// it may have created, not only the state that its SQL shows: the
+	// reset statements (DISCARD TEMP, CLOSE ALL, UNLISTEN *, RESET ALL,
+	// DISCARD SEQUENCES, pg_advisory_unlock_all(), the role back to the
+	// session's) run in each unit's transaction, before it commits, in
+	// the same round trip. Set it when functions, procedures or triggers
+	// that the application's SQL calls create temporary tables, cursors
+	// WITH HOLD, LISTEN, set settings at session level (set_config(...,
+	// false)) or take session-level advisory locks: the pool cannot see
+	// those in the SQL text. It costs server time on every unit of work
+	// (docs/security.md has the figures). Settings return to the
+	// connection's defaults (connection string, ALTER ROLE and ALTER
+	// DATABASE settings): session settings put in place by an AfterConnect
+	// hook do not survive a unit of work.
+	ResetSession bool
+
 	// Audit, when not nil, is called by [NewWithConfig] with the new
 	// pgxpool before it returns:
 	//   - it runs once, with NewWithConfig's context;
@@ -69,72 +85,18 @@ func ParseConfig(connString string) (*Config, error) {
 }
 
 // ErrKeyType is returned, before any I/O, for work whose context carries a
-// tenant of another key type than [Config.KeyType].
-var ErrKeyType = errors.New("pool: the context's tenant is of another key type than the pool's")
+// tenant of another key type than [Config.KeyType]. The database/sql
+// driver (package stdlib) returns the same error.
+var ErrKeyType = unit.ErrKeyType
 
-// tenancy applies the tenant of a context to units of work. It is the one
-// owner of the invariant on the client side: every path (the direct path,
-// pgx batches, transactions, CopyFrom) takes the tenant and the statement
-// that sets it from here, and nothing else sets it.
-//
-// The statement sets, for the current transaction only, the tenant setting
-// to the tenant (a bind parameter) and its companion [rls.XactSetting] to
-// the transaction's stamp ([rls.XactStamp]); the generated policies admit
-// rows only when both are set in the transaction that reads them.
-type tenancy struct {
-	key   rls.KeyType
-	citus bool
-	// setSQL sets the tenant, its only parameter, for the rest of the
-	// current transaction.
-	setSQL string
-}
-
-func newTenancy(cfg *Config) (*tenancy, error) {
-	setting, err := rls.Setting(cfg.Setting)
+// newTenancy returns the one owner of the tenant invariant for cfg
+// (internal/unit): every path of the pool (the direct path, pgx batches,
+// transactions, CopyFrom) takes the tenant and the statement that sets it
+// from there, and nothing else sets it.
+func newTenancy(cfg *Config) (*unit.Tenancy, error) {
+	t, err := unit.New(cfg.Setting, cfg.KeyType, cfg.Citus, cfg.ResetSession)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	if cfg.KeyType != 0 && !cfg.KeyType.Valid() {
-		return nil, fmt.Errorf("%w: KeyType %v is not bigint, uuid or text", ErrConfig, cfg.KeyType)
-	}
-	t := &tenancy{key: cfg.KeyType, citus: cfg.Citus}
-	if cfg.Citus {
-		// The FROM item is evaluated before the target list, so the
-		// propagation is on when set_tenant runs SET LOCAL.
-		t.setSQL = "SELECT pgtenancy.set_tenant($1) FROM pg_catalog.set_config('citus.propagate_set_commands', 'local', true)"
-	} else {
-		// set_config with is_local = true is SET LOCAL with the value as a
-		// bind parameter. The setting name is validated above, so it is a
-		// plain literal.
-		t.setSQL = "SELECT pg_catalog.set_config('" + setting + "', $1, true), pg_catalog.set_config('" +
-			rls.XactSetting(setting) + "', " + rls.XactStamp + ", true)"
-	}
 	return t, nil
-}
-
-// tenant returns the tenant of ctx: [rls.ErrNoTenant] without one,
-// [ErrKeyType] when it does not fit.
-func (t *tenancy) tenant(ctx context.Context) (rls.Tenant, error) {
-	tn, err := rls.Require(ctx)
-	if err != nil {
-		return tn, err
-	}
-	if t.key != 0 && tn.Key() != t.key {
-		return rls.Tenant{}, fmt.Errorf("%w: %s tenant, %s schema", ErrKeyType, tn.Key(), t.key)
-	}
-	return tn, nil
-}
-
-// lead is the number of hidden statements before the first statement of a
-// unit of work in a pgx batch: BEGIN with Citus, and the set statement.
-func (t *tenancy) lead() int {
-	if t.citus {
-		return 2
-	}
-	return 1
-}
-
-// set returns the queued statement that sets tn.
-func (t *tenancy) set(tn rls.Tenant) *pgx.QueuedQuery {
-	return &pgx.QueuedQuery{SQL: t.setSQL, Arguments: []any{tn.String()}}
 }

@@ -56,25 +56,35 @@ const (
 // and a row of another tenant still fails the whole copy. Every column
 // type takes this path (no temporary table).
 func (p *Pool) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
-	t, err := p.t.tenant(ctx)
+	return p.copyFrom(ctx, table, columns, src, false)
+}
+
+// copyFrom is CopyFrom; temp makes it take the temporary table whatever
+// the column types.
+func (p *Pool) copyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource, temp bool) (int64, error) {
+	t, err := p.t.Tenant(ctx)
 	if err != nil {
 		return 0, err
 	}
 	if err := checkCopyArgs(table, columns); err != nil {
 		return 0, err
 	}
+	var r *resets
+	if p.t.Reset {
+		r = fullResets
+	}
 	c, err := p.p.Acquire(ctx)
 	if err != nil {
 		return 0, err
 	}
-	defer release(ctx, c) // rolls back whatever is left open
+	defer release(ctx, c, r) // rolls back whatever is left open
 	conn := c.Conn()
 	b := &pgx.Batch{}
 	b.Queue("begin")
-	b.QueuedQueries = append(b.QueuedQueries, p.t.set(t))
+	b.QueuedQueries = append(b.QueuedQueries, p.t.Set(t))
 	var cp *copyPlan
 	mode := copyUnnest
-	if p.t.citus {
+	if p.t.Citus {
 		mode = copyValues
 	}
 	queueCopyPlan(b, table, columns, mode, &cp)
@@ -84,13 +94,17 @@ func (p *Pool) CopyFrom(ctx context.Context, table pgx.Identifier, columns []str
 	if err := cp.check(); err != nil {
 		return 0, err
 	}
-	if cp == nil {
-		if _, err := conn.Exec(ctx, createCopyTable(table, columns, true)); err != nil {
+	var before []string
+	if r != nil {
+		before = r.Before
+	}
+	if cp == nil || temp {
+		if _, err := conn.Exec(ctx, createCopyTable(table, columns)); err != nil {
 			return 0, err
 		}
-		return copyVia(ctx, conn, table, columns, src, true)
+		return copyVia(ctx, conn, table, columns, src, true, before)
 	}
-	return cp.run(ctx, conn, src, true)
+	return cp.run(ctx, conn, src, true, before)
 }
 
 // copyFromTx is [Tx.CopyFrom] on conn, inside a transaction of a pool with
@@ -113,9 +127,9 @@ func copyFromTx(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, colum
 		return 0, err
 	}
 	if cp == nil {
-		return copyVia(ctx, conn, table, columns, src, false)
+		return copyVia(ctx, conn, table, columns, src, false, nil)
 	}
-	return cp.run(ctx, conn, src, false)
+	return cp.run(ctx, conn, src, false, nil)
 }
 
 func checkCopyArgs(table pgx.Identifier, columns []string) error {
@@ -483,14 +497,14 @@ const copySavepoint = "pgtenancy_copy"
 
 // run inserts src's rows in chunks on conn, inside a transaction. own
 // reports that the transaction belongs to the copy: the last chunk then
-// commits it. Otherwise a copy of more than one chunk runs under a
+// commits it, after the statements before. Otherwise a copy of more than one chunk runs under a
 // savepoint, rolled back when the copy fails on the client side; a failure
 // on the server aborts the caller's transaction, as a failed COPY does.
 //
 // Like pgx's CopyFrom, it reads and encodes src in a goroutine, so the
 // next chunk is encoded while the server inserts the previous one. run
 // returns only after that goroutine has ended.
-func (cp *copyPlan) run(ctx context.Context, conn *pgx.Conn, src pgx.CopyFromSource, own bool) (n int64, err error) {
+func (cp *copyPlan) run(ctx context.Context, conn *pgx.Conn, src pgx.CopyFromSource, own bool, before []string) (n int64, err error) {
 	pc := conn.PgConn()
 	full := make(chan *copyChunk, 1)
 	free := make(chan *copyChunk, 2)
@@ -547,6 +561,9 @@ func (cp *copyPlan) run(ctx context.Context, conn *pgx.Conn, src pgx.CopyFromSou
 		}
 		switch {
 		case own:
+			for _, sql := range before {
+				pl.SendQueryParams(sql, nil, nil, nil, nil)
+			}
 			pl.SendQueryParams("commit", nil, nil, nil, nil)
 		case guarded:
 			pl.SendQueryParams("release savepoint "+copySavepoint, nil, nil, nil, nil)
@@ -657,25 +674,30 @@ func columnList(columns []string) string {
 	return sb.String()
 }
 
-func createCopyTable(table pgx.Identifier, columns []string, dropOnCommit bool) string {
-	sql := "CREATE TEMPORARY TABLE " + copyTable[1]
-	if dropOnCommit {
-		sql += " ON COMMIT DROP"
-	}
-	return sql + " AS SELECT " + columnList(columns) +
+// createCopyTable creates the temporary table of a copy into table. It is
+// ON COMMIT DROP: whatever happens to the copy, its rows never outlive the
+// transaction.
+func createCopyTable(table pgx.Identifier, columns []string) string {
+	return "CREATE TEMPORARY TABLE " + copyTable[1] + " ON COMMIT DROP AS SELECT " + columnList(columns) +
 		" FROM " + table.Sanitize() + " WITH NO DATA"
 }
 
 // copyVia copies src into table through the temporary table, on conn inside
 // a transaction. own reports that the transaction and the temporary table
-// (dropped at commit) belong to the copy, which then commits; otherwise
-// copyVia creates the table and drops it after use.
-func copyVia(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, columns []string, src pgx.CopyFromSource, own bool) (int64, error) {
+// belong to the copy, which then commits, after the statements before;
+// otherwise copyVia creates the table, drops it after use, and aborts the
+// caller's transaction when it fails, the temporary table with it.
+func copyVia(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, columns []string, src pgx.CopyFromSource, own bool, before []string) (n int64, err error) {
 	if err := checkCopyArgs(table, columns); err != nil {
 		return 0, err
 	}
 	if !own {
-		if _, err := conn.Exec(ctx, createCopyTable(table, columns, false)); err != nil {
+		defer func() {
+			if err != nil {
+				abortTx(ctx, conn.PgConn())
+			}
+		}()
+		if _, err := conn.Exec(ctx, createCopyTable(table, columns)); err != nil {
 			return 0, err
 		}
 	}
@@ -685,12 +707,14 @@ func copyVia(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, columns 
 	cols := columnList(columns)
 	b := &pgx.Batch{}
 	insert := b.Queue("INSERT INTO " + table.Sanitize() + " (" + cols + ") SELECT " + cols + " FROM " + copyTable.Sanitize())
-	var n int64
 	insert.Exec(func(tag pgconn.CommandTag) error {
 		n = tag.RowsAffected()
 		return nil
 	})
 	if own {
+		for _, sql := range before {
+			b.Queue(sql)
+		}
 		b.Queue("commit")
 	} else {
 		b.Queue("DROP TABLE " + copyTable.Sanitize())
@@ -699,4 +723,28 @@ func copyVia(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, columns 
 		return 0, err
 	}
 	return n, nil
+}
+
+// abortSQL fails, which aborts the transaction it runs in.
+const abortSQL = "DO $$BEGIN RAISE EXCEPTION 'pgtenancy: CopyFrom failed: this transaction is aborted' USING ERRCODE = '25P02'; END$$"
+
+// abortTx aborts the transaction open on pc, if it is not already, so that
+// a caller who commits anyway commits nothing: a failure on the client
+// side (a cancelled context, the source's error) leaves it open otherwise.
+// It runs without ctx's cancellation. A connection that cannot run it is
+// closed, and its transaction with it.
+func abortTx(ctx context.Context, pc *pgconn.PgConn) {
+	if pc.IsClosed() || pc.TxStatus() != 'T' {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if pc.IsBusy() {
+		_ = pc.Close(rctx)
+		return
+	}
+	_, _ = pc.Exec(rctx, abortSQL).ReadAll()
+	if pc.TxStatus() != 'E' {
+		_ = pc.Close(rctx)
+	}
 }

@@ -36,6 +36,24 @@
 // transactions on that connection, work through [Pool.Unwrap], and other
 // clients behind PgBouncer see no tenant rows through it.
 //
+// # Session state
+//
+// Other session state outlives a transaction too: temporary tables,
+// cursors WITH HOLD, LISTEN, session-level settings and advisory locks.
+// The pool reads the SQL of each unit of work (once per distinct text, with
+// a lexer that skips literals, comments and quoted identifiers) and, when
+// a statement creates such state, removes it inside the unit's own
+// transaction, in the round trip of its COMMIT (DISCARD TEMP, CLOSE ALL,
+// UNLISTEN *, a RESET of each setting, pg_advisory_unlock_all()), so it
+// is gone before PgBouncer can hand the server connection to another
+// client. A [Tx] does the same at Commit for the statements run through
+// it. State that functions, procedures or triggers create is not in the
+// SQL text: [Config.ResetSession] removes all of it after every unit of
+// work, at a cost, and [Pool.AcquireFunc] always does. Prepared
+// statements are left alone. docs/security.md has the details and what
+// applications should write instead (ON COMMIT DROP, SET LOCAL,
+// transaction-level advisory locks).
+//
 // Work without a tenant in its context fails with [rls.ErrNoTenant] before
 // any I/O; with [Config.KeyType] set, so does work whose tenant has another
 // key type ([ErrKeyType]).

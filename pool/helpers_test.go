@@ -208,7 +208,9 @@ func productIDs(t testing.TB, ctx context.Context, q interface {
 }
 
 // requireClean checks every idle connection of p: no tenant, no open
-// transaction. It returns how many connections it checked.
+// transaction, no session state (temporary objects, cursors, LISTEN,
+// advisory locks, app.user_email). It returns how many connections it
+// checked.
 func requireClean(t testing.TB, p *pgxpool.Pool, setting string) int {
 	t.Helper()
 	ctx := context.Background()
@@ -226,6 +228,19 @@ func requireClean(t testing.TB, p *pgxpool.Pool, setting string) int {
 		if v != nil {
 			require.Empty(t, *v, "pooled connection holds a tenant")
 		}
+		var temp, cursors, channels, locks int
+		var email *string
+		require.NoError(t, c.QueryRow(ctx, `SELECT
+			(SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()),
+			(SELECT count(*) FROM pg_cursors),
+			(SELECT count(*) FROM pg_listening_channels()),
+			(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()),
+			current_setting('app.user_email', true)`, pgx.QueryExecModeSimpleProtocol).Scan(&temp, &cursors, &channels, &locks, &email))
+		require.Zero(t, temp, "pooled connection holds temporary objects")
+		require.Zero(t, cursors, "pooled connection holds cursors")
+		require.Zero(t, channels, "pooled connection listens")
+		require.Zero(t, locks, "pooled connection holds advisory locks")
+		require.True(t, email == nil || *email == "", "pooled connection holds app.user_email")
 	}
 	return len(conns)
 }

@@ -25,7 +25,13 @@ import (
 // startPgBouncer starts pgbouncer in transaction pooling mode in front of
 // the test server, knowing the app role, and returns the URL of db through
 // it.
-func startPgBouncer(t *testing.T, db *pgtenancytest.DB, poolSize int) string {
+func startPgBouncer(t testing.TB, db *pgtenancytest.DB, poolSize int) string {
+	t.Helper()
+	return startPgBouncerWith(t, db, poolSize, nil)
+}
+
+// startPgBouncerWith is startPgBouncer with extra pgbouncer settings.
+func startPgBouncerWith(t testing.TB, db *pgtenancytest.DB, poolSize int, settings map[string]string) string {
 	t.Helper()
 	server, err := url.Parse(pgtenancytest.ServerURL(t))
 	require.NoError(t, err)
@@ -39,6 +45,7 @@ func startPgBouncer(t *testing.T, db *pgtenancytest.DB, poolSize int) string {
 	b, err := pgcluster.StartPgBouncer(context.Background(), host, port, pgcluster.PgBouncerOptions{
 		PoolSize: poolSize,
 		Users:    map[string]string{pgtenancytest.AppRole: password},
+		Settings: settings,
 	})
 	if errors.Is(err, pgcluster.ErrNoPgBouncer) {
 		if ci.On() {
@@ -263,6 +270,23 @@ func leaveSessionTenant(tenant rls.Tenant) string {
 		"set_config('app.current_tenant_xact', extract(epoch FROM now())::text, false)"
 }
 
+// hiddenSessionTenant installs, in db, a function that leaves a tenant at
+// session level as leaveSessionTenant does, and returns the SQL that calls
+// it: the pool cannot see what a function does, so it does not reset it.
+func hiddenSessionTenant(t *testing.T, db *pgtenancytest.DB) func(rls.Tenant) string {
+	t.Helper()
+	_, err := db.OwnerConn(t).Exec(context.Background(), `
+		CREATE FUNCTION leave_session_tenant(tenant text) RETURNS void LANGUAGE plpgsql AS $$
+		BEGIN
+			PERFORM set_config('app.current_tenant', tenant, false),
+				set_config('app.current_tenant_xact', extract(epoch FROM now())::text, false);
+		END $$`)
+	require.NoError(t, err)
+	return func(tenant rls.Tenant) string {
+		return "SELECT leave_session_tenant('" + tenant.String() + "')"
+	}
+}
+
 // TestPgBouncerSessionTenantInert: a tenant set at session level (as a
 // naive acquire hook, or SQL of a unit, does) stays on pgbouncer's server
 // connection, where another client that set no tenant reads it; the
@@ -298,9 +322,10 @@ func TestPgBouncerSessionTenantInert(t *testing.T) {
 	require.Equal(t, seedProducts[tenantA], productIDs(t, ctxFor(tenantA), p))
 	require.Empty(t, productIDs(t, ctx, other), "pgtenancy leaked the tenant")
 
-	// A unit of tenant B that leaves A at session level: later units of B
-	// still see B; the other client sees nothing.
-	_, err = p.Exec(ctxFor(tenantB), leaveSessionTenant(tenantA))
+	// A unit of tenant B that leaves A at session level, where the pool
+	// cannot see it: later units of B still see B; the other client sees
+	// nothing.
+	_, err = p.Exec(ctxFor(tenantB), hiddenSessionTenant(t, db)(tenantA))
 	require.NoError(t, err)
 	require.Equal(t, seedProducts[tenantB], productIDs(t, ctxFor(tenantB), p))
 	require.Empty(t, productIDs(t, ctx, other), "a tenant left by a unit admitted rows")

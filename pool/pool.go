@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgtenancy/pgtenancy/internal/sessionsql"
+	"github.com/pgtenancy/pgtenancy/internal/unit"
 	"github.com/pgtenancy/pgtenancy/rls"
 )
 
@@ -19,7 +20,7 @@ import (
 // safe for concurrent use.
 type Pool struct {
 	p     *pgxpool.Pool
-	t     *tenancy
+	t     *unit.Tenancy
 	owned bool // Close closes p
 }
 
@@ -98,50 +99,6 @@ func (p *Pool) Stat() *pgxpool.Stat { return p.p.Stat() }
 // Ping checks that the database answers. It needs no tenant.
 func (p *Pool) Ping(ctx context.Context) error { return p.p.Ping(ctx) }
 
-// unit is one unit of work's batch in a single allocation.
-type unit struct {
-	b    pgx.Batch
-	qqs  [4]*pgx.QueuedQuery
-	qq   [4]pgx.QueuedQuery
-	args [1]any
-}
-
-// newUnit returns a batch: the tenant statements, sql with args, and with
-// Citus a COMMIT.
-func (p *Pool) newUnit(t rls.Tenant, sql string, args []any) *pgx.Batch {
-	u := &unit{}
-	u.b.QueuedQueries = u.qqs[:0]
-	n := 0
-	add := func(sql string, args []any) {
-		u.qq[n] = pgx.QueuedQuery{SQL: sql, Arguments: args}
-		u.b.QueuedQueries = append(u.b.QueuedQueries, &u.qq[n])
-		n++
-	}
-	if p.t.citus {
-		add("begin", nil)
-	}
-	u.args[0] = t.String()
-	add(p.t.setSQL, u.args[:])
-	add(sql, args)
-	if p.t.citus {
-		add("commit", nil)
-	}
-	return &u.b
-}
-
-// release ends whatever transaction a unit of work left open (after an
-// error with Citus, or SQL that ran BEGIN) and returns c to the pool. A
-// connection that cannot be rolled back is destroyed by pgxpool, which
-// never pools a connection inside a transaction.
-func release(ctx context.Context, c *pgxpool.Conn) {
-	if pc := c.Conn().PgConn(); !pc.IsClosed() && !pc.IsBusy() && pc.TxStatus() != 'I' {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		_, _ = pc.Exec(rctx, "rollback").ReadAll()
-		cancel()
-	}
-	c.Release()
-}
-
 // hasQueryOption reports whether args start with a pgx option that a batch
 // cannot carry (a QueryExecMode or result format).
 func hasQueryOption(args []any) bool {
@@ -164,24 +121,31 @@ func hasQueryOption(args []any) bool {
 // A statement runs in the implicit transaction of its batch: sql must not
 // be a statement that cannot run in a transaction block (VACUUM, CREATE
 // INDEX CONCURRENTLY); those are maintenance work for another role anyway.
+// When sql creates session state (a temporary table, LISTEN, ... see the
+// package doc), the unit runs as an explicit transaction whose COMMIT
+// removes it, still in one round trip.
 func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	t, err := p.t.tenant(ctx)
+	t, err := p.t.Tenant(ctx)
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
 	if hasQueryOption(args) {
 		return p.execInTx(ctx, sql, args)
 	}
+	r := p.t.Resets(sql)
 	c, err := p.p.Acquire(ctx)
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	defer release(ctx, c)
-	if tag, ok, err := p.execDirect(ctx, c, t, sql, args); ok {
-		return tag, err
+	defer release(ctx, c, r)
+	if r == nil {
+		if tag, ok, err := p.execDirect(ctx, c, t, sql, args); ok {
+			return tag, err
+		}
 	}
-	br := c.Conn().SendBatch(ctx, p.newUnit(t, sql, args))
-	for range p.t.lead() {
+	b, lead := p.t.Batch(t, sql, args, r)
+	br := c.Conn().SendBatch(ctx, b)
+	for range lead {
 		if _, err := br.Exec(); err != nil {
 			_ = br.Close()
 			return pgconn.CommandTag{}, err
@@ -216,6 +180,11 @@ func (p *Pool) execInTx(ctx context.Context, sql string, args []any) (tag pgconn
 // [pgx.QueryResultFormatsByOID] among the first arguments cannot travel in a
 // batch: such a query runs in a transaction (three round trips).
 // [pgx.NamedArgs] and other [pgx.QueryRewriter]s need no fallback.
+//
+// The byte slices of [pgx.Rows.RawValues] and of a scan into
+// *pgtype.DriverBytes are the connection's read buffer, valid until the
+// next call to Next: do not keep them past the rows loop (copy them), since
+// the next reader of that buffer may be another tenant's unit of work.
 func (p *Pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	r := &poolRows{}
 	if err := p.query(ctx, r, sql, args); err != nil {
@@ -226,7 +195,7 @@ func (p *Pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, er
 
 // query starts sql and fills r.
 func (p *Pool) query(ctx context.Context, r *poolRows, sql string, args []any) error {
-	t, err := p.t.tenant(ctx)
+	t, err := p.t.Tenant(ctx)
 	if err != nil {
 		return err
 	}
@@ -243,31 +212,35 @@ func (p *Pool) query(ctx context.Context, r *poolRows, sql string, args []any) e
 		*r = poolRows{ctx: ctx, r: rows, tx: tx}
 		return nil
 	}
+	rs := p.t.Resets(sql)
 	c, err := p.p.Acquire(ctx)
 	if err != nil {
 		return err
 	}
-	if ok, err := p.queryDirect(ctx, r, c, t, sql, args); ok {
-		if err != nil {
-			release(ctx, c)
+	if rs == nil {
+		if ok, err := p.queryDirect(ctx, r, c, t, sql, args); ok {
+			if err != nil {
+				release(ctx, c, nil)
+			}
+			return err
 		}
-		return err
 	}
-	br := c.Conn().SendBatch(ctx, p.newUnit(t, sql, args))
-	for range p.t.lead() {
+	b, lead := p.t.Batch(t, sql, args, rs)
+	br := c.Conn().SendBatch(ctx, b)
+	for range lead {
 		if _, err := br.Exec(); err != nil {
 			_ = br.Close()
-			release(ctx, c)
+			release(ctx, c, rs)
 			return err
 		}
 	}
 	rows, err := br.Query()
 	if err != nil {
 		_ = br.Close()
-		release(ctx, c)
+		release(ctx, c, rs)
 		return err
 	}
-	*r = poolRows{ctx: ctx, r: rows, br: br, c: c}
+	*r = poolRows{ctx: ctx, r: rows, br: br, c: c, resets: rs}
 	return nil
 }
 
@@ -293,7 +266,7 @@ func (p *Pool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 // usual. Without a tenant in the context, every result returns
 // [rls.ErrNoTenant] and no I/O happens.
 func (p *Pool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	t, err := p.t.tenant(ctx)
+	t, err := p.t.Tenant(ctx)
 	if err != nil {
 		return pgx.FailedBatchResults(b, err)
 	}
@@ -310,19 +283,30 @@ var errProbe = errors.New("probe")
 func (p *Pool) sendBatch(ctx context.Context, c *pgxpool.Conn, t rls.Tenant, b *pgx.Batch) pgx.BatchResults {
 	orig := b.QueuedQueries
 	beginsTx := pgx.FailedBatchResults(b, errProbe).Tx() != nil
-	set := p.t.set(t)
+	st := p.batchState(orig)
+	var r *resets
+	if !beginsTx {
+		r = resetsFor(st)
+	}
+	set := p.t.Set(t)
 	qqs := make([]*pgx.QueuedQuery, 0, len(orig)+3)
 	var hideFrom, hideTo int
 	switch {
 	case beginsTx && len(orig) > 0:
 		// After the batch's own BEGIN: the tenant holds for the whole
-		// transaction.
+		// transaction, and the Tx removes the state when it ends.
 		qqs = append(qqs, orig[0], set)
 		qqs = append(qqs, orig[1:]...)
 		hideFrom, hideTo = 1, 2
-	case p.t.citus:
+	case p.t.Citus || r != nil:
+		// An explicit transaction, as for a statement (newUnit).
 		qqs = append(qqs, &pgx.QueuedQuery{SQL: "begin"}, set)
 		qqs = append(qqs, orig...)
+		if r != nil {
+			for _, sql := range r.Before {
+				qqs = append(qqs, &pgx.QueuedQuery{SQL: sql})
+			}
+		}
 		qqs = append(qqs, &pgx.QueuedQuery{SQL: "commit"})
 		hideFrom, hideTo = 0, 2
 	default:
@@ -333,13 +317,22 @@ func (p *Pool) sendBatch(ctx context.Context, c *pgxpool.Conn, t rls.Tenant, b *
 	b.QueuedQueries = qqs
 	br := &batchResults{
 		ctx: ctx, br: c.Conn().SendBatch(ctx, b), b: b, orig: orig,
-		hideFrom: hideFrom, hideTo: hideTo, c: c,
+		hideFrom: hideFrom, hideTo: hideTo, c: c, resets: r,
 	}
 	if tx := br.br.Tx(); tx != nil {
-		br.tx = &Tx{tx: tx, c: c, citus: p.t.citus}
+		br.tx = &Tx{tx: tx, c: c, citus: p.t.Citus, t: p.t, state: st}
 		br.c = nil
 	}
 	return br
+}
+
+// batchState returns the session state that the queued queries may leave.
+func (p *Pool) batchState(qqs []*pgx.QueuedQuery) sessionsql.State {
+	var st sessionsql.State
+	for _, qq := range qqs {
+		st = st.Union(p.t.State(qq.SQL))
+	}
+	return st
 }
 
 // Begin starts a transaction with the context's tenant set for its whole
@@ -364,7 +357,7 @@ func (p *Pool) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) 
 }
 
 func (p *Pool) beginTx(ctx context.Context, opts pgx.TxOptions) (*Tx, error) {
-	t, err := p.t.tenant(ctx)
+	t, err := p.t.Tenant(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -374,24 +367,20 @@ func (p *Pool) beginTx(ctx context.Context, opts pgx.TxOptions) (*Tx, error) {
 	}
 	tx, err := p.beginOn(ctx, c.Conn(), t, opts)
 	if err != nil {
-		release(ctx, c)
+		release(ctx, c, nil)
 		return nil, err
 	}
-	return &Tx{tx: tx, c: c, citus: p.t.citus}, nil
+	tr := &Tx{tx: tx, c: c, citus: p.t.Citus, t: p.t}
+	if p.t.Reset {
+		tr.state = allState
+	}
+	return tr, nil
 }
 
 // beginOn begins a transaction on conn and sets the tenant, in one round
 // trip.
 func (p *Pool) beginOn(ctx context.Context, conn *pgx.Conn, t rls.Tenant, opts pgx.TxOptions) (pgx.Tx, error) {
-	b := &pgx.Batch{}
-	b.BeginTx(opts)
-	b.QueuedQueries = append(b.QueuedQueries, p.t.set(t))
-	br := conn.SendBatch(ctx, b)
-	err := br.Close()
-	if err != nil {
-		return nil, err
-	}
-	return br.Tx(), nil
+	return p.t.Begin(ctx, conn, t, opts)
 }
 
 // BeginFunc runs fn in a transaction begun by [Pool.Begin]: it commits when
@@ -417,8 +406,13 @@ func (p *Pool) BeginTxFunc(ctx context.Context, opts pgx.TxOptions, fn func(pgx.
 // would see no tenant, and so no tenant rows. If f releases the connection,
 // its work is lost with the transaction and AcquireFunc returns
 // [ErrConnReleased].
+//
+// The pool does not see what f runs, so it always removes all the session
+// state that f may have created, as [Config.ResetSession] does, in the
+// round trip of the COMMIT (or right after the ROLLBACK). Settings return
+// to the connection's defaults. Statements that f prepares stay prepared.
 func (p *Pool) AcquireFunc(ctx context.Context, f func(*pgxpool.Conn) error) (err error) {
-	t, err := p.t.tenant(ctx)
+	t, err := p.t.Tenant(ctx)
 	if err != nil {
 		return err
 	}
@@ -428,17 +422,16 @@ func (p *Pool) AcquireFunc(ctx context.Context, f func(*pgxpool.Conn) error) (er
 	}
 	defer func() {
 		if !released(c) {
-			release(ctx, c)
+			release(ctx, c, fullResets)
 		}
 	}()
-	tx, err := p.beginOn(ctx, c.Conn(), t, pgx.TxOptions{})
-	if err != nil {
+	if _, err := p.beginOn(ctx, c.Conn(), t, pgx.TxOptions{}); err != nil {
 		return err
 	}
 	defer func() {
 		if r := recover(); r != nil {
 			if !released(c) {
-				_ = tx.Rollback(context.WithoutCancel(ctx))
+				_ = endTx(context.WithoutCancel(ctx), c.Conn(), fullResets, false)
 			}
 			panic(r)
 		}
@@ -450,10 +443,10 @@ func (p *Pool) AcquireFunc(ctx context.Context, f func(*pgxpool.Conn) error) (er
 		return errors.Join(err, ErrConnReleased)
 	}
 	if err != nil {
-		_ = tx.Rollback(ctx)
+		_ = endTx(ctx, c.Conn(), fullResets, false)
 		return err
 	}
-	return tx.Commit(ctx)
+	return endTx(ctx, c.Conn(), fullResets, true)
 }
 
 // ErrConnReleased is returned by [Pool.AcquireFunc] when its callback

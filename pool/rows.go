@@ -2,12 +2,15 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgtenancy/pgtenancy/internal/unit"
 )
 
 // poolRows are the rows of a unit of work. Closing them reads the rest of
@@ -17,11 +20,12 @@ type poolRows struct {
 	r      pgx.Rows
 	br     pgx.BatchResults          // the batch path, or nil
 	mrr    *pgconn.MultiResultReader // the direct path, or nil
-	sc     *stmtCache                // the direct path's cache, or nil
+	sc     *unit.StmtCache           // the direct path's cache, or nil
 	sql    string                    // the direct path's statement
 	conn   *pgx.Conn                 // the direct path's connection
 	c      *pgxpool.Conn             // nil once released
 	tx     pgx.Tx                    // the transaction fallback, or nil
+	resets *resets                   // the unit's session resets, or nil
 	err    error
 	closed bool
 }
@@ -46,16 +50,16 @@ func (r *poolRows) Close() {
 			err = closeErr
 		}
 		if err != nil {
-			r.sc.failed(r.sql, err)
+			r.sc.Failed(r.sql, err)
 		}
-		release(r.ctx, r.c)
+		release(r.ctx, r.c, nil)
 		r.c = nil
 	case r.br != nil:
-		// Close reads the rest, with Citus the COMMIT.
+		// Close reads the rest, with Citus or resets the COMMIT.
 		if closeErr := r.br.Close(); err == nil {
 			err = closeErr
 		}
-		release(r.ctx, r.c)
+		release(r.ctx, r.c, r.resets)
 		r.c = nil
 	}
 	if r.err == nil {
@@ -163,16 +167,25 @@ type batchResults struct {
 	br               pgx.BatchResults
 	b                *pgx.Batch
 	orig             []*pgx.QueuedQuery // b's own queue, restored by Close
-	hideFrom, hideTo int                // positions of the hidden results
+	hideFrom, hideTo int                // positions of the hidden leading results
 	pos              int                // results read so far
+	read             int                // results of orig read so far
 	c                *pgxpool.Conn      // released by Close, unless tx owns it
+	resets           *resets            // the batch's session resets, or nil
 	tx               *Tx
 	closed           bool
 	err              error
 }
 
+// errNoMoreResults is returned for a result past the batch's own: the
+// hidden statements after them (COMMIT, resets) are Close's to read.
+var errNoMoreResults = errors.New("pool: no more results in batch")
+
 // skip reads the hidden results that come before the next one.
 func (br *batchResults) skip() error {
+	if br.read >= len(br.orig) {
+		return errNoMoreResults
+	}
 	for br.pos >= br.hideFrom && br.pos < br.hideTo {
 		br.pos++
 		if _, err := br.br.Exec(); err != nil {
@@ -180,6 +193,7 @@ func (br *batchResults) skip() error {
 		}
 	}
 	br.pos++
+	br.read++
 	return nil
 }
 
@@ -213,12 +227,13 @@ func (br *batchResults) Close() error {
 	br.b.QueuedQueries = br.orig
 	switch {
 	case br.c != nil:
-		release(br.ctx, br.c)
+		release(br.ctx, br.c, br.resets)
 		br.c = nil
 	case br.tx != nil && br.tx.c != nil && br.tx.c.Conn().PgConn().TxStatus() == 'I':
 		// The batch's BEGIN failed: no transaction holds the connection.
 		br.tx.c.Release()
 		br.tx.c = nil
+		br.tx.closed = true
 	}
 	return br.err
 }

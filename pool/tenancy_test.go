@@ -18,14 +18,16 @@ import (
 
 // TestSessionTenantLeftoverInert: with a pool of one connection, a unit of
 // tenant A whose SQL leaves tenant B at session level (tenant setting and
-// stamp) does not change what later units see, and work through Unwrap on
-// that same connection, which reads B in the setting, sees none of B's
-// rows: the generated policies admit only a tenant set in the transaction
-// that reads. In every exec mode.
+// stamp) through a function, where the pool cannot see it to reset it,
+// does not change what later units see, and work through Unwrap on that
+// same connection, which reads B in the setting, sees none of B's rows:
+// the generated policies admit only a tenant set in the transaction that
+// reads. In every exec mode.
 func TestSessionTenantLeftoverInert(t *testing.T) {
 	t.Parallel()
 	forEachMode(t, func(t *testing.T, mode pgx.QueryExecMode) {
 		db := pgtenancytest.NewDB(t, storeTemplate)
+		leaveSessionTenant := hiddenSessionTenant(t, db)
 		p := newPool(t, db, poolOpts{mode: mode, maxConns: 1})
 		_, err := p.Exec(ctxFor(tenantA), leaveSessionTenant(tenantB))
 		require.NoError(t, err)

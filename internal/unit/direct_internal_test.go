@@ -1,4 +1,4 @@
-package pool
+package unit
 
 import (
 	"container/list"
@@ -23,13 +23,14 @@ func TestStmtCacheFailed(t *testing.T) {
 		{&pgconn.PgError{Code: "42703"}, false},
 		{&pgconn.PgError{Code: "26000"}, false},
 	} {
-		sc := &stmtCache{capacity: 4, entries: map[string]*list.Element{}}
+		sc := &StmtCache{capacity: 4, entries: map[string]*list.Element{}}
 		sc.entries["q"] = sc.lru.PushFront(&stmtEntry{sql: "q", sd: &pgconn.StatementDescription{Name: "pgtenancy_q"}})
-		sc.failed("q", tc.err)
+		sc.Failed("q", tc.err)
 		_, kept := sc.entries["q"]
+		stale := sc.stale
 		assert.Equal(t, tc.kept, kept, "%v", tc.err)
 		if !tc.kept {
-			assert.Equal(t, []string{"pgtenancy_q"}, sc.stale, "%v", tc.err)
+			assert.Equal(t, []string{"pgtenancy_q"}, stale, "%v", tc.err)
 		}
 	}
 }
