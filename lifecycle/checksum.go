@@ -37,10 +37,11 @@ func Checksums(ctx context.Context, db *pgxpool.Pool, m *policy.Model, t rls.Ten
 		return nil, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read only
-	tables, _, err := readLayout(ctx, tx, m)
+	l, err := readLayout(ctx, tx, m)
 	if err != nil {
 		return nil, err
 	}
+	tables := l.tables
 	if err := checkRLS(ctx, tx, tables); err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgtenancy/pgtenancy/internal/snapshot"
 	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
 	"github.com/pgtenancy/pgtenancy/policy"
 	"github.com/pgtenancy/pgtenancy/rls"
@@ -148,14 +149,15 @@ func cmpOr(d, def time.Duration) time.Duration {
 
 // deletePlan runs the checks and counts the rows to delete.
 func deletePlan(ctx context.Context, d *db, tx pgx.Tx, m *policy.Model, t rls.Tenant) ([]*table, []int64, []string, error) {
-	if err := checkCitus(ctx, tx); err != nil {
-		return nil, nil, nil, err
-	}
-	tables, fkUncovered, err := readLayout(ctx, tx, m)
+	l, err := readLayout(ctx, tx, m)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if err := checkCoverage(ctx, d.raw, m, fkUncovered); err != nil {
+	if err := l.checkCitus(); err != nil {
+		return nil, nil, nil, err
+	}
+	tables := l.tables
+	if err := checkCoverage(ctx, d.raw, m, l.uncovered); err != nil {
 		return nil, nil, nil, err
 	}
 	if err := checkRLS(ctx, tx, tables); err != nil {
@@ -168,41 +170,37 @@ func deletePlan(ctx context.Context, d *db, tx pgx.Tx, m *policy.Model, t rls.Te
 	if !slices.ContainsFunc(counts, func(n int64) bool { return n > 0 }) {
 		return nil, nil, nil, fmt.Errorf("%w: tenant %s has no rows in the model's tables", ErrUnknownTenant, t)
 	}
-	warnings, err := unindexedForeignKeys(ctx, tx, tables)
-	return tables, counts, warnings, err
+	return tables, counts, unindexedForeignKeys(tables), nil
 }
 
 // unindexedForeignKeys names the foreign keys between the tables whose
-// columns no index of the referencing table leads with: deleting a
-// referenced row then scans the referencing table.
-func unindexedForeignKeys(ctx context.Context, tx pgx.Tx, tables []*table) ([]string, error) {
-	oids := make([]uint32, len(tables))
-	for i, tb := range tables {
-		oids[i] = tb.oid
-	}
-	rows, err := tx.Query(ctx, `
-SELECT c.conrelid::regclass::text, c.conname
-FROM pg_catalog.pg_constraint c
-WHERE c.contype = 'f' AND c.conrelid = ANY ($1::oid[]) AND c.confrelid = ANY ($1::oid[])
-  AND NOT EXISTS (
-    SELECT FROM pg_catalog.pg_index i
-    WHERE i.indrelid = c.conrelid AND i.indpred IS NULL
-      AND (i.indkey::int2[])[0:pg_catalog.cardinality(c.conkey) - 1] @> c.conkey
-      AND (i.indkey::int2[])[0:pg_catalog.cardinality(c.conkey) - 1] <@ c.conkey)
-ORDER BY 1, 2`, oids)
-	if err != nil {
-		return nil, fmt.Errorf("lifecycle: read indexes: %w", err)
-	}
-	defer rows.Close()
+// columns no index of the referencing table leads with (in any order, not
+// partial): deleting a referenced row then scans the referencing table.
+func unindexedForeignKeys(tables []*table) []string {
 	var out []string
-	for rows.Next() {
-		var table, name string
-		if err := rows.Scan(&table, &name); err != nil {
-			return nil, err
+	for _, tb := range tables {
+		for _, f := range tb.Constraints {
+			if f.Type != 'f' || !slices.ContainsFunc(tables, func(r *table) bool { return r.OID == f.Ref }) {
+				continue
+			}
+			if !slices.ContainsFunc(tb.Indexes, func(ix snapshot.Index) bool { return leadsWith(ix, f.Columns) }) {
+				out = append(out, fmt.Sprintf("%s: no index leads with the columns of foreign key %s, so deleting each referenced row scans %s",
+					tb.name(), f.Name, tb.name()))
+			}
 		}
-		out = append(out, fmt.Sprintf("%s: no index leads with the columns of foreign key %s, so deleting each referenced row scans %s", table, name, table))
 	}
-	return out, rows.Err()
+	slices.Sort(out)
+	return out
+}
+
+// leadsWith reports whether the first key columns of an index that is not
+// partial are cols, in any order.
+func leadsWith(ix snapshot.Index, cols []string) bool {
+	if ix.Partial || len(ix.Columns) < len(cols) {
+		return false
+	}
+	lead := slices.Sorted(slices.Values(ix.Columns[:len(cols)]))
+	return slices.Equal(lead, slices.Sorted(slices.Values(cols)))
 }
 
 const (
@@ -223,9 +221,9 @@ func deleteTable(ctx context.Context, d *db, tb *table, t rls.Tenant, total int6
 	for _, r := range tb.selfRefs {
 		// Leaves first: rows that no row references, so that no batch
 		// deletes a row that a row of a later batch references.
-		conds := make([]string, len(r.cols))
-		for i := range r.cols {
-			conds[i] = "c." + sqlquote.Ident(r.cols[i]) + " = x." + sqlquote.Ident(r.refCols[i])
+		conds := make([]string, len(r.Columns))
+		for i := range r.Columns {
+			conds[i] = "c." + sqlquote.Ident(r.Columns[i]) + " = x." + sqlquote.Ident(r.RefCols[i])
 		}
 		leaves += fmt.Sprintf(" AND NOT EXISTS (SELECT FROM %s c WHERE %s)", tb.sql(), strings.Join(conds, " AND "))
 	}

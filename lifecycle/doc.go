@@ -66,7 +66,10 @@
 //
 // Export, Delete and Move refuse when a table outside the model holds
 // tenant data ([*UncoveredError]: verify's table_not_in_model, or a
-// foreign key to a tenant table), so that an erasure never misses a table.
+// foreign key to a tenant table from a table of any schema), so that an
+// erasure never misses a table. The tables, columns, keys and sequences
+// come from pgtenancy's one catalog reader, the same that packages catalog
+// and verify use, in one batch of queries.
 // Every error matches a sentinel with errors.Is: [ErrUnknownTenant],
 // [ErrUncovered], [ErrNoRLS], [ErrTargetNotEmpty], [ErrSchemaMismatch],
 // [ErrChecksumMismatch], [ErrConflict], [ErrForeignKeyCycle], [ErrCitus],

@@ -117,14 +117,15 @@ func Export(ctx context.Context, db *pgxpool.Pool, m *policy.Model, t rls.Tenant
 // prepare reads the layout and runs the checks every operation on a source
 // runs first: Citus, coverage, row level security, a known tenant.
 func prepare(ctx context.Context, d *db, tx pgx.Tx, m *policy.Model, t rls.Tenant) ([]*table, error) {
-	if err := checkCitus(ctx, tx); err != nil {
-		return nil, err
-	}
-	tables, fkUncovered, err := readLayout(ctx, tx, m)
+	l, err := readLayout(ctx, tx, m)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkCoverage(ctx, d.raw, m, fkUncovered); err != nil {
+	if err := l.checkCitus(); err != nil {
+		return nil, err
+	}
+	tables := l.tables
+	if err := checkCoverage(ctx, d.raw, m, l.uncovered); err != nil {
 		return nil, err
 	}
 	if err := checkRLS(ctx, tx, tables); err != nil {
@@ -184,7 +185,7 @@ func readSource(ctx context.Context, tx pgx.Tx) (Source, error) {
 func exportTable(ctx context.Context, tx pgx.Tx, tb *table, t rls.Tenant, dir, file string, format Format, progress func(Progress)) (*ManifestTable, error) {
 	mt := &ManifestTable{Name: tb.name(), TenantColumn: tb.column, Root: tb.root, File: file}
 	for _, c := range tb.cols {
-		mt.Columns = append(mt.Columns, Column{Name: c.Name, Type: c.Type, Text: c.Text})
+		mt.Columns = append(mt.Columns, Column{Name: c.Name, Type: c.Type, Text: c.Copy.Text})
 	}
 	f, err := os.OpenFile(filepath.Join(dir, file), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {

@@ -69,8 +69,9 @@ func TestExportRefuses(t *testing.T) {
 func TestExportRefusesUncoveredTables(t *testing.T) {
 	t.Parallel()
 	for name, ddl := range map[string]string{
-		"tenant column": "CREATE TABLE coupons (store_id bigint NOT NULL, code text)",
-		"foreign key":   "CREATE TABLE reviews (product_store bigint, product_id bigint, body text, FOREIGN KEY (product_store, product_id) REFERENCES products (store_id, id))",
+		"tenant column":                   "CREATE TABLE coupons (store_id bigint NOT NULL, code text)",
+		"foreign key":                     "CREATE TABLE reviews (product_store bigint, product_id bigint, body text, FOREIGN KEY (product_store, product_id) REFERENCES products (store_id, id))",
+		"foreign key from another schema": "CREATE SCHEMA audit; CREATE TABLE audit.trail (store bigint REFERENCES public.stores (id), at timestamptz)",
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -86,7 +87,7 @@ func TestExportRefusesUncoveredTables(t *testing.T) {
 			require.ErrorAs(t, err, &e)
 			assert.ErrorIs(t, err, lifecycle.ErrUncovered)
 			require.Len(t, e.Tables, 1, "%v", e)
-			assert.Contains(t, []string{"public.coupons", "public.reviews"}, e.Tables[0].Table)
+			assert.Contains(t, []string{"public.coupons", "public.reviews", "audit.trail"}, e.Tables[0].Table)
 
 			_, err = lifecycle.Delete(ctx, owner, shopModel(), tenant1, lifecycle.DeleteOptions{})
 			require.ErrorIs(t, err, lifecycle.ErrUncovered)

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgtenancy/pgtenancy/internal/snapshot"
 	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
 	"github.com/pgtenancy/pgtenancy/pool"
 	"github.com/pgtenancy/pgtenancy/rls"
@@ -131,30 +132,31 @@ type importTable struct {
 // targetTables reads the target's tables and matches them with the
 // manifest's, in the target's foreign key order.
 func targetTables(ctx context.Context, tx pgx.Tx, man *Manifest) ([]importTable, error) {
-	if err := checkCitus(ctx, tx); err != nil {
-		return nil, err
-	}
-	tables, _, err := readLayout(ctx, tx, man.model())
+	l, err := readLayout(ctx, tx, man.model())
 	if err != nil {
 		return nil, err
 	}
+	if err := l.checkCitus(); err != nil {
+		return nil, err
+	}
+	tables := l.tables
 	var problems []string
 	out := make([]importTable, 0, len(tables))
 	for _, tb := range tables {
 		i := slices.IndexFunc(man.Tables, func(mt ManifestTable) bool { return mt.Name == tb.name() })
 		mt := &man.Tables[i]
-		byName := map[string]column{}
+		byName := map[string]snapshot.Column{}
 		for _, c := range tb.cols {
 			byName[c.Name] = c
 		}
-		cols := make([]column, 0, len(mt.Columns))
+		cols := make([]snapshot.Column, 0, len(mt.Columns))
 		for _, mc := range mt.Columns {
 			c, ok := byName[mc.Name]
 			switch {
 			case !ok:
 				problems = append(problems, fmt.Sprintf("%s: no column %q (%s) in the target", mt.Name, mc.Name, mc.Type))
 				continue
-			case c.Type != mc.Type || c.Text != mc.Text:
+			case c.Type != mc.Type || c.Copy.Text != mc.Text:
 				problems = append(problems, fmt.Sprintf("%s: column %q is %s in the target, %s in the export", mt.Name, mc.Name, c.Type, mc.Type))
 			}
 			delete(byName, mc.Name)
@@ -299,11 +301,11 @@ func loadChunk(ctx context.Context, tx pgx.Tx, it importTable, ch *chunk, rep *r
 		}
 		return 0, fmt.Errorf("lifecycle: import %s: %w", name, err)
 	}
-	for _, s := range it.seqs {
+	for _, s := range it.seqs() {
 		seq := sqlquote.Literal(s.name) + "::regclass"
 		sql := fmt.Sprintf(`SELECT pg_catalog.setval(%[1]s, GREATEST(x.m, pg_catalog.nextval(%[1]s)))
 FROM (SELECT max(%[2]s)::bigint AS m FROM %[3]s) x
-WHERE x.m IS NOT NULL AND (SELECT seqincrement > 0 FROM pg_catalog.pg_sequence WHERE seqrelid = %[1]s)`,
+WHERE x.m IS NOT NULL`,
 			seq, sqlquote.Ident(s.column), stage)
 		if _, err := tx.Exec(ctx, sql); err != nil {
 			return 0, fmt.Errorf("lifecycle: import %s: advance sequence %s (the role needs UPDATE on it): %w", name, s.name, err)
@@ -315,7 +317,7 @@ WHERE x.m IS NOT NULL AND (SELECT seqincrement > 0 FROM pg_catalog.pg_sequence W
 	casts := make([]string, len(it.cols))
 	for i, c := range it.cols {
 		casts[i] = sqlquote.Ident(c.Name)
-		if c.Text {
+		if c.Copy.Text {
 			casts[i] += "::" + c.Type
 		}
 	}
@@ -361,7 +363,7 @@ func analyzeIfStale(ctx context.Context, tx pgx.Tx, it importTable, rows int64) 
 		return nil
 	}
 	var reltuples float64
-	if err := tx.QueryRow(ctx, "SELECT reltuples FROM pg_catalog.pg_class WHERE oid = $1", it.oid).Scan(&reltuples); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT reltuples FROM pg_catalog.pg_class WHERE oid = $1", it.OID).Scan(&reltuples); err != nil {
 		return fmt.Errorf("lifecycle: import %s: %w", it.mt.Name, err)
 	}
 	if reltuples >= float64(rows)/2 {
@@ -400,18 +402,16 @@ func conflict(ctx context.Context, tx pgx.Tx, it importTable, insert string, sta
 		return e
 	}
 	defer sp.Rollback(ctx) //nolint:errcheck // diagnosis only
+	// The key columns of the index, from the snapshot the import read:
+	// none for an index of a partition or with an expression, which then
+	// gets a count only.
 	var keys []string
-	if sp.QueryRow(ctx, `SELECT array_agg(a.attname::text ORDER BY k.ord)
-FROM pg_catalog.pg_index i
-JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-WHERE i.indrelid = $1 AND ic.relname = $2`, it.oid, pgErr.ConstraintName).Scan(&keys) != nil {
-		keys = nil
+	if i := slices.IndexFunc(it.Indexes, func(ix snapshot.Index) bool { return ix.Name == pgErr.ConstraintName }); i >= 0 {
+		keys = it.Indexes[i].Columns
 	}
 	var staged2 []string
 	for _, k := range keys {
-		if c := slices.IndexFunc(it.cols, func(c column) bool { return c.Name == k }); c >= 0 {
+		if c := slices.IndexFunc(it.cols, func(c snapshot.Column) bool { return c.Name == k }); c >= 0 {
 			staged2 = append(staged2, stagedValue(it.cols[c]))
 		}
 	}
@@ -442,9 +442,9 @@ SELECT (SELECT count(*) FROM i), ARRAY(
 }
 
 // stagedValue is a column of the staging table as the table's type.
-func stagedValue(c column) string {
+func stagedValue(c snapshot.Column) string {
 	v := "s." + sqlquote.Ident(c.Name)
-	if c.Text {
+	if c.Copy.Text {
 		v += "::" + c.Type
 	}
 	return v

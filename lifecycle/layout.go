@@ -8,77 +8,59 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgtenancy/pgtenancy/internal/snapshot"
 	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
 	"github.com/pgtenancy/pgtenancy/policy"
 	"github.com/pgtenancy/pgtenancy/rls"
 )
 
-// querier is what the layout is read through: a pgx.Tx.
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-}
-
-// table is a tenant table as the operations see it: its columns in the
-// order they are copied, the foreign keys that order it, its sequences.
+// table is a tenant table of the snapshot as the operations see it: the
+// columns they copy, in the order they copy them, and the foreign keys
+// that order it.
 type table struct {
-	oid    uint32
-	schema string
-	rel    string
+	*snapshot.Table
 	column string // the tenant column
 	root   bool
-	cols   []column
+	// cols are the columns an export carries, in its order: not the
+	// generated ones, which the target computes.
+	cols []snapshot.Column
 	// refs are the other tenant tables this one references; selfRefs
 	// are its foreign keys to itself.
 	refs     []*table
-	selfRefs []selfRef
+	selfRefs []snapshot.Constraint
 	// referenced is set when a tenant table references this one.
 	referenced bool
-	seqs       []sequence
 }
 
-// selfRef is a foreign key of a table to itself: its columns, and the
-// columns they reference.
-type selfRef struct {
-	cols, refCols []string
-}
-
-// column is a column that an export carries. Generated columns are not
-// carried: the target computes them.
-type column struct {
-	Name string
-	// Type is the type as format_type prints it.
-	Type string
-	// Text is set for the types whose binary form names type OIDs, which
-	// differ between databases (composite types, arrays of types that are
-	// not built in, reg* types) and those without a binary form: they
-	// travel and are hashed as their text.
-	Text bool
-	// send is the qualified send function of the type, which gives the
-	// bytes binary COPY carries.
-	send string
-	// always is set for a GENERATED ALWAYS identity column.
-	always bool
-	// integer is set for integer columns, whose sequences an import
-	// advances.
-	integer bool
-}
-
-// sequence is a sequence that fills a column: its owned sequence (serial,
-// identity) or one its default calls.
+// sequence is a sequence that fills an integer column: its owned sequence
+// (serial, identity) or one its default calls.
 type sequence struct {
 	name   string // quoted, qualified
 	column string
 }
 
+// seqs returns the ascending sequences of the integer columns that travel,
+// which an import advances past the ids it brings.
+func (t *table) seqs() []sequence {
+	var out []sequence
+	for _, c := range t.cols {
+		if c.Copy.Integer {
+			for _, s := range c.Copy.Sequences {
+				if s.Increment > 0 {
+					out = append(out, sequence{name: s.Name, column: c.Name})
+				}
+			}
+		}
+	}
+	return out
+}
+
 // name returns schema.name.
-func (t *table) name() string { return t.schema + "." + t.rel }
+func (t *table) name() string { return t.Name.String() }
 
 // sql returns the quoted, qualified name.
-func (t *table) sql() string { return sqlquote.Qualified(t.schema, t.rel) }
+func (t *table) sql() string { return t.Name.SQL() }
 
 // predicate is the tenant predicate with the tenant as $1 in text.
 func (t *table) predicate(key rls.KeyType) string {
@@ -97,7 +79,7 @@ func (t *table) selectList() string {
 	parts := make([]string, len(t.cols))
 	for i, c := range t.cols {
 		parts[i] = sqlquote.Ident(c.Name)
-		if c.Text {
+		if c.Copy.Text {
 			parts[i] += "::text AS " + sqlquote.Ident(c.Name)
 		}
 	}
@@ -117,10 +99,10 @@ func (t *table) columnList() string {
 func (t *table) rowHash() string {
 	parts := make([]string, len(t.cols))
 	for i, c := range t.cols {
-		if c.Text {
+		if c.Copy.Text {
 			parts[i] = "pg_catalog.textsend(" + sqlquote.Ident(c.Name) + "::text)"
 		} else {
-			parts[i] = c.send + "(" + sqlquote.Ident(c.Name) + ")"
+			parts[i] = c.Copy.Send + "(" + sqlquote.Ident(c.Name) + ")"
 		}
 	}
 	return "pg_catalog.hash_array_extended(ARRAY[" + strings.Join(parts, ", ") + "]::bytea[], 0)"
@@ -131,227 +113,92 @@ func (t *table) checksumSQL(key rls.KeyType) string {
 	return "SELECT count(*), COALESCE(sum(" + t.rowHash() + "), 0)::text FROM " + t.sql() + " WHERE " + t.predicate(key)
 }
 
-// splitName splits a model table name at its first dot, as package policy
-// does; an unqualified name is in schema def.
-func splitName(def, s string) (string, string) {
-	if i := strings.IndexByte(s, '.'); i >= 0 {
-		return s[:i], s[i+1:]
-	}
-	return def, s
+// layout is what an operation knows of a database: the model's tables
+// in foreign key order, and the snapshot they were read from.
+type layout struct {
+	tables []*table
+	// uncovered are the tables outside the model whose foreign keys
+	// reference its tables.
+	uncovered []UncoveredTable
+	snap      *snapshot.Snapshot
 }
 
-// readLayout reads the model's tables from the catalog and returns them in
-// foreign key order: every table after the tables it references, the root
-// first. Uncovered lists the tables outside the model whose foreign keys
-// reference its tables.
-func readLayout(ctx context.Context, q querier, m *policy.Model) (tables []*table, uncovered []UncoveredTable, err error) {
+// readLayout reads the model's tables with the one catalog reader (package
+// internal/snapshot, one batch in tx) and returns them in foreign key
+// order: every table after the tables it references, the root first.
+func readLayout(ctx context.Context, tx pgx.Tx, m *policy.Model) (*layout, error) {
 	if err := m.Validate(); err != nil {
-		return nil, nil, err
+		return nil, err
+	}
+	// Every user schema: a table of any schema may reference the model's.
+	snap, err := snapshot.Read(ctx, tx, snapshot.Options{Copy: true})
+	if err != nil {
+		return nil, fmt.Errorf("lifecycle: %w", err)
 	}
 	schema := cmp.Or(m.Schema, "public")
-	var schemas, rels []string
-	for _, mt := range m.Tables {
-		s, r := splitName(schema, mt.Name)
-		schemas, rels = append(schemas, s), append(rels, r)
-	}
-	rows, err := q.Query(ctx, `
-SELECT w.ord, c.oid, c.relkind::text
-FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(nsp, rel, ord)
-LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = w.nsp
-LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = w.rel
-ORDER BY w.ord`, schemas, rels)
-	if err != nil {
-		return nil, nil, fmt.Errorf("lifecycle: read tables: %w", err)
-	}
+	l := &layout{snap: snap}
 	byOID := map[uint32]*table{}
-	var oids []uint32
-	var missing []string
-	for rows.Next() {
-		var ord int
-		var oid *uint32
-		var kind *string
-		if err := rows.Scan(&ord, &oid, &kind); err != nil {
-			return nil, nil, err
-		}
-		mt := m.Tables[ord-1]
-		t := &table{schema: schemas[ord-1], rel: rels[ord-1], column: mt.TenantColumn, root: mt.Root}
-		switch {
-		case oid == nil:
-			missing = append(missing, t.name()+": no such table")
-			continue
-		case *kind != "r" && *kind != "p":
-			missing = append(missing, t.name()+": not a table")
+	var problems []string
+	for _, mt := range m.Tables {
+		q := snapshot.SplitName(schema, mt.Name)
+		st := snap.Lookup(q)
+		if st == nil {
+			problems = append(problems, q.String()+": no such table")
 			continue
 		}
-		t.oid = *oid
-		byOID[t.oid] = t
-		oids = append(oids, t.oid)
-		tables = append(tables, t)
+		t := &table{Table: st, column: mt.TenantColumn, root: mt.Root}
+		for _, c := range st.Columns {
+			if c.Copy == nil {
+				return nil, fmt.Errorf("lifecycle: %s: the type of column %q was not read", t.name(), c.Name)
+			}
+			if !c.Copy.Generated {
+				t.cols = append(t.cols, c)
+			}
+		}
+		if !slices.ContainsFunc(t.cols, func(c snapshot.Column) bool { return c.Name == t.column }) {
+			problems = append(problems, fmt.Sprintf("%s: no tenant column %q", t.name(), t.column))
+		}
+		byOID[st.OID] = t
+		l.tables = append(l.tables, t)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("lifecycle: read tables: %w", err)
+	if len(problems) > 0 {
+		return nil, &SchemaMismatchError{Problems: problems}
 	}
-	if len(missing) > 0 {
-		return nil, nil, &SchemaMismatchError{Problems: missing}
-	}
-	if err := readColumns(ctx, q, oids, byOID); err != nil {
-		return nil, nil, err
-	}
-	for _, t := range tables {
-		if !slices.ContainsFunc(t.cols, func(c column) bool { return c.Name == t.column }) {
-			missing = append(missing, fmt.Sprintf("%s: no tenant column %q", t.name(), t.column))
+	for _, st := range snap.Tables {
+		for _, f := range st.Constraints {
+			if f.Type != 'f' {
+				continue
+			}
+			child, parent := byOID[st.OID], byOID[f.Ref]
+			switch {
+			case parent == nil:
+				// A reference to a global or unmanaged table.
+			case child == nil:
+				l.uncovered = append(l.uncovered, UncoveredTable{Table: st.Name.String(),
+					Reason: fmt.Sprintf("its foreign key %s references the tenant table %s", f.Name, f.RefName)})
+			case child == parent:
+				child.selfRefs = append(child.selfRefs, f)
+				child.referenced = true
+			case !slices.Contains(child.refs, parent):
+				child.refs = append(child.refs, parent)
+				parent.referenced = true
+			}
 		}
 	}
-	if len(missing) > 0 {
-		return nil, nil, &SchemaMismatchError{Problems: missing}
-	}
-	if err := readSequences(ctx, q, oids, byOID); err != nil {
-		return nil, nil, err
-	}
-	uncovered, err = readForeignKeys(ctx, q, oids, byOID)
+	l.tables, err = fkOrder(l.tables)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	tables, err = fkOrder(tables)
-	return tables, uncovered, err
+	return l, nil
 }
 
-func readColumns(ctx context.Context, q querier, oids []uint32, byOID map[uint32]*table) error {
-	// The base type of a domain (through domains over domains) decides how
-	// a column travels.
-	rows, err := q.Query(ctx, `
-WITH RECURSIVE cols AS (
-    SELECT a.attrelid, a.attnum, a.attname, a.atttypid, a.attidentity::text AS ident,
-           pg_catalog.format_type(a.atttypid, a.atttypmod) AS typ
-    FROM pg_catalog.pg_attribute a
-    WHERE a.attrelid = ANY ($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-), base (typ, cur) AS (
-    SELECT DISTINCT atttypid, atttypid FROM cols
-    UNION ALL
-    SELECT b.typ, t.typbasetype FROM base b JOIN pg_catalog.pg_type t ON t.oid = b.cur WHERE t.typtype = 'd'
-)
-SELECT c.attrelid, c.attname, c.typ, c.ident,
-       bt.typtype = 'c' OR bt.typsend = 0
-         OR (bt.typnamespace = 'pg_catalog'::regnamespace AND bt.typname LIKE 'reg%')
-         OR (bt.typsend = 'pg_catalog.array_send'::regproc AND (et.oid >= 16384 OR et.typtype = 'c'
-             OR (et.typnamespace = 'pg_catalog'::regnamespace AND et.typname LIKE 'reg%'))) AS text,
-       COALESCE(pg_catalog.quote_ident(sn.nspname) || '.' || pg_catalog.quote_ident(sp.proname), ''),
-       bt.oid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
-FROM cols c
-JOIN base b ON b.typ = c.atttypid
-JOIN pg_catalog.pg_type bt ON bt.oid = b.cur AND bt.typtype <> 'd'
-LEFT JOIN pg_catalog.pg_type et ON et.oid = bt.typelem
-LEFT JOIN pg_catalog.pg_proc sp ON sp.oid = bt.typsend
-LEFT JOIN pg_catalog.pg_namespace sn ON sn.oid = sp.pronamespace
-ORDER BY c.attrelid, c.attnum`, oids)
-	if err != nil {
-		return fmt.Errorf("lifecycle: read columns: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var oid uint32
-		var c column
-		var ident string
-		if err := rows.Scan(&oid, &c.Name, &c.Type, &ident, &c.Text, &c.send, &c.integer); err != nil {
-			return fmt.Errorf("lifecycle: read columns: %w", err)
-		}
-		c.always = ident == "a"
-		t := byOID[oid]
-		t.cols = append(t.cols, c)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("lifecycle: read columns: %w", err)
+// checkCitus returns ErrCitus on a database with the citus extension.
+func (l *layout) checkCitus() error {
+	if l.snap.Citus {
+		return fmt.Errorf("%w: to give a large tenant shards of its own, isolate it (package citus, Isolate; pgtenancy citus-isolate), "+
+			"which moves it inside the cluster without exporting it; see docs/lifecycle.md", ErrCitus)
 	}
 	return nil
-}
-
-func readSequences(ctx context.Context, q querier, oids []uint32, byOID map[uint32]*table) error {
-	// Sequences owned by a column (serial, identity), and those a column's
-	// default depends on.
-	rows, err := q.Query(ctx, `
-SELECT DISTINCT r.rel, a.attname, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(s.relname)
-FROM (
-    SELECT d.refobjid AS rel, d.refobjsubid AS attnum, d.objid AS seq
-    FROM pg_catalog.pg_depend d
-    WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
-      AND d.refobjid = ANY ($1::oid[]) AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')
-    UNION ALL
-    SELECT ad.adrelid, ad.adnum, d.refobjid
-    FROM pg_catalog.pg_attrdef ad
-    JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = ad.oid
-      AND d.refclassid = 'pg_catalog.pg_class'::regclass
-    WHERE ad.adrelid = ANY ($1::oid[])
-) r
-JOIN pg_catalog.pg_class s ON s.oid = r.seq AND s.relkind = 'S'
-JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace
-JOIN pg_catalog.pg_attribute a ON a.attrelid = r.rel AND a.attnum = r.attnum
-ORDER BY 1, 2, 3`, oids)
-	if err != nil {
-		return fmt.Errorf("lifecycle: read sequences: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var oid uint32
-		var s sequence
-		if err := rows.Scan(&oid, &s.column, &s.name); err != nil {
-			return fmt.Errorf("lifecycle: read sequences: %w", err)
-		}
-		t := byOID[oid]
-		i := slices.IndexFunc(t.cols, func(c column) bool { return c.Name == s.column })
-		if i >= 0 && t.cols[i].integer {
-			t.seqs = append(t.seqs, s)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("lifecycle: read sequences: %w", err)
-	}
-	return nil
-}
-
-// readForeignKeys records the references between the tables and returns
-// the tables outside them that reference them.
-func readForeignKeys(ctx context.Context, q querier, oids []uint32, byOID map[uint32]*table) ([]UncoveredTable, error) {
-	rows, err := q.Query(ctx, `
-SELECT c.conrelid, c.confrelid, c.conname, c.conrelid::regclass::text, c.confrelid::regclass::text,
-       ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, o)
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o),
-       ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(n, o)
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.o)
-FROM pg_catalog.pg_constraint c
-WHERE c.contype = 'f' AND c.conparentid = 0
-  AND (c.conrelid = ANY ($1::oid[]) OR c.confrelid = ANY ($1::oid[]))
-ORDER BY 1, 2, 3`, oids)
-	if err != nil {
-		return nil, fmt.Errorf("lifecycle: read foreign keys: %w", err)
-	}
-	defer rows.Close()
-	var uncovered []UncoveredTable
-	for rows.Next() {
-		var from, to uint32
-		var name, fromName, toName string
-		var ref selfRef
-		if err := rows.Scan(&from, &to, &name, &fromName, &toName, &ref.cols, &ref.refCols); err != nil {
-			return nil, fmt.Errorf("lifecycle: read foreign keys: %w", err)
-		}
-		child, parent := byOID[from], byOID[to]
-		switch {
-		case child == nil:
-			uncovered = append(uncovered, UncoveredTable{Table: fromName,
-				Reason: fmt.Sprintf("its foreign key %s references the tenant table %s", name, toName)})
-		case parent == nil:
-			// A reference to a global table.
-		case child == parent:
-			child.selfRefs = append(child.selfRefs, ref)
-			child.referenced = true
-		case !slices.Contains(child.refs, parent):
-			child.refs = append(child.refs, parent)
-			parent.referenced = true
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("lifecycle: read foreign keys: %w", err)
-	}
-	return uncovered, nil
 }
 
 // fkOrder sorts the tables so that each comes after those it references:
@@ -360,7 +207,7 @@ ORDER BY 1, 2, 3`, oids)
 func fkOrder(tables []*table) ([]*table, error) {
 	left := slices.Clone(tables)
 	slices.SortFunc(left, func(a, b *table) int {
-		return cmp.Or(-compareBool(a.root, b.root), cmp.Compare(a.schema, b.schema), cmp.Compare(a.rel, b.rel))
+		return cmp.Or(-compareBool(a.root, b.root), a.Name.Compare(b.Name))
 	})
 	placed := map[*table]bool{}
 	var out []*table

@@ -159,3 +159,37 @@ func TestEmptyTables(t *testing.T) {
 		})
 	}
 }
+
+// TestImportAdvancesSequences: an import advances the sequences that a
+// column's default calls (not only those a column owns) past the imported
+// ids, and leaves a descending one alone.
+func TestImportAdvancesSequences(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	src := pgtenancytest.NewDB(t, shop)
+	dst := pgtenancytest.NewDB(t, emptyShop)
+	const ddl = `CREATE SEQUENCE ticket_seq; CREATE SEQUENCE countdown_seq INCREMENT -1;
+ALTER TABLE purchases ADD COLUMN ticket bigint DEFAULT nextval('ticket_seq'), ADD COLUMN countdown bigint DEFAULT nextval('countdown_seq')`
+	for _, db := range []*pgtenancytest.DB{src, dst} {
+		_, err := db.OwnerConn(t).Exec(ctx, ddl)
+		require.NoError(t, err)
+	}
+	srcAdmin, dstAdmin := src.AdminConn(t), dst.AdminConn(t)
+	_, err := srcAdmin.Exec(ctx, "UPDATE purchases SET ticket = 500000 + id, countdown = -id")
+	require.NoError(t, err)
+
+	var countdownBefore int64
+	require.NoError(t, dstAdmin.QueryRow(ctx, "SELECT last_value FROM countdown_seq").Scan(&countdownBefore))
+	dir := filepath.Join(t.TempDir(), "export")
+	_, err = lifecycle.Export(ctx, src.OwnerPool(t), shopModel(), tenant1, dir, lifecycle.ExportOptions{})
+	require.NoError(t, err)
+	_, err = lifecycle.Import(ctx, dst.OwnerPool(t), dir, lifecycle.ImportOptions{})
+	require.NoError(t, err)
+
+	var maxTicket, ticket, countdown int64
+	require.NoError(t, dstAdmin.QueryRow(ctx, "SELECT max(ticket) FROM purchases WHERE store_id = 1").Scan(&maxTicket))
+	assert.Equal(t, int64(501040), maxTicket)
+	require.NoError(t, dstAdmin.QueryRow(ctx, "SELECT nextval('ticket_seq'), (SELECT last_value FROM countdown_seq)").Scan(&ticket, &countdown))
+	assert.Greater(t, ticket, maxTicket, "the sequence the default calls is past the imported ids")
+	assert.Equal(t, countdownBefore, countdown, "a descending sequence is not moved")
+}

@@ -75,7 +75,7 @@ func (d *db) begin(ctx context.Context, t rls.Tenant, opts pgx.TxOptions) (pgx.T
 func checkRLS(ctx context.Context, tx pgx.Tx, tables []*table) error {
 	oids := make([]uint32, len(tables))
 	for i, t := range tables {
-		oids[i] = t.oid
+		oids[i] = t.OID
 	}
 	rows, err := tx.Query(ctx, `SELECT c::regclass::text, current_user::text
 		FROM unnest($1::oid[]) WITH ORDINALITY AS u(c, ord)
@@ -100,24 +100,14 @@ func checkRLS(ctx context.Context, tx pgx.Tx, tables []*table) error {
 	return nil
 }
 
-// checkCitus returns ErrCitus on a database with the citus extension.
-func checkCitus(ctx context.Context, q querier) error {
-	var citus bool
-	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus')`).Scan(&citus); err != nil {
-		return fmt.Errorf("lifecycle: %w", err)
-	}
-	if citus {
-		return fmt.Errorf("%w: to give a large tenant shards of its own, isolate it (package citus, Isolate; pgtenancy citus-isolate), "+
-			"which moves it inside the cluster without exporting it; see docs/lifecycle.md", ErrCitus)
-	}
-	return nil
-}
+// uncoveredCodes are the codes of verify's findings that name a table
+// outside the model holding tenant data.
+var uncoveredCodes = []verify.Code{verify.CodeTableNotInModel}
 
 // checkCoverage returns an [*UncoveredError] when a table outside the
-// model holds tenant data: what verify reports as table_not_in_model (a
-// table with a tenant column, or, as verify infers more, any table it finds
-// tenant data in), and the tables whose foreign keys reference a tenant
-// table (fk, from the layout).
+// model holds tenant data: what verify reports under uncoveredCodes (a
+// table with a tenant column), and the tables of any schema whose foreign
+// keys reference a tenant table (fk, from the layout's snapshot).
 func checkCoverage(ctx context.Context, raw *pgxpool.Pool, m *policy.Model, fk []UncoveredTable) error {
 	report, err := verify.Run(ctx, raw, verify.Options{Model: m})
 	if err != nil {
@@ -125,7 +115,7 @@ func checkCoverage(ctx context.Context, raw *pgxpool.Pool, m *policy.Model, fk [
 	}
 	found := slices.Clone(fk)
 	for _, f := range report.Findings {
-		if f.Code == verify.CodeTableNotInModel {
+		if slices.Contains(uncoveredCodes, f.Code) {
 			found = append(found, UncoveredTable{Table: f.Object, Reason: f.Message})
 		}
 	}

@@ -17,6 +17,9 @@ type Options struct {
 	// AppRole is the application role whose privileges are read; none
 	// when empty.
 	AppRole string
+	// Copy reads [Column.Copy] as well: how each column's values move
+	// between databases, and the sequences that fill it.
+	Copy bool
 }
 
 // inScope is the condition on n.nspname that selects the schemas $1.
@@ -290,6 +293,9 @@ func Read(ctx context.Context, tx pgx.Tx, opts Options) (*Snapshot, error) {
 		s.Sequences = append(s.Sequences, seq)
 		return nil
 	}), schemas, opts.AppRole)
+	if opts.Copy {
+		s.addCopy(b, schemas)
+	}
 	var rs RoleSetting
 	b.add(roleSettingsSQL, each([]any{&rs.PerDatabase, &rs.PerRole, &rs.Default, &rs.Name, &rs.Value}, func() error {
 		s.RoleSettings = append(s.RoleSettings, rs)
