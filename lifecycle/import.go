@@ -33,7 +33,10 @@ type ImportOptions struct {
 	// that stopped, killed or failed, continues where it stopped when run
 	// again with the same export; one that finished does nothing more. A
 	// table that references itself is imported in one batch, since a batch
-	// could hold rows that reference rows of a later one.
+	// could hold rows that reference rows of a later one. A conflict
+	// ([*ConflictError]) fails its batch with nothing of it applied; the
+	// batches before it stay, recorded, and a run after the conflict is
+	// resolved continues.
 	//
 	// Without it, Import runs in one transaction: all or nothing.
 	BatchRows int

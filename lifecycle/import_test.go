@@ -88,6 +88,34 @@ func TestImportRefuses(t *testing.T) {
 		empty(t, dst.OwnerPool(t))
 	})
 
+	t.Run("a conflict in batches", func(t *testing.T) {
+		t.Parallel()
+		dst := pgtenancytest.NewDB(t, emptyShop)
+		p := dst.OwnerPool(t)
+		admin := dst.AdminConn(t)
+		_, err := admin.Exec(t.Context(), "DELETE FROM purchases WHERE currency = 'USD'; DELETE FROM currencies WHERE code = 'USD'")
+		require.NoError(t, err)
+		_, err = lifecycle.Import(t.Context(), p, dir, lifecycle.ImportOptions{BatchRows: 4})
+		var e *lifecycle.ConflictError
+		require.ErrorAs(t, err, &e)
+		assert.Equal(t, "public.purchases", e.Table)
+		got := sums(t, p, tenant1)
+		assert.Equal(t, int64(40), got["public.products"].Rows, "the batches before the conflict stay")
+		assert.Zero(t, got["public.purchases"].Rows, "nothing of the batch that conflicts")
+
+		// Resolved, the same command continues.
+		_, err = admin.Exec(t.Context(), "INSERT INTO currencies VALUES ('USD')")
+		require.NoError(t, err)
+		res, err := lifecycle.Import(t.Context(), p, dir, lifecycle.ImportOptions{BatchRows: 4})
+		require.NoError(t, err)
+		assert.True(t, res.Resumed)
+		man, err := lifecycle.ReadManifest(dir)
+		require.NoError(t, err)
+		for _, mt := range man.Tables {
+			assert.Equal(t, mt.Checksum, sums(t, p, tenant1)[mt.Name], mt.Name)
+		}
+	})
+
 	t.Run("a reference to a global row the target lacks", func(t *testing.T) {
 		t.Parallel()
 		dst := pgtenancytest.NewDB(t, emptyShop)
