@@ -153,9 +153,6 @@ func deletePlan(ctx context.Context, d *db, tx pgx.Tx, m *policy.Model, t rls.Te
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if err := l.checkCitus(); err != nil {
-		return nil, nil, nil, err
-	}
 	tables := l.tables
 	if err := checkCoverage(ctx, d.raw, m, l.uncovered); err != nil {
 		return nil, nil, nil, err

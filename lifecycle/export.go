@@ -121,9 +121,6 @@ func prepare(ctx context.Context, d *db, tx pgx.Tx, m *policy.Model, t rls.Tenan
 	if err != nil {
 		return nil, err
 	}
-	if err := l.checkCitus(); err != nil {
-		return nil, err
-	}
 	tables := l.tables
 	if err := checkCoverage(ctx, d.raw, m, l.uncovered); err != nil {
 		return nil, err

@@ -139,9 +139,6 @@ func targetTables(ctx context.Context, tx pgx.Tx, man *Manifest) ([]importTable,
 	if err != nil {
 		return nil, err
 	}
-	if err := l.checkCitus(); err != nil {
-		return nil, err
-	}
 	tables := l.tables
 	var problems []string
 	out := make([]importTable, 0, len(tables))

@@ -125,7 +125,9 @@ type layout struct {
 
 // readLayout reads the model's tables with the one catalog reader (package
 // internal/snapshot, one batch in tx) and returns them in foreign key
-// order: every table after the tables it references, the root first.
+// order: every table after the tables it references, the root first. It
+// refuses a database with the citus extension ([ErrCitus]) before
+// anything else.
 func readLayout(ctx context.Context, tx pgx.Tx, m *policy.Model) (*layout, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
@@ -134,6 +136,10 @@ func readLayout(ctx context.Context, tx pgx.Tx, m *policy.Model) (*layout, error
 	snap, err := snapshot.Read(ctx, tx, snapshot.Options{Copy: true})
 	if err != nil {
 		return nil, fmt.Errorf("lifecycle: %w", err)
+	}
+	if snap.Citus {
+		return nil, fmt.Errorf("%w: to give a large tenant shards of its own, isolate it (package citus, Isolate; pgtenancy citus-isolate), "+
+			"which moves it inside the cluster without exporting it; see docs/lifecycle.md", ErrCitus)
 	}
 	schema := cmp.Or(m.Schema, "public")
 	l := &layout{snap: snap}
@@ -190,15 +196,6 @@ func readLayout(ctx context.Context, tx pgx.Tx, m *policy.Model) (*layout, error
 		return nil, err
 	}
 	return l, nil
-}
-
-// checkCitus returns ErrCitus on a database with the citus extension.
-func (l *layout) checkCitus() error {
-	if l.snap.Citus {
-		return fmt.Errorf("%w: to give a large tenant shards of its own, isolate it (package citus, Isolate; pgtenancy citus-isolate), "+
-			"which moves it inside the cluster without exporting it; see docs/lifecycle.md", ErrCitus)
-	}
-	return nil
 }
 
 // fkOrder sorts the tables so that each comes after those it references:
