@@ -2,6 +2,8 @@
 GO ?= go
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
 STATICCHECK_VERSION ?= v0.8.2
+# A package's tests take minutes on a loaded 2-core machine; go test's default 10m is too tight.
+TEST_TIMEOUT ?= 30m
 
 .PHONY: help test test-short test-matrix test-shared lint fuzz tools demo run-example sqlc bench-pool bench-lifecycle bench bench-quick
 
@@ -9,24 +11,24 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 test: ## Run every test with -race on a throwaway Postgres (or PGTENANCY_TEST_DATABASE_URL)
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(GO) test -count=1 -run 'Allocs' ./rls/ ./middleware/
 	cd pgtenancytest/containers && $(GO) test -count=1 ./...
 
 test-short: ## Run the tests without -race
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 PG_MATRIX ?= 16 17 18
 
 test-matrix: ## Run every test (no -race) on PostgreSQL 16, 17 and 18 (PG_MATRIX="15 16 17 18" for all), a throwaway cluster each
 	@set -e; for v in $(PG_MATRIX); do \
 		echo "== PostgreSQL $$v"; start=$$(date +%s); \
-		env -u PGTENANCY_TEST_DATABASE_URL -u PGTENANCY_PG_BIN PGTENANCY_PG_VERSION=$$v $(GO) test -count=1 ./...; \
+		env -u PGTENANCY_TEST_DATABASE_URL -u PGTENANCY_PG_BIN PGTENANCY_PG_VERSION=$$v $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...; \
 		echo "== PostgreSQL $$v: passed in $$(( $$(date +%s) - start ))s"; \
 	done
 
 test-shared: ## Run every test (no -race, shuffled) with all packages sharing one throwaway server; fail on leftovers
-	env -u PGTENANCY_TEST_DATABASE_URL $(GO) run ./internal/cmd/withpg -clean -- $(GO) test -count=1 -shuffle=on ./...
+	env -u PGTENANCY_TEST_DATABASE_URL $(GO) run ./internal/cmd/withpg -clean -- $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -shuffle=on ./...
 
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

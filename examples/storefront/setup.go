@@ -98,6 +98,10 @@ func setup(ctx context.Context, say func(string, ...any)) (_ *env, err error) {
 			IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%[1]s') THEN CREATE ROLE %[1]s LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '%[3]s'; END IF;
 			IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%[2]s') THEN CREATE ROLE %[2]s LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '%[3]s'; END IF;
 		END $$`, ownerRole, appRole, password),
+		// A role left by an earlier run (or by someone else) keeps the
+		// attributes the demo's isolation proof depends on.
+		fmt.Sprintf("ALTER ROLE %s LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE PASSWORD '%s'", ownerRole, password),
+		fmt.Sprintf("ALTER ROLE %s LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE PASSWORD '%s'", appRole, password),
 		"CREATE DATABASE " + dbName + " OWNER " + ownerRole,
 	} {
 		if _, err := admin.Exec(ctx, sql); err != nil {
