@@ -5,10 +5,10 @@ STATICCHECK_VERSION ?= v0.8.2
 # A package's tests take minutes on a loaded 2-core machine; go test's default 10m is too tight.
 TEST_TIMEOUT ?= 30m
 
-.PHONY: help test test-short test-matrix test-shared lint fuzz tools demo run-example sqlc bench-pool bench-sql bench-citus bench bench-quick
+.PHONY: help test test-short test-matrix test-shared lint fuzz tools demo run-example sqlc bench-pool bench-sql bench-citus bench-lifecycle bench bench-quick
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 test: ## Run every test with -race on a throwaway Postgres (or PGTENANCY_TEST_DATABASE_URL)
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
@@ -63,6 +63,8 @@ bench-citus: ## Citus routing: rewrite vs hand-written tenant filter vs fan-out 
 bench-sql: ## database/sql and GORM through pgtenancy against raw database/sql and plain GORM with a manual filter (prints RATIO lines; about 90 s)
 	$(GO) test -run '^$$' -bench '^BenchmarkSQL$$' -benchtime 1x ./stdlib/
 	cd integrations && $(GO) test -run '^$$' -bench '^BenchmarkGORM$$' -benchtime 1x ./gormtenancy/
+bench-lifecycle: ## Export, import and delete of a 1M-row tenant (RATIO export/COPY, LONGEST delete batch; about 3 min)
+	$(GO) test -run '^$$' -bench '^BenchmarkLifecycle$$' -benchtime 1x -timeout 30m ./lifecycle/
 
 bench: ## Scale (1k/10k/100k tenants) and architecture benchmarks; rewrites docs/img/bench-*.svg (about 7 min)
 	$(GO) run ./internal/cmd/pgtenancy-bench -svg docs/img -markdown bench-results.md

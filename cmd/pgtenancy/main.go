@@ -10,6 +10,7 @@
 //	pgtenancy plan     [flags]   print the SQL that would bring a database to the model
 //	pgtenancy citus-placement    show where a tenant's rows live on Citus
 //	pgtenancy citus-isolate      move a large tenant onto shards of its own on Citus
+//	pgtenancy tenant <verb>      export, import, delete or move one tenant's data
 //
 // Run `pgtenancy <command> -h` for a command's flags.
 package main
@@ -53,6 +54,7 @@ func commands() []command {
 		{"plan", "print the SQL that would bring the database to the model, without applying it", runPlan},
 		{"citus-placement", "show the shards and nodes that hold a tenant's rows on Citus", runPlacement},
 		{"citus-isolate", "move a large tenant onto shards of its own on Citus", runIsolate},
+		{"tenant", "export, import, delete, move or checksum one tenant's data (tenant -h lists the verbs)", runTenant},
 	}
 }
 

@@ -23,6 +23,9 @@ type Options struct {
 	// AdminRole is the role for cross-tenant work, which Snapshot.Admin
 	// describes; none when empty.
 	AdminRole string
+	// Copy reads [Column.Copy] as well: how each column's values move
+	// between databases, and the sequences that fill it.
+	Copy bool
 }
 
 // inScope is the condition on n.nspname that selects the schemas $1.
@@ -333,6 +336,9 @@ func Read(ctx context.Context, tx pgx.Tx, opts Options) (*Snapshot, error) {
 		s.Sequences = append(s.Sequences, seq)
 		return nil
 	}), schemas, opts.AppRole)
+	if opts.Copy {
+		s.addCopy(b, schemas)
+	}
 	var rs RoleSetting
 	b.add(roleSettingsSQL, each([]any{&rs.PerDatabase, &rs.PerRole, &rs.Default, &rs.Name, &rs.Value}, func() error {
 		s.RoleSettings = append(s.RoleSettings, rs)

@@ -2,8 +2,9 @@
 // database, in one transaction, into one [Snapshot]: the tables with their
 // columns, constraints, indexes, policies, row level security and the
 // application role's privileges; views, SECURITY DEFINER functions, the
-// library function; and Citus's metadata. The catalog and verify packages
-// work on it; nothing else reads the catalog.
+// library function; Citus's metadata; and, with [Options.Copy], how each
+// column's values travel between databases. The catalog, verify and
+// lifecycle packages work on it; nothing else reads the catalog.
 //
 // [Read] sends its queries as one batch (one round trip) inside a
 // transaction of the caller's; [Snapshot.Expect] adds what depends on the
@@ -198,6 +199,8 @@ type Column struct {
 	// Default is the column's default as pg_get_expr prints it; "" when
 	// it has none.
 	Default string
+	// Copy is read with [Options.Copy]; nil otherwise.
+	Copy *CopyColumn
 }
 
 // Constraint is a primary key, unique constraint or foreign key, not

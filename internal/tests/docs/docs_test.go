@@ -61,6 +61,16 @@ var railsApp = &pgtenancytest.Template{
 	},
 }
 
+// storeSchema is the store application's schema without any store: the
+// target of the guides that move a tenant ($TARGET_DATABASE_URL).
+var storeSchema = &pgtenancytest.Template{
+	Name: "docs_store_schema",
+	Setup: func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, testschema.DDL(rls.BigInt))
+		return err
+	},
+}
+
 // guides maps a guide to the application it starts from (storeApp when
 // absent), and to what the test checks once its blocks ran.
 var guides = map[string]struct {
@@ -130,7 +140,9 @@ func shellBlocks(t *testing.T, path string) []block {
 // name a role for the guide to create (dropped afterwards) and
 // $ADMIN_DATABASE_URL connects as it; pgtenancy and tern are on PATH. Then
 // it runs the guide's checks, if any (guides). $REPO is the checkout (to
-// run the runnable examples that a guide shows).
+// run the runnable examples that a guide shows). A guide that mentions
+// $TARGET_DATABASE_URL gets a second database, with the store's schema and
+// no store, as its owner.
 func TestShellBlocks(t *testing.T) {
 	bin := t.TempDir()
 	build := exec.Command("go", "build", "-o", filepath.Join(bin, "pgtenancy"), "../../../cmd/pgtenancy")
@@ -171,6 +183,10 @@ func TestShellBlocks(t *testing.T) {
 			adminRole, adminPassword := adminRoleFor(t)
 			db := pgtenancytest.NewDB(t, app)
 			adminURL := roleURL(t, db.OwnerURL, adminRole, adminPassword)
+			var target string
+			if b, err := os.ReadFile(file); err == nil && strings.Contains(string(b), "$TARGET_DATABASE_URL") {
+				target = pgtenancytest.NewDB(t, storeSchema).OwnerURL
+			}
 			dir := t.TempDir()
 			for _, b := range blocks {
 				script := b.text
@@ -200,6 +216,7 @@ func TestShellBlocks(t *testing.T) {
 					"ADMIN_PASSWORD="+adminPassword,
 					"ADMIN_DATABASE_URL="+adminURL,
 					"REPO="+repo,
+					"TARGET_DATABASE_URL="+target,
 					"NO_COLOR=1",
 				)
 				out, err := c.CombinedOutput()
