@@ -282,7 +282,11 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON reviews TO `+pgtenancytest.AppRole)
 	code, stdout, stderr := call(t, runVerify, "--database-url", db.OwnerURL, "--app-role", pgtenancytest.AppRole)
 	assert.Equal(t, exitFindings, code, stderr)
 	assert.Contains(t, stdout, "public.reviews\n  error   rls_disabled: table public.reviews: row level security is not enabled, so every tenant's rows are open: the application role can SELECT, INSERT, UPDATE, DELETE. It holds tenant data: it has the tenant column store_id, and it references public.stores.")
-	assert.Contains(t, stdout, `CREATE POLICY tenant_isolation ON "public"."reviews"`)
+	// On a database pgtenancy set up, the fix is pgtenancy's forced pair of
+	// stamped policies.
+	assert.Contains(t, stdout, `ALTER TABLE "public"."reviews" ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;`)
+	assert.Contains(t, stdout, `CREATE POLICY "pgtenancy_tenant_isolation" ON "public"."reviews" AS PERMISSIVE`)
+	assert.Contains(t, stdout, `CREATE POLICY "pgtenancy_tenant_guard" ON "public"."reviews" AS RESTRICTIVE`)
 	assert.Contains(t, stdout, "4 tenant tables checked: 1 error(s)")
 }
 
