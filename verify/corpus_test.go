@@ -669,6 +669,29 @@ GRANT SELECT ON measurements, old.measurements_2019 TO {app};`,
 		},
 	},
 
+	{
+		// A query on a parent reads its children's rows under the
+		// parent's policies: an unprotected parent exposes a protected
+		// child (review D20).
+		name: "inheritance parent without rls over a protected child",
+		sql: `
+CREATE TABLE tenants (id bigint PRIMARY KEY);
+CREATE TABLE tickets (tenant_id bigint NOT NULL REFERENCES tenants, id bigint, PRIMARY KEY (tenant_id, id));
+ALTER TABLE tickets ENABLE ROW LEVEL SECURITY;
+CREATE POLICY t ON tickets USING (tenant_id = current_setting('app.current_tenant', true)::bigint);
+CREATE TABLE activities (id bigint, happened_at timestamptz DEFAULT now(), payload text);
+CREATE TABLE tenant_activities (tenant_id bigint NOT NULL REFERENCES tenants) INHERITS (activities);
+CREATE INDEX ON tenant_activities (tenant_id);
+ALTER TABLE tenant_activities ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_activities FORCE ROW LEVEL SECURITY;
+CREATE POLICY t ON tenant_activities USING (tenant_id = current_setting('app.current_tenant', true)::bigint);
+GRANT SELECT ON tenants, tickets, activities, tenant_activities TO {app};`,
+		want: []findingKey{
+			{E, verify.CodeRLSDisabled, "public.activities"},
+			{W, verify.CodeTableUnclassified, "public.tenants"},
+		},
+	},
+
 	// Privileges and other ways around row level security.
 	{
 		name: "default privileges grant future tables to public",

@@ -206,8 +206,9 @@ func (s *state) mark(t *table, col, why string, parent *table, fk *snapshot.Cons
 	}
 }
 
-// closure follows foreign keys to tenant tables or roots, and partitions
-// and inheritance children of tenant tables (in any schema), from the
+// closure follows foreign keys to tenant tables or roots, partitions and
+// inheritance children of tenant tables, and their parents (in any
+// schema), from the
 // tenant tables found so far, and calls add for each table reached that
 // eligible accepts (and for every partition or child, eligible or not).
 func (s *state) closure(eligible func(*table) bool, add func(t *table, col, why string, parent *table, fk *snapshot.Constraint)) {
@@ -249,6 +250,26 @@ func (s *state) closure(eligible func(*table) bool, add func(t *table, col, why 
 			}
 			add(c, col, why, p, nil)
 			queue = append(queue, c)
+		}
+		// A query on a parent reads its children's rows under the
+		// parent's policies, not theirs: the parent of a table holding
+		// tenant data holds it too.
+		for _, po := range p.Parents {
+			par := s.tables[po]
+			if par == nil || seen[po] {
+				continue
+			}
+			seen[po] = true
+			why := "its child " + p.Name.String() + " holds tenant data, and a query on it reads the child's rows under its own policies"
+			if p.Partition {
+				why = "its partition " + p.Name.String() + " holds tenant data"
+			}
+			col := ""
+			if p.column != "" && par.Column(p.column) != nil {
+				col = p.column
+			}
+			add(par, col, why, p, nil)
+			queue = append(queue, par)
 		}
 		for _, r := range referrers[p.OID] {
 			if seen[r.OID] || !eligible(r) || r.Partition {
