@@ -169,13 +169,16 @@ FROM pg_catalog.pg_dist_partition p
 WHERE p.logicalrelid = ANY ($1::oid[])`
 
 // citusNodeSQL reads whether the node the session is on holds shards of
-// the tables $1 (placements there, or shouldhaveshards set for it), with
-// its host and port.
+// the distributed tables among $1 (placements there, or shouldhaveshards
+// set for it), with its host and port. Reference tables (partmethod 'n')
+// have a placement on every node in the metadata, the coordinator
+// included, by design: they do not count.
 const citusNodeSQL = `
 SELECT g.groupid,
     coalesce(bool_or(n.shouldhaveshards), false) OR EXISTS (
         SELECT FROM pg_catalog.pg_dist_placement p JOIN pg_catalog.pg_dist_shard sh USING (shardid)
-        WHERE p.groupid = g.groupid AND sh.logicalrelid = ANY ($1::oid[])),
+            JOIN pg_catalog.pg_dist_partition dp ON dp.logicalrelid = sh.logicalrelid
+        WHERE p.groupid = g.groupid AND sh.logicalrelid = ANY ($1::oid[]) AND dp.partmethod <> 'n'),
     coalesce(min(n.nodename), ''), coalesce(min(n.nodeport), 0)
 FROM pg_catalog.pg_dist_local_group g LEFT JOIN pg_catalog.pg_dist_node n ON n.groupid = g.groupid AND n.noderole = 'primary'
 GROUP BY g.groupid`
