@@ -190,6 +190,7 @@ func existing(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, m *policy.Mo
 	inModel := map[uint32]string{}
 	var want snapshot.Want
 	want.Setting = setting
+	want.Signed = m.Signed
 	for _, t := range m.Tables {
 		st := s.Lookup(snapshot.SplitName(def, t.Name))
 		tables = append(tables, modelTable{t.Name, st, t.TenantColumn})
@@ -218,8 +219,11 @@ func existing(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, m *policy.Mo
 				// (the per-row form) is replaced, or a tenant left at
 				// session level would stay live there.
 				forms := snapshot.Stamped
-				if m.Citus {
+				switch {
+				case m.Citus:
 					forms = snapshot.PerRow
+				case m.Signed:
+					forms = snapshot.Signed
 				}
 				accepted := s.Accepted(snapshot.ColumnKey{Name: mt.column, Type: mt.t.Column(mt.column).Type}, m.KeyType, forms)
 				ps.Generated = len(accepted) > 0 && len(snapshot.PolicyDiff(&p, p.Name == policy.IsolationPolicy, accepted)) == 0

@@ -73,6 +73,25 @@ func CitusPolicyExpr(column string, key rls.KeyType, setting string) string {
 	return sqlquote.Ident(column) + " = " + settingExpr(key, setting)
 }
 
+// SignedPolicyExpr returns the policy expression that [Generate] writes
+// for a [Model] with Signed set:
+//
+//	"store_id" = (SELECT pgtenancy.tenant()::bigint)
+//
+// pgtenancy.tenant() (installed by the library, see [Library]) returns the
+// tenant of the setting when its HMAC verifies with a key of
+// pgtenancy.signing_keys, it has not expired, and the setting was made in
+// the current transaction (the stamp of [PolicyExpr]); NULL otherwise, so
+// no rows are visible and every write fails its WITH CHECK. The scalar
+// subquery makes it an InitPlan: one verification per statement.
+func SignedPolicyExpr(column string, key rls.KeyType) string {
+	return sqlquote.Ident(column) + " = (SELECT " + SignedTenantFunction + "::" + key.String() + ")"
+}
+
+// SignedTenantFunction is the call of the function that verifies a signed
+// tenant setting, as policies write it.
+const SignedTenantFunction = "pgtenancy.tenant()"
+
 func settingExpr(key rls.KeyType, setting string) string {
 	return "NULLIF(current_setting(" + sqlquote.Literal(setting) + ", true), '')::" + key.String()
 }
@@ -93,7 +112,8 @@ func settingExpr(key rls.KeyType, setting string) string {
 //   - ENABLE and FORCE ROW LEVEL SECURITY;
 //   - the policies [IsolationPolicy] (permissive) and [GuardPolicy]
 //     (restrictive), FOR ALL TO PUBLIC, both with USING and WITH CHECK
-//     [PolicyExpr] ([CitusPolicyExpr] with Citus);
+//     [PolicyExpr] ([CitusPolicyExpr] with Citus, [SignedPolicyExpr] with
+//     Signed);
 //   - when [Model.AppRole] is set: SELECT, INSERT, UPDATE, DELETE on tenant
 //     tables; TRUNCATE, REFERENCES and TRIGGER revoked from it and from
 //     PUBLIC; SELECT on global tables; USAGE (not SELECT) on the sequences
@@ -185,8 +205,11 @@ func (p *spec) steps() []step {
 			step{kind: stepForce, table: t.q, up: p.ddl("ALTER TABLE " + tbl + " FORCE ROW LEVEL SECURITY;"), down: p.ddl("ALTER TABLE " + tbl + " NO FORCE ROW LEVEL SECURITY;")},
 		)
 		expr := PolicyExpr(t.column, p.key, p.setting)
-		if p.citus {
+		switch {
+		case p.citus:
 			expr = CitusPolicyExpr(t.column, p.key, p.setting)
+		case p.signed:
+			expr = SignedPolicyExpr(t.column, p.key)
 		}
 		for _, pol := range pgtenancyPolicies {
 			kind := "RESTRICTIVE"

@@ -52,6 +52,7 @@ type spec struct {
 	tables  []*ptable
 	global  []qname
 	citus   bool
+	signed  bool
 	cons    []pcons // with citus: the constraints, by table and name
 	// Without citus: the plain foreign keys that composite keys replace,
 	// dropped after them (their violations would tell a writer whether a
@@ -138,7 +139,10 @@ func normalize(m *Model, e *Existing) (*spec, error) {
 	}
 
 	schema := cmp.Or(m.Schema, "public")
-	p := &spec{key: m.KeyType, appRole: m.AppRole, schema: schema}
+	p := &spec{key: m.KeyType, appRole: m.AppRole, schema: schema, signed: m.Signed}
+	if m.Signed && m.Citus {
+		errs = append(errs, &ModelError{Reason: ErrSignedCitus.Error(), err: ErrSignedCitus})
+	}
 	if !m.KeyType.Valid() {
 		bad("", "", "key type %v is not bigint, uuid or text", m.KeyType)
 	}

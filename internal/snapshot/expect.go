@@ -43,6 +43,9 @@ type Want struct {
 	// Columns are the tenant columns whose expected policy texts are
 	// wanted; those of a type that is no key type are skipped.
 	Columns []ColumnKey
+	// Signed adds the form of policy.SignedPolicyExpr, which needs
+	// pgtenancy.tenant() installed.
+	Signed bool
 	// CitusTables are the tables whose Citus metadata and shards are read,
 	// when the citus extension is installed.
 	CitusTables []uint32
@@ -89,7 +92,7 @@ WHERE p.logicalrelid = ANY ($1::oid[])`
 // the TEMPORARY privilege on the database. With Citus, the same batch
 // reads the metadata and shards of w.CitusTables. The caller rolls tx back.
 func (s *Snapshot) Expect(ctx context.Context, tx pgx.Tx, w Want) error {
-	s.expected = map[ColumnKey][2]string{}
+	s.expected = map[ColumnKey][3]string{}
 	byType := map[string][]string{}
 	seen := map[ColumnKey]bool{}
 	for _, c := range w.Columns {
@@ -122,8 +125,13 @@ func (s *Snapshot) Expect(ctx context.Context, tx pgx.Tx, w Want) error {
 		for j, c := range cols {
 			key := KeyTypeOf(typ)
 			// Both forms are right: PolicyExpr, and CitusPolicyExpr,
-			// which Generate writes for Citus.
-			for f, expr := range []string{policy.PolicyExpr(c, key, w.Setting), policy.CitusPolicyExpr(c, key, w.Setting)} {
+			// which Generate writes for Citus; SignedPolicyExpr too when
+			// asked.
+			forms := []string{policy.PolicyExpr(c, key, w.Setting), policy.CitusPolicyExpr(c, key, w.Setting)}
+			if w.Signed {
+				forms = append(forms, policy.SignedPolicyExpr(c, key))
+			}
+			for f, expr := range forms {
 				name := fmt.Sprintf("e_%d_%d_%d", i, j, f)
 				polName[name] = expectedPolicy{ColumnKey{c, typ}, f}
 				b.add(fmt.Sprintf("CREATE POLICY %s ON %s USING (%s)", name, tbl, expr), nil)
@@ -201,6 +209,9 @@ const (
 	// (and for PostgreSQL before 2026-11-26), without the transaction
 	// stamp.
 	PerRow
+	// Signed is [policy.SignedPolicyExpr], what Generate writes for a
+	// signed model; [Snapshot.Expect] prepares it only when asked.
+	Signed
 )
 
 // Accepted returns the server's texts of the policy expressions of forms

@@ -62,7 +62,7 @@ type Snapshot struct {
 	RoleSettings []RoleSetting
 
 	// Set by Expect.
-	expected map[ColumnKey][2]string
+	expected map[ColumnKey][3]string
 	// CitusTables are the tenant tables (by OID) in Citus's metadata.
 	CitusTables map[uint32]CitusTable
 	// Shards are the shards of those tables, as run_command_on_shards saw
