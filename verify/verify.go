@@ -127,6 +127,7 @@ type state struct {
 	order   []*table // every table read, by name
 	tenants []*table // the tenant tables, by name
 	absent  []string // model tables that do not exist
+	signed  *signedState
 }
 
 // table is a table of the snapshot with what Run made of it.
@@ -195,7 +196,10 @@ func Run(ctx context.Context, conn catalog.Conn, opts Options) (*Report, error) 
 		return nil, fmt.Errorf("verify: %w", err)
 	}
 	s := newState(exp, snap)
-	want := snapshot.Want{Setting: exp.setting}
+	if s.signed, err = readSigned(ctx, tx, exp.appRole); err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	want := snapshot.Want{Setting: exp.setting, Signed: s.signed.installed}
 	for _, t := range s.tenants {
 		if t.column != "" && t.colType != "" && t.key != 0 {
 			want.Columns = append(want.Columns, snapshot.ColumnKey{Name: t.column, Type: t.colType})
@@ -270,8 +274,13 @@ func newState(e *expectation, snap *snapshot.Snapshot) *state {
 // CitusPolicyExpr's (Citus cannot distribute a policy with a subquery).
 func (s *state) accepted(t *table) []string {
 	forms := snapshot.Stamped | snapshot.PerRow
-	if s.snap.Citus {
+	switch {
+	case s.snap.Citus:
 		forms = snapshot.PerRow
+	case s.exp.model != nil && s.exp.model.Signed:
+		forms = snapshot.Signed
+	case s.signed != nil && s.signed.installed:
+		forms |= snapshot.Signed
 	}
 	return s.snap.Accepted(snapshot.ColumnKey{Name: t.column, Type: t.colType}, t.key, forms)
 }
