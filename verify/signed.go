@@ -41,7 +41,7 @@ const (
 const signedFunction = "pgtenancy.tenant()"
 
 // signedSQL reads signed mode's objects, as one row (no row when the
-// function is missing); $1 is the application role ('' for none).
+// function is missing); $1 is the application role, empty for none.
 const signedSQL = `
 SELECT p.prosrc, p.prosecdef, l.lanname::text, p.provolatile::text, coalesce(p.proconfig, '{}'::text[]),
     pg_catalog.pg_get_userbyid(p.proowner)::text,

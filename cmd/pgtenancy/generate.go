@@ -34,7 +34,7 @@ Examples:
 type generateFlags struct {
 	url, modelFile, key, tenantColumn, root, rootColumn, schema, setting, appRole, out, name string
 	tables, fks, globals, include, exclude                                                   listFlag
-	down                                                                                     bool
+	down, signed                                                                             bool
 }
 
 func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -153,6 +153,9 @@ func declaredModel(f *generateFlags) (*policy.Model, error) {
 		}
 	}
 	m.Global = append(m.Global, f.globals...)
+	if f.signed {
+		m.Signed = true
+	}
 	return &m, nil
 }
 

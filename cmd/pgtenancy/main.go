@@ -9,6 +9,7 @@
 //	pgtenancy plan     [flags]   print the SQL that would bring a database to the model
 //	pgtenancy citus-placement    show where a tenant's rows live on Citus
 //	pgtenancy citus-isolate      move a large tenant onto shards of its own on Citus
+//	pgtenancy key rotate|retire|list   manage the keys of signed mode
 //
 // Run `pgtenancy <command> -h` for a command's flags.
 package main
@@ -51,6 +52,7 @@ func commands() []command {
 		{"plan", "print the SQL that would bring the database to the model, without applying it", runPlan},
 		{"citus-placement", "show the shards and nodes that hold a tenant's rows on Citus", runPlacement},
 		{"citus-isolate", "move a large tenant onto shards of its own on Citus", runIsolate},
+		{"key", "manage the keys of signed mode: rotate, retire, list", runKey},
 	}
 }
 
