@@ -23,8 +23,8 @@ import (
 	"github.com/pgtenancy/pgtenancy/internal/testschema"
 	"github.com/pgtenancy/pgtenancy/migrations"
 	"github.com/pgtenancy/pgtenancy/pgtenancytest"
-	"github.com/pgtenancy/pgtenancy/pool"
 	"github.com/pgtenancy/pgtenancy/policy"
+	"github.com/pgtenancy/pgtenancy/pool"
 	"github.com/pgtenancy/pgtenancy/rls"
 	"github.com/pgtenancy/pgtenancy/signing"
 )
