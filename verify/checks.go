@@ -448,9 +448,9 @@ func pgBool(s string) bool {
 
 func (c *checker) checkFunctions() {
 	for _, f := range c.s.snap.Funcs {
-		if f.Signature == signedFunction && c.s.signed != nil && c.s.signed.installed {
-			// Signed mode's own SECURITY DEFINER function, which every
-			// role may execute; checkSigned checks it.
+		if f.Signature == signedFunction && c.s.signedUnaltered() {
+			// Signed mode's own SECURITY DEFINER function, as installed,
+			// which every role may execute; checkSigned checks the rest.
 			continue
 		}
 		touched := c.tenantNames(f.Deps)

@@ -110,6 +110,20 @@ func (s *state) signedInUse() bool {
 	return false
 }
 
+// signedUnaltered reports whether pgtenancy.tenant() is installed with the
+// body pgtenancy installs for the setting.
+func (s *state) signedUnaltered() bool {
+	if s.signed == nil || !s.signed.installed {
+		return false
+	}
+	body, err := policy.SignedTenantBody(s.exp.setting)
+	return err == nil && sameBody(s.signed.source, body)
+}
+
+func sameBody(a, b string) bool {
+	return strings.Join(strings.Fields(a), " ") == strings.Join(strings.Fields(b), " ")
+}
+
 // checkSigned reports the findings of signed mode.
 func (c *checker) checkSigned() {
 	s := c.s.signed
@@ -122,9 +136,9 @@ func (c *checker) checkSigned() {
 			signedFunction, signing.KeyTable)
 		return
 	}
-	body, err := policy.SignedTenantBody(c.s.exp.setting)
+	body, _ := policy.SignedTenantBody(c.s.exp.setting)
 	var diff []string
-	if err != nil || strings.Join(strings.Fields(s.source), " ") != strings.Join(strings.Fields(body), " ") {
+	if !c.s.signedUnaltered() {
 		diff = append(diff, fmt.Sprintf("its body is not the one pgtenancy installs for setting %s", c.s.exp.setting))
 	}
 	if !s.secDef {
