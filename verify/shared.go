@@ -42,12 +42,6 @@ func (s *state) markShared() {
 	}
 }
 
-// isSharedPolicy reports whether p is one of the shared-rows policies of a
-// table with shared rows, which checkShared checks.
-func isSharedPolicy(t *table, name string) bool {
-	return t.shared && (name == policy.SharedReadPolicy || name == policy.SharedUpdateGuard || name == policy.SharedDeleteGuard)
-}
-
 // checkShared checks the guard and the shared-rows policies of a table
 // with shared rows, and reports whether the guard is there as generated.
 func (c *checker) checkShared(t *table, colOK bool) bool {
@@ -56,6 +50,9 @@ func (c *checker) checkShared(t *table, colOK bool) bool {
 	var defs []policy.PolicyDef
 	if colOK {
 		defs = policy.TablePolicies(t.column, t.key, c.s.exp.setting, true, false)
+		if c.s.signedPolicies() {
+			defs = policy.SignedTablePolicies(t.column, t.key, true)
+		}
 	}
 	for _, want := range []struct {
 		name    string

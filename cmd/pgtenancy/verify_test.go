@@ -282,7 +282,10 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON reviews TO `+pgtenancytest.AppRole)
 	code, stdout, stderr := call(t, runVerify, "--database-url", db.OwnerURL, "--app-role", pgtenancytest.AppRole)
 	assert.Equal(t, exitFindings, code, stderr)
 	assert.Contains(t, stdout, "public.reviews\n  error   rls_disabled: table public.reviews: row level security is not enabled, so every tenant's rows are open: the application role can SELECT, INSERT, UPDATE, DELETE. It holds tenant data: it has the tenant column store_id, and it references public.stores.")
-	assert.Contains(t, stdout, `CREATE POLICY tenant_isolation ON "public"."reviews"`)
+	// On a database that pgtenancy set up, the fix is Generate's forced,
+	// stamped pair (issue 16, e7095f3).
+	assert.Contains(t, stdout, `CREATE POLICY "pgtenancy_tenant_isolation" ON "public"."reviews" AS PERMISSIVE`)
+	assert.Contains(t, stdout, `CREATE POLICY "pgtenancy_tenant_guard" ON "public"."reviews" AS RESTRICTIVE`)
 	assert.Contains(t, stdout, "4 tenant tables checked: 1 error(s)")
 }
 
