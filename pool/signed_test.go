@@ -105,6 +105,33 @@ func TestSignedPoolIsolates(t *testing.T) {
 	})
 }
 
+// TestSignedTenantDefault: in signed mode an INSERT that does not name the
+// tenant takes the verified tenant from the column default
+// (policy.SignedTenantDefaultExpr; the signed setting casts to no key
+// type), and without a verified tenant the default is NULL and the row is
+// refused.
+func TestSignedTenantDefault(t *testing.T) {
+	t.Parallel()
+	db := pgtenancytest.NewDB(t, signedTemplate)
+	p := signedPool(t, db, pgx.QueryExecModeCacheStatement, signedKey)
+	ctx := ctxFor(tenantA)
+	_, err := p.Exec(ctx, "INSERT INTO products (id, name, price_cents, currency) VALUES (106, 'A fig', 1, 'EUR')")
+	require.NoError(t, err)
+	var store int64
+	require.NoError(t, p.QueryRow(ctx, "SELECT store_id FROM products WHERE id = 106").Scan(&store))
+	assert.EqualValues(t, 1, store)
+	assert.NotContains(t, signedProductIDs(t, ctxFor(tenantB), p), int64(106))
+
+	// A forged setting: the default is NULL, the WITH CHECK refuses it.
+	tx, err := p.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck // test cleanup
+	_, err = tx.Exec(ctx, "SELECT set_config('app.current_tenant', '1', true)")
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, "INSERT INTO products (id, name, price_cents, currency) VALUES (107, 'A forged', 1, 'EUR')")
+	require.Error(t, err)
+}
+
 // attack is SQL that tries to switch the unit of work's tenant to another
 // one without the key.
 type attack struct {
