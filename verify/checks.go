@@ -869,7 +869,7 @@ func pgBool(s string) bool {
 
 func (c *checker) checkFunctions() {
 	for _, f := range c.s.snap.Funcs {
-		if f.Signature == signedFunction && c.s.signedUnaltered() {
+		if f.Signature == signedFunction && (c.s.signedUnaltered() || !c.s.signedInUse() && c.s.signedAsInstalled()) {
 			// Signed mode's own SECURITY DEFINER function, as installed,
 			// which every role may execute; checkSigned checks the rest.
 			continue

@@ -155,6 +155,30 @@ func (s *state) signedUnaltered() bool {
 	return err == nil && sameBody(s.signed.source, body)
 }
 
+// signedAsInstalled reports whether pgtenancy.tenant() has the body
+// pgtenancy installs for the setting it reads, whichever that is: the
+// library installed for another setting than verify's. Signed mode's
+// checks (checkSigned) need it for verify's setting; this only keeps the
+// library's own function out of the SECURITY DEFINER warning when signed
+// mode is not in use.
+func (s *state) signedAsInstalled() bool {
+	if s.signed == nil || !s.signed.installed {
+		return false
+	}
+	const prefix = "pg_catalog.current_setting('"
+	i := strings.Index(s.signed.source, prefix)
+	if i < 0 {
+		return false
+	}
+	rest := s.signed.source[i+len(prefix):]
+	j := strings.IndexByte(rest, '\'')
+	if j < 0 {
+		return false
+	}
+	body, err := policy.SignedTenantBody(rest[:j])
+	return err == nil && sameBody(s.signed.source, body)
+}
+
 // signedTenantSettings returns the tenant setting when f is
 // pgtenancy.tenant() as pgtenancy installs it for that setting, which
 // yields the tenant of the setting once its signature verifies, and NULL
