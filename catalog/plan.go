@@ -207,6 +207,7 @@ func existing(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, m *policy.Mo
 	inModel := map[uint32]string{}
 	var want snapshot.Want
 	want.Setting = setting
+	want.Signed = m.Signed
 	for _, t := range m.Tables {
 		st := s.Lookup(snapshot.SplitName(def, t.Name))
 		tables = append(tables, modelTable{t.Name, st, t.TenantColumn, t.Root, t.SharedRows, cmp.Or(t.TenantType, m.KeyType)})
@@ -232,7 +233,11 @@ func existing(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, m *policy.Mo
 			col = snapshot.ColumnKey{Name: mt.column, Type: c.Type}
 			if !mt.root {
 				ts.TenantDefault = c.Default
-				want := s.Rendered(col, policy.TenantDefaultExpr(mt.key, setting))
+				def := policy.TenantDefaultExpr(mt.key, setting)
+				if m.Signed {
+					def = policy.SignedTenantDefaultExpr(mt.key)
+				}
+				want := s.Rendered(col, def)
 				ts.TenantDefaultGenerated = want != "" && c.Default == want && snapshot.KeyTypeOf(c.Type) == mt.key
 			}
 		}
@@ -244,7 +249,11 @@ func existing(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, m *policy.Mo
 				// PostgreSQL, a policy without the transaction stamp
 				// (the per-row form) is replaced, or a tenant left at
 				// session level would stay live there.
-				for _, d := range policy.TablePolicies(mt.column, mt.key, setting, mt.shared, m.Citus) {
+				defs := policy.TablePolicies(mt.column, mt.key, setting, mt.shared, m.Citus)
+				if m.Signed {
+					defs = policy.SignedTablePolicies(mt.column, mt.key, mt.shared)
+				}
+				for _, d := range defs {
 					if d.Name == p.Name && s.PolicyIs(&p, col, d) {
 						ps.Generated = true
 					}

@@ -196,3 +196,28 @@ func TestPlanSequencePrivileges(t *testing.T) {
 	assert.True(t, usage("purchases_id_seq"), "Down keeps the USAGE the role held before")
 	assert.False(t, usage("purchases_line_seq"), "Down takes back what Up granted")
 }
+
+// TestPlanSigned: with the library installed, a signed model's plan is
+// Generate's (signed policies, signed tenant column defaults); applied,
+// verify finds no error under the signed model and the next plan is empty;
+// the same plan for the unsigned model replaces the signed policies.
+func TestPlanSigned(t *testing.T) {
+	t.Parallel()
+	db := pgtenancytest.NewDB(t, storeTemplates[rls.BigInt])
+	owner := db.OwnerConn(t)
+	require.NoError(t, migrations.Install(t.Context(), owner, migrations.Options{}))
+	m := storeModel(rls.BigInt, pgtenancytest.AppRole)
+	m.Signed = true
+	want := generateResolved(t, owner, m)
+	plan := mustPlan(t, owner, m)
+	assert.Equal(t, want.Up, plan.Up)
+	assert.Contains(t, plan.Up, policy.SignedTenantDefaultExpr(rls.BigInt))
+	assert.NotContains(t, plan.Up, "current_setting")
+	execTx(t, owner, plan.Up)
+	r := mustVerify(t, db.AppConn(t), verify.Options{Model: m})
+	assert.NoError(t, r.Err())
+	assert.Equal(t, &policy.Migration{}, mustPlan(t, owner, m), "nothing left to do")
+	unsigned := mustPlan(t, owner, storeModel(rls.BigInt, pgtenancytest.AppRole))
+	assert.Contains(t, unsigned.Up, "DROP POLICY")
+	assert.Contains(t, unsigned.Up, "current_setting")
+}

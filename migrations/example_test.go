@@ -47,7 +47,7 @@ func ExampleInstall() {
 	})
 	fmt.Println(tenant, err)
 	// Output:
-	// version 1
+	// version 2
 	// 42 <nil>
 }
 

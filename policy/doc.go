@@ -76,7 +76,15 @@
 // # The library's own objects
 //
 // [Library] returns the SQL of the pgtenancy schema's objects (the function
-// pgtenancy.set_tenant), embedded here once: package migrations installs it
-// with tern, [LibrarySQL] gives it as one script for other tools, and
-// verify compares the installed function with [SetTenantBody].
+// pgtenancy.set_tenant, and for signed mode pgtenancy.tenant() with its key
+// table), embedded here once: package migrations installs it with tern,
+// [LibrarySQL] gives it as one script for other tools, and verify compares
+// the installed functions with [SetTenantBody] and [SignedTenantBody].
+//
+// # Signed mode
+//
+// With [Model.Signed], the policies compare the tenant column with
+// [SignedPolicyExpr], (SELECT pgtenancy.tenant()::type), which admits only
+// a tenant whose HMAC verifies with a key of pgtenancy.signing_keys
+// (package signing; docs/security.md). Not with Citus: [ErrSignedCitus].
 package policy

@@ -4,12 +4,21 @@ import (
 	"errors"
 
 	"github.com/pgtenancy/pgtenancy/internal/errfmt"
+	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // ErrInvalidModel matches every [*ModelError] with errors.Is: the model (or
 // the facts of an [Existing] given with it) is wrong in itself, whatever
 // the database.
 var ErrInvalidModel = errors.New("policy: invalid model")
+
+// ErrSignedCitus is the cause of the [*ModelError] of a [Model] with both
+// Signed and Citus. Citus rejects subqueries in policies, so the signature
+// would be verified once per row checked instead of once per statement
+// (docs/security.md has the figures).
+// It is [rls.ErrSignedCitus], which the pool returns for the same
+// combination.
+var ErrSignedCitus = rls.ErrSignedCitus
 
 // ModelError is one problem found by [Model.Validate]. Table and Column name
 // the offending table and column as written in the model; either is empty

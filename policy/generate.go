@@ -74,12 +74,26 @@ func TablePolicies(column string, key rls.KeyType, setting string, shared, citus
 	if citus {
 		expr = CitusPolicyExpr(column, key, setting)
 	}
+	return tablePolicies(column, expr, SharedGuardExpr(column, key, setting), shared)
+}
+
+// SignedTablePolicies returns the policies pgtenancy creates on a tenant
+// table of a [Model] with Signed set: those of [TablePolicies], with
+// [SignedPolicyExpr] as the tenant expression and, with shared,
+// [SignedSharedGuardExpr] as the USING of [GuardPolicy].
+func SignedTablePolicies(column string, key rls.KeyType, shared bool) []PolicyDef {
+	return tablePolicies(column, SignedPolicyExpr(column, key), SignedSharedGuardExpr(column, key), shared)
+}
+
+// tablePolicies returns the policies of a tenant table with the tenant
+// expression expr and, with shared, the guard's USING sharedGuard.
+func tablePolicies(column, expr, sharedGuard string, shared bool) []PolicyDef {
 	defs := []PolicyDef{
 		{Name: IsolationPolicy, Permissive: true, Command: "ALL", Using: expr, Check: expr},
 		{Name: GuardPolicy, Command: "ALL", Using: expr, Check: expr},
 	}
 	if shared {
-		defs[1].Using = SharedGuardExpr(column, key, setting)
+		defs[1].Using = sharedGuard
 		defs = append(defs,
 			PolicyDef{Name: SharedReadPolicy, Permissive: true, Command: "SELECT", Using: SharedReadExpr(column)},
 			PolicyDef{Name: SharedUpdateGuard, Command: "UPDATE", Using: expr},
@@ -116,6 +130,14 @@ func SharedGuardExpr(column string, key rls.KeyType, setting string) string {
 	return "(" + PolicyExpr(column, key, setting) + ") OR " + SharedReadExpr(column)
 }
 
+// SignedSharedGuardExpr is the USING expression of [GuardPolicy] on a
+// table with [Table.SharedRows] of a signed [Model]: the rows of the
+// verified tenant or the shared ones, ([SignedPolicyExpr]) OR "column" IS
+// NULL.
+func SignedSharedGuardExpr(column string, key rls.KeyType) string {
+	return "(" + SignedPolicyExpr(column, key) + ") OR " + SharedReadExpr(column)
+}
+
 // TenantDefaultExpr is the default that [Generate] gives the tenant column
 // of every tenant table but the root, so that an INSERT that does not name
 // the tenant takes the transaction's:
@@ -127,6 +149,26 @@ func SharedGuardExpr(column string, key rls.KeyType, setting string) string {
 // from a session-level leftover is refused all the same. Without a tenant
 // it is NULL, which the policies refuse too.
 func TenantDefaultExpr(key rls.KeyType, setting string) string { return settingExpr(key, setting) }
+
+// SignedTenantDefaultExpr is the default that [Generate] gives the tenant
+// column of every tenant table but the root in a [Model] with Signed set,
+// where the setting holds a signed value that no cast reads:
+//
+//	pgtenancy.tenant()::bigint
+//
+// It is the verified tenant of the transaction, or NULL, which the
+// policies refuse.
+func SignedTenantDefaultExpr(key rls.KeyType) string {
+	return SignedTenantFunction + "::" + key.String()
+}
+
+// tenantDefault is the default of a non-root tenant column of type key.
+func (p *spec) tenantDefault(key rls.KeyType) string {
+	if p.signed {
+		return SignedTenantDefaultExpr(key)
+	}
+	return TenantDefaultExpr(key, p.setting)
+}
 
 // PolicyExpr returns the expression of both pgtenancy policies for a tenant
 // column on PostgreSQL, without outer parentheses:
@@ -178,6 +220,25 @@ func CitusPolicyExpr(column string, key rls.KeyType, setting string) string {
 	return sqlquote.Ident(column) + " = " + settingExpr(key, setting)
 }
 
+// SignedPolicyExpr returns the policy expression that [Generate] writes
+// for a [Model] with Signed set:
+//
+//	"store_id" = (SELECT pgtenancy.tenant()::bigint)
+//
+// pgtenancy.tenant() (installed by the library, see [Library]) returns the
+// tenant of the setting when its HMAC verifies with a key of
+// pgtenancy.signing_keys, it has not expired, and the setting was made in
+// the current transaction (the stamp of [PolicyExpr]); NULL otherwise, so
+// no rows are visible and every write fails its WITH CHECK. The scalar
+// subquery makes it an InitPlan: one verification per statement.
+func SignedPolicyExpr(column string, key rls.KeyType) string {
+	return sqlquote.Ident(column) + " = (SELECT " + SignedTenantFunction + "::" + key.String() + ")"
+}
+
+// SignedTenantFunction is the call of the function that verifies a signed
+// tenant setting, as policies write it.
+const SignedTenantFunction = "pgtenancy.tenant()"
+
 func settingExpr(key rls.KeyType, setting string) string {
 	return "NULLIF(current_setting(" + sqlquote.Literal(setting) + ", true), '')::" + key.String()
 }
@@ -202,8 +263,9 @@ func settingExpr(key rls.KeyType, setting string) string {
 //   - ENABLE and FORCE ROW LEVEL SECURITY;
 //   - the policies [IsolationPolicy] (permissive) and [GuardPolicy]
 //     (restrictive), FOR ALL TO PUBLIC, both with USING and WITH CHECK
-//     [PolicyExpr] ([CitusPolicyExpr] with Citus), and on a table with
-//     [Table.SharedRows] three more ([TablePolicies]);
+//     [PolicyExpr] ([CitusPolicyExpr] with Citus, [SignedPolicyExpr] with
+//     Signed), and on a table with [Table.SharedRows] three more
+//     ([TablePolicies], [SignedTablePolicies]);
 //   - when [Model.AppRole] is set: SELECT, INSERT, UPDATE, DELETE on tenant
 //     tables; TRUNCATE, REFERENCES and TRIGGER revoked from it and from
 //     PUBLIC; SELECT on global tables, and INSERT, UPDATE, DELETE too on
@@ -292,7 +354,7 @@ func (p *spec) steps() []step {
 		alter := "ALTER TABLE " + t.q.sql() + " ALTER COLUMN " + sqlquote.Ident(t.column)
 		steps = append(steps, step{
 			kind: kind, table: t.q,
-			up:   p.ddl(alter + " SET DEFAULT " + TenantDefaultExpr(t.key, p.setting) + ";"),
+			up:   p.ddl(alter + " SET DEFAULT " + p.tenantDefault(t.key) + ";"),
 			down: p.ddl(alter + " DROP DEFAULT;"),
 		})
 	}
@@ -305,7 +367,7 @@ func (p *spec) steps() []step {
 			step{kind: stepEnable, table: t.q, up: p.ddl("ALTER TABLE " + tbl + " ENABLE ROW LEVEL SECURITY;"), down: p.ddl("ALTER TABLE " + tbl + " DISABLE ROW LEVEL SECURITY;")},
 			step{kind: stepForce, table: t.q, up: p.ddl("ALTER TABLE " + tbl + " FORCE ROW LEVEL SECURITY;"), down: p.ddl("ALTER TABLE " + tbl + " NO FORCE ROW LEVEL SECURITY;")},
 		)
-		for _, pol := range TablePolicies(t.column, t.key, p.setting, t.shared, p.citus) {
+		for _, pol := range p.tablePolicies(t) {
 			steps = append(steps, step{
 				kind: stepPolicy, table: t.q, policy: pol.Name,
 				up:   p.ddl(pol.SQL(tbl)),
@@ -502,4 +564,13 @@ func identList(cols []string) string {
 
 func prepend(first string, rest []string) []string {
 	return append([]string{first}, rest...)
+}
+
+// tablePolicies returns the policies of the tenant table t in this model:
+// [SignedTablePolicies] for a signed one, [TablePolicies] otherwise.
+func (p *spec) tablePolicies(t *ptable) []PolicyDef {
+	if p.signed {
+		return SignedTablePolicies(t.column, t.key, t.shared)
+	}
+	return TablePolicies(t.column, t.key, p.setting, t.shared, p.citus)
 }

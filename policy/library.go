@@ -94,15 +94,27 @@ func LibrarySQL(setting string) (*Migration, error) {
 	return &Migration{Up: strings.Join(up, "\n\n") + "\n", Down: strings.Join(down, "\n\n") + "\n"}, nil
 }
 
+// SignedTenantBody returns the body of pgtenancy.tenant(), the function
+// that verifies a signed tenant, that [Library] creates for a setting, as
+// pg_proc.prosrc holds it.
+func SignedTenantBody(setting string) (string, error) {
+	return functionBody(setting, "CREATE FUNCTION pgtenancy.tenant()")
+}
+
 // SetTenantBody returns the body of pgtenancy.set_tenant(text) that
 // [Library] creates for a setting, as pg_proc.prosrc holds it: the text
 // between its dollar quotes.
 func SetTenantBody(setting string) (string, error) {
+	return functionBody(setting, "CREATE FUNCTION pgtenancy.set_tenant(tenant text)")
+}
+
+// functionBody returns the body of the library function that fn creates.
+func functionBody(setting, fn string) (string, error) {
 	steps, err := Library(setting)
 	if err != nil {
 		return "", err
 	}
-	const fn, tag = "CREATE FUNCTION pgtenancy.set_tenant(tenant text)", "$pgtenancy$"
+	const tag = "$pgtenancy$"
 	for _, s := range steps {
 		if _, def, ok := strings.Cut(s.Up, fn); ok {
 			if _, rest, ok := strings.Cut(def, tag); ok {
@@ -112,5 +124,5 @@ func SetTenantBody(setting string) (string, error) {
 			}
 		}
 	}
-	return "", errors.New("policy: the library has no pgtenancy.set_tenant(text)")
+	return "", errors.New("policy: the library has no " + strings.TrimPrefix(fn, "CREATE FUNCTION "))
 }

@@ -40,6 +40,15 @@ type Model struct {
 	// tenant column, co-located with the root table, and the global tables
 	// as reference tables. See [Generate] for the statements.
 	Citus bool
+	// Signed makes the policies admit the tenant of a signed setting only
+	// (docs/security.md): they compare the tenant column with
+	// (SELECT pgtenancy.tenant()::type), which verifies the setting's
+	// HMAC in the database and yields NULL, so no rows and no writes, for
+	// a setting that SQL, injected or not, set without the key. The pool
+	// must sign (pool.Config.Signer), and the library must be installed
+	// (migrations.Install) before the policies are created. Not with
+	// Citus, which rejects subqueries in policies: [ErrSignedCitus].
+	Signed bool
 }
 
 // Table is one tenant table.

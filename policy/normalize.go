@@ -60,6 +60,7 @@ type spec struct {
 	// writable are the global tables of Model.WritableGlobal.
 	writable map[qname]bool
 	citus    bool
+	signed   bool
 	cons     []pcons // with citus: the constraints, by table and name
 	// Without citus: the plain foreign keys that composite keys replace,
 	// dropped after them (their violations would tell a writer whether a
@@ -150,7 +151,10 @@ func normalize(m *Model, e *Existing) (*spec, error) {
 	}
 
 	schema := cmp.Or(m.Schema, "public")
-	p := &spec{key: m.KeyType, appRole: m.AppRole, schema: schema, writable: map[qname]bool{}}
+	p := &spec{key: m.KeyType, appRole: m.AppRole, schema: schema, writable: map[qname]bool{}, signed: m.Signed}
+	if m.Signed && m.Citus {
+		errs = append(errs, &ModelError{Reason: ErrSignedCitus.Error(), err: ErrSignedCitus})
+	}
 	if !m.KeyType.Valid() {
 		bad("", "", "key type %v is not %s", m.KeyType, rls.ValidKeyTypes)
 	}

@@ -77,7 +77,7 @@ func (p *spec) pending(steps []step, e *Existing) []step {
 	// shared-rows policies of a table that no longer has shared rows:
 	// dropped, and restored by Down.
 	for _, t := range p.tables {
-		want := TablePolicies(t.column, t.key, p.setting, t.shared, p.citus)
+		want := p.tablePolicies(t)
 		for _, old := range state(t.q).Policies {
 			if !slices.Contains(PolicyNames, old.Name) || slices.ContainsFunc(want, func(d PolicyDef) bool { return d.Name == old.Name }) {
 				continue

@@ -23,8 +23,10 @@ import (
 	"github.com/pgtenancy/pgtenancy/internal/testschema"
 	"github.com/pgtenancy/pgtenancy/migrations"
 	"github.com/pgtenancy/pgtenancy/pgtenancytest"
+	"github.com/pgtenancy/pgtenancy/policy"
 	"github.com/pgtenancy/pgtenancy/pool"
 	"github.com/pgtenancy/pgtenancy/rls"
+	"github.com/pgtenancy/pgtenancy/signing"
 )
 
 // Benchmark shape: a point query by primary key over 10k tenants x 100 rows,
@@ -55,10 +57,12 @@ CREATE TABLE items_plain (tenant_id bigint NOT NULL, id bigint NOT NULL, name te
     PRIMARY KEY (tenant_id, id));
 CREATE TABLE items_rls (LIKE items_plain INCLUDING ALL);
 CREATE TABLE items_nostamp (LIKE items_plain INCLUDING ALL);
+CREATE TABLE items_signed (LIKE items_plain INCLUDING ALL);
 INSERT INTO items_plain SELECT t, (t - 1) * %[2]d + i, 'item ' || t || '/' || i, i
     FROM generate_series(1, %[1]d) t, generate_series(1, %[2]d) i;
 INSERT INTO items_rls SELECT * FROM items_plain;
 INSERT INTO items_nostamp SELECT * FROM items_plain;
+INSERT INTO items_signed SELECT * FROM items_plain;
 ALTER TABLE items_nostamp ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 -- The policy form before the transaction stamp, which admits a tenant set at
 -- session level: what the tx-nostamp and naive-hook variants need.
@@ -67,7 +71,7 @@ CREATE POLICY nostamp ON items_nostamp USING (tenant_id = (SELECT NULLIF(current
 CREATE POLICY nostamp_guard ON items_nostamp AS RESTRICTIVE USING (tenant_id = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::bigint));
 CREATE TABLE copy_plain (tenant_id bigint NOT NULL, id bigint NOT NULL, name text NOT NULL, price bigint NOT NULL);
 CREATE TABLE copy_rls (LIKE copy_plain);
-GRANT SELECT, INSERT ON items_plain, items_rls, items_nostamp, copy_plain, copy_rls TO %[3]s;
+GRANT SELECT, INSERT ON items_plain, items_rls, items_nostamp, items_signed, copy_plain, copy_rls TO %[3]s;
 `
 
 // BenchmarkPool measures pgtenancy against raw pgxpool in one database and one
@@ -87,7 +91,18 @@ func BenchmarkPool(b *testing.B) {
 	if err := migrations.Install(ctx, owner, migrations.Options{}); err != nil {
 		b.Fatal(err)
 	}
-	for _, table := range []string{"items_plain", "items_rls", "items_nostamp"} {
+	// items_signed: signed mode's policies (the library is installed now).
+	signedExpr := policy.SignedPolicyExpr("tenant_id", rls.BigInt)
+	if _, err := owner.Exec(ctx, fmt.Sprintf(`ALTER TABLE items_signed ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY %[1]s ON items_signed USING (%[3]s) WITH CHECK (%[3]s);
+CREATE POLICY %[2]s ON items_signed AS RESTRICTIVE USING (%[3]s) WITH CHECK (%[3]s);`,
+		policy.IsolationPolicy, policy.GuardPolicy, signedExpr)); err != nil {
+		b.Fatal(err)
+	}
+	if err := signing.AddKey(ctx, owner, benchKey); err != nil {
+		b.Fatal(err)
+	}
+	for _, table := range []string{"items_plain", "items_rls", "items_nostamp", "items_signed"} {
 		if _, err := owner.Exec(ctx, "VACUUM ANALYZE "+table); err != nil {
 			b.Fatal(err)
 		}
@@ -117,6 +132,9 @@ func BenchmarkPool(b *testing.B) {
 	}
 	b.Logf("total: %v", time.Since(start).Round(time.Millisecond))
 }
+
+// benchKey signs the tenants of the tx-signed variant.
+var benchKey = signing.Key{ID: "bench", Secret: []byte("0123456789abcdef0123456789abcdef")}
 
 // benchSharedBuffers is the shared_buffers of the benchmark's own server:
 // enough for both 1M-row tables (about 95 MB each with their indexes), so
@@ -228,6 +246,18 @@ func runVariants(b *testing.B, appURL string) map[string]float64 {
 	// policy form before it: what the stamp costs.
 	noStamp := newPgtenancy(false)
 	pool.SetTenantSQL(noStamp, "SELECT pg_catalog.set_config('app.current_tenant', $1, true)")
+	// Signed mode (Config.Signer) on the table with signed policies: the
+	// same work as tx, plus signing and pgtenancy.tenant() once per
+	// statement.
+	signer, err := signing.NewSigner(benchKey, time.Minute)
+	if err != nil {
+		b.Fatal(err)
+	}
+	signed, err := pool.Wrap(newRaw(newCfg()), pool.Config{Signer: signer})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const signedQuery = "SELECT name, price FROM items_signed WHERE id = $1"
 	naiveCfg := newCfg()
 	naiveCfg.PrepareConn = func(ctx context.Context, conn *pgx.Conn) (bool, error) {
 		t, err := rls.Require(ctx)
@@ -255,6 +285,7 @@ func runVariants(b *testing.B, appURL string) map[string]float64 {
 			return scanOne(raw.QueryRow(ctx, "SELECT name, price FROM items_plain WHERE tenant_id = $1 AND id = $2", tenant, id))
 		}, raw.Close},
 		{"tx", func(ctx context.Context, _, id int64) error { return scanOne(txPool.QueryRow(ctx, rlsQuery, id)) }, closeWrapped(txPool)},
+		{"tx-signed", func(ctx context.Context, _, id int64) error { return scanOne(signed.QueryRow(ctx, signedQuery, id)) }, closeWrapped(signed)},
 		{"tx-set_tenant", func(ctx context.Context, _, id int64) error { return scanOne(txFunc.QueryRow(ctx, rlsQuery, id)) }, closeWrapped(txFunc)},
 		{"tx-citus", func(ctx context.Context, _, id int64) error { return scanOne(citus.QueryRow(ctx, rlsQuery, id)) }, closeWrapped(citus)},
 		{"tx-resetsession", func(ctx context.Context, _, id int64) error { return scanOne(reset.QueryRow(ctx, rlsQuery, id)) }, closeWrapped(reset)},
@@ -342,6 +373,10 @@ func report(suffix string, qps map[string]float64) {
 			continue
 		}
 		fmt.Printf("RATIO %s%s %.3f (%.0f queries/s)\n", name, suffix, qps[name]/base, qps[name])
+	}
+	if qps["tx"] > 0 && qps["tx-signed"] > 0 {
+		// Signed mode against the same pool unsigned (goal: >= 0.95).
+		fmt.Printf("RATIO tx-signed-vs-tx%s %.3f\n", suffix, qps["tx-signed"]/qps["tx"])
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/pgtenancy/pgtenancy/internal/unit"
 	"github.com/pgtenancy/pgtenancy/observe"
 	"github.com/pgtenancy/pgtenancy/rls"
+	"github.com/pgtenancy/pgtenancy/signing"
 )
 
 // ErrConfig matches, with errors.Is, every error about an invalid [Config].
@@ -84,6 +85,15 @@ type Config struct {
 	// DATABASE settings): session settings put in place by an AfterConnect
 	// hook do not survive a unit of work.
 	ResetSession bool
+
+	// Signer, when not nil, turns on signed mode (docs/security.md): every
+	// unit of work sets the tenant setting to the tenant signed with the
+	// Signer's key (an HMAC-SHA256 that pgtenancy.tenant() verifies in the
+	// database) instead of the tenant's text. Use it with policies
+	// generated with policy.Model.Signed and the key stored in the
+	// database (signing.AddKey, or pgtenancy key rotate). Not with Citus:
+	// [ErrConfig] wrapping [rls.ErrSignedCitus].
+	Signer *signing.Signer
 
 	// Audit, when not nil, is called by [NewWithConfig] with the new
 	// pgxpool before it returns:
@@ -166,6 +176,12 @@ func newTenancy(cfg *Config) (*unit.Tenancy, error) {
 	}
 	if cfg.MaxConnsPerTenant < 0 {
 		return nil, fmt.Errorf("%w: MaxConnsPerTenant %d is negative", ErrConfig, cfg.MaxConnsPerTenant)
+	}
+	if cfg.Signer != nil {
+		if cfg.Citus {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, rls.ErrSignedCitus)
+		}
+		t.Signer = cfg.Signer
 	}
 	return t, nil
 }

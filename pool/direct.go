@@ -26,7 +26,7 @@ func (p *Pool) execDirect(ctx context.Context, c *pgxpool.Conn, t rls.Tenant, sq
 	if sc == nil {
 		return tag, false, nil
 	}
-	mrr, ok, err := sc.Send(ctx, conn, p.t.SetSQL, t, sql, args, nil)
+	mrr, ok, err := sc.Send(ctx, conn, p.t.SetSQL, p.t.Value(t), sql, args, nil)
 	if !ok || err != nil {
 		return tag, ok, err
 	}
@@ -50,7 +50,7 @@ func (p *Pool) queryDirect(ctx context.Context, r *poolRows, c *pgxpool.Conn, t 
 	if sc == nil {
 		return false, nil
 	}
-	mrr, ok, err := sc.Send(ctx, conn, p.t.SetSQL, t, sql, args, nil)
+	mrr, ok, err := sc.Send(ctx, conn, p.t.SetSQL, p.t.Value(t), sql, args, nil)
 	if !ok || err != nil {
 		return ok, err
 	}

@@ -34,6 +34,13 @@ func Setting(name string) (string, error) {
 	return name, nil
 }
 
+// ErrSignedCitus is returned for signed mode (policy.Model.Signed,
+// pool.Config.Signer) combined with Citus. Citus rejects subqueries in
+// policies, so the signature would be verified once per row checked
+// instead of once per statement; pgtenancy refuses the combination rather
+// than make every scan pay for it (docs/security.md has the figures).
+var ErrSignedCitus = errors.New("signed mode is not supported with Citus: its policies cannot verify the signature once per statement")
+
 // XactSetting returns the name of the companion setting of a tenant
 // setting: setting + "_xact". Whoever sets the tenant for a transaction
 // also sets the companion, transaction-local, to [XactStamp]; the policies

@@ -179,7 +179,7 @@ func (c *conn) ExecContext(ctx context.Context, query string, nv []driver.NamedV
 	defer unit.Rollback(ctx, pc.PgConn(), r)
 	if r == nil {
 		if sc := c.t.Direct(pc, query, a); sc != nil {
-			mrr, ok, err := sc.Send(ctx, pc, c.t.SetSQL, tn, query, a, nil)
+			mrr, ok, err := sc.Send(ctx, pc, c.t.SetSQL, c.t.Value(tn), query, a, nil)
 			if ok {
 				if err != nil {
 					return nil, badConn(err)
@@ -259,7 +259,7 @@ func (c *conn) QueryContext(ctx context.Context, query string, nv []driver.Named
 	r := c.t.Resets(query)
 	if r == nil {
 		if sc := c.t.Direct(pc, query, a); sc != nil {
-			mrr, ok, err := sc.Send(ctx, pc, c.t.SetSQL, tn, query, a, resultFormats)
+			mrr, ok, err := sc.Send(ctx, pc, c.t.SetSQL, c.t.Value(tn), query, a, resultFormats)
 			if ok {
 				if err != nil {
 					unit.Rollback(ctx, pc.PgConn(), nil)

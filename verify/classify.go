@@ -81,6 +81,10 @@ type exprResolver struct {
 	// named maps the names verdicts use for functions, "schema.name()",
 	// to the functions.
 	named map[string]*snapshot.ExprFunc
+	// signedTenant returns the settings that a function read as a getter
+	// by trust rather than by its body (pgtenancy.tenant() as installed,
+	// see state.signedTenantSettings), or nil; nil itself for none.
+	signedTenant func(*snapshot.ExprFunc) []string
 }
 
 type parsedTree struct {
@@ -182,6 +186,12 @@ func (r *exprResolver) getter(f *snapshot.ExprFunc) *getterInfo {
 	g.immutable = f.Volatile == "i"
 	if f.NArgs != 0 {
 		return g
+	}
+	if r.signedTenant != nil {
+		if settings := r.signedTenant(f); len(settings) > 0 {
+			g.ok, g.settings = true, settings
+			return g
+		}
 	}
 	switch {
 	case f.Body != "":

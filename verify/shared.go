@@ -50,6 +50,9 @@ func (c *checker) checkShared(t *table, colOK bool) bool {
 	var defs []policy.PolicyDef
 	if colOK {
 		defs = policy.TablePolicies(t.column, t.key, c.s.exp.setting, true, false)
+		if c.s.signedPolicies() {
+			defs = policy.SignedTablePolicies(t.column, t.key, true)
+		}
 	}
 	for _, want := range []struct {
 		name    string

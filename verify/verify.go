@@ -177,6 +177,8 @@ type state struct {
 	// BYPASSRLS and hold privileges on tenant tables.
 	grantees  []*subject
 	bypassers []*snapshot.RoleInfo
+	// signed is what Run read of signed mode's objects.
+	signed *signedState
 }
 
 // table is a table of the snapshot with what Run made of it.
@@ -277,8 +279,12 @@ func Run(ctx context.Context, conn catalog.Conn, opts Options) (*Report, error) 
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
-	s := newState(exp, snap)
-	want := snapshot.Want{Setting: exp.setting}
+	signed, err := readSigned(ctx, tx, exp.appRole)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	s := newState(exp, snap, signed)
+	want := snapshot.Want{Setting: exp.setting, Signed: s.signed.installed}
 	for _, t := range s.tenants {
 		if exp.model != nil && t.column != "" && t.colType != "" && t.key != 0 {
 			want.Columns = append(want.Columns, snapshot.ColumnKey{Name: t.column, Type: t.colType})
@@ -303,14 +309,18 @@ func Run(ctx context.Context, conn catalog.Conn, opts Options) (*Report, error) 
 	return r, nil
 }
 
-// newState marks the tenant tables: the model's, or without a model those
+// newState marks the tenant tables, with signed what Run read of signed
+// mode's objects (pgtenancy.tenant() as installed reads the tenant
+// setting, so policies comparing a tenant column with it are tenant
+// predicates);: the model's, or without a model those
 // that inference finds (infer.go).
-func newState(e *expectation, snap *snapshot.Snapshot) *state {
-	s := &state{exp: e, snap: snap, audit: snap.Audit, tables: map[uint32]*table{}, roots: map[uint32]bool{}}
+func newState(e *expectation, snap *snapshot.Snapshot, signed *signedState) *state {
+	s := &state{exp: e, snap: snap, audit: snap.Audit, tables: map[uint32]*table{}, roots: map[uint32]bool{}, signed: signed}
 	if s.audit == nil {
 		s.audit = &snapshot.Audit{}
 	}
 	s.res = newResolver(s.audit)
+	s.res.signedTenant = s.signedTenantSettings
 	for _, st := range snap.Tables {
 		t := &table{Table: st}
 		// pgtenancy's own schema holds the library's version table, no
@@ -439,8 +449,13 @@ type policyCopy struct{ from, to *snapshot.Policy }
 // CitusPolicyExpr's (Citus cannot distribute a policy with a subquery).
 func (s *state) accepted(t *table) []string {
 	forms := snapshot.Stamped | snapshot.PerRow
-	if s.snap.Citus {
+	switch {
+	case s.snap.Citus:
 		forms = snapshot.PerRow
+	case s.exp.model != nil && s.exp.model.Signed:
+		forms = snapshot.Signed
+	case s.signed != nil && s.signed.installed:
+		forms |= snapshot.Signed
 	}
 	return s.snap.Accepted(snapshot.ColumnKey{Name: t.column, Type: t.colType}, t.key, forms)
 }

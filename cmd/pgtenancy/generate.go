@@ -40,7 +40,7 @@ type generateFlags struct {
 	tables, fks, globals, writableGlobals, shared, include, exclude                          listFlag
 	// tenantColumns are the --tenant-column table:column overrides.
 	tenantColumns map[string]string
-	down          bool
+	down, signed  bool
 }
 
 // tenantColumnFlag is --tenant-column: a column name, the default tenant
@@ -200,6 +200,9 @@ func declaredModel(f *generateFlags) (*policy.Model, error) {
 			return nil, fmt.Errorf("--shared %s: not a declared tenant table (add --table %s)", name, name)
 		}
 		m.Tables[i].SharedRows = true
+	}
+	if f.signed {
+		m.Signed = true
 	}
 	return &m, nil
 }

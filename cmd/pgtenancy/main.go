@@ -11,6 +11,7 @@
 //	pgtenancy citus-placement    show where a tenant's rows live on Citus
 //	pgtenancy citus-isolate      move a large tenant onto shards of its own on Citus
 //	pgtenancy tenant <verb>      export, import, delete or move one tenant's data
+//	pgtenancy key rotate|retire|list   manage the keys of signed mode
 //
 // Run `pgtenancy <command> -h` for a command's flags.
 package main
@@ -55,6 +56,7 @@ func commands() []command {
 		{"citus-placement", "show the shards and nodes that hold a tenant's rows on Citus", runPlacement},
 		{"citus-isolate", "move a large tenant onto shards of its own on Citus", runIsolate},
 		{"tenant", "export, import, delete, move or checksum one tenant's data (tenant -h lists the verbs)", runTenant},
+		{"key", "manage the keys of signed mode: rotate, retire, list", runKey},
 	}
 }
 

@@ -68,6 +68,7 @@ func addModelFlags(fs *flag.FlagSet, f *generateFlags, dbUsage string) {
 	fs.StringVar(&f.schema, "schema", "", "schema of unqualified names (default public)")
 	fs.StringVar(&f.setting, "setting", "", "setting that holds the tenant (default app.current_tenant)")
 	fs.StringVar(&f.appRole, "app-role", "", "role the application connects as (generate grants it table privileges)")
+	fs.BoolVar(&f.signed, "signed", false, "signed mode: policies admit only a tenant whose signature pgtenancy.tenant() verifies (docs/security.md)")
 }
 
 // connectFor connects to the flag's database or DATABASE_URL.
@@ -104,7 +105,7 @@ func liveModel(ctx context.Context, conn *pgx.Conn, f *generateFlags) (*policy.M
 	if err != nil {
 		return nil, err
 	}
-	m.Setting, m.AppRole = f.setting, f.appRole
+	m.Setting, m.AppRole, m.Signed = f.setting, f.appRole, f.signed
 	return m, nil
 }
 

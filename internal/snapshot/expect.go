@@ -62,6 +62,11 @@ type Want struct {
 	// Columns are the tenant columns whose expected policy texts are
 	// wanted; those of a type that is no key type are skipped.
 	Columns []ColumnKey
+	// Signed adds the forms of policy.SignedPolicyExpr and
+	// policy.SignedSharedGuardExpr, and renders the column default
+	// policy.SignedTenantDefaultExpr instead of policy.TenantDefaultExpr;
+	// they need pgtenancy.tenant() installed.
+	Signed bool
 	// CitusTables are the tables whose Citus metadata and shards are read,
 	// when the citus extension is installed.
 	CitusTables []uint32
@@ -152,14 +157,29 @@ WHERE c.relnamespace = pg_catalog.pg_my_temp_schema() AND c.relname LIKE 'pgtena
 // expressions returns the expressions pgtenancy writes for a tenant
 // column, whose server texts Expect obtains: the policy expressions of
 // every form (policy.PolicyExpr, policy.CitusPolicyExpr, and those of
-// shared rows).
-func expressions(col string, key rls.KeyType, setting string) []string {
-	return []string{
+// shared rows; with signed, policy.SignedPolicyExpr and
+// policy.SignedSharedGuardExpr too, which need pgtenancy.tenant()).
+func expressions(col string, key rls.KeyType, setting string, signed bool) []string {
+	exprs := []string{
 		policy.PolicyExpr(col, key, setting),
 		policy.CitusPolicyExpr(col, key, setting),
 		policy.SharedReadExpr(col),
 		policy.SharedGuardExpr(col, key, setting),
 	}
+	if signed {
+		exprs = append(exprs, policy.SignedPolicyExpr(col, key), policy.SignedSharedGuardExpr(col, key))
+	}
+	return exprs
+}
+
+// tenantDefault is the tenant column default whose server text Expect
+// obtains: policy.TenantDefaultExpr, or with w.Signed
+// policy.SignedTenantDefaultExpr, what Generate writes for a signed model.
+func tenantDefault(key rls.KeyType, w Want) string {
+	if w.Signed {
+		return policy.SignedTenantDefaultExpr(key)
+	}
+	return policy.TenantDefaultExpr(key, w.Setting)
 }
 
 const citusTablesSQL = `
@@ -240,11 +260,11 @@ func (s *Snapshot) Expect(ctx context.Context, tx pgx.Tx, w Want) error {
 		key := KeyTypeOf(typ)
 		defs := make([]string, len(cols))
 		for j, c := range cols {
-			defs[j] = sqlquote.Ident(c) + " " + typ + " DEFAULT " + policy.TenantDefaultExpr(key, w.Setting)
+			defs[j] = sqlquote.Ident(c) + " " + typ + " DEFAULT " + tenantDefault(key, w)
 		}
 		b.add(fmt.Sprintf("CREATE TEMPORARY TABLE %s (%s) ON COMMIT DROP", tbl, strings.Join(defs, ", ")), nil)
 		for j, c := range cols {
-			for f, expr := range expressions(c, key, w.Setting) {
+			for f, expr := range expressions(c, key, w.Setting, w.Signed) {
 				name := fmt.Sprintf("e_%d_%d_%d", i, j, f)
 				polName[name] = expectedExpr{ColumnKey{c, typ}, expr}
 				b.add(fmt.Sprintf("CREATE POLICY %s ON %s USING (%s)", name, tbl, expr), nil)
@@ -262,7 +282,7 @@ func (s *Snapshot) Expect(ctx context.Context, tx pgx.Tx, w Want) error {
 		var tbl, col string
 		b.add(readExpectedDefaults, each([]any{&tbl, &col, &text}, func() error {
 			if typ, ok := tableType[tbl]; ok {
-				s.render(ColumnKey{col, typ}, policy.TenantDefaultExpr(KeyTypeOf(typ), w.Setting), text)
+				s.render(ColumnKey{col, typ}, tenantDefault(KeyTypeOf(typ), w), text)
 			}
 			return nil
 		}))
@@ -345,6 +365,9 @@ const (
 	// (and for PostgreSQL before 2026-11-26), without the transaction
 	// stamp.
 	PerRow
+	// Signed is [policy.SignedPolicyExpr], what Generate writes for a
+	// signed model; [Snapshot.Expect] prepares it only when asked.
+	Signed
 )
 
 // Accepted returns the server's texts of the policy expressions of forms
@@ -355,7 +378,7 @@ func (s *Snapshot) Accepted(col ColumnKey, key rls.KeyType, forms Forms) []strin
 		return nil
 	}
 	var out []string
-	for i, expr := range []string{policy.PolicyExpr(col.Name, key, s.setting), policy.CitusPolicyExpr(col.Name, key, s.setting)} {
+	for i, expr := range []string{policy.PolicyExpr(col.Name, key, s.setting), policy.CitusPolicyExpr(col.Name, key, s.setting), policy.SignedPolicyExpr(col.Name, key)} {
 		if e := s.Rendered(col, expr); e != "" && forms&(1<<i) != 0 {
 			out = append(out, e)
 		}

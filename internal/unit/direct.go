@@ -11,8 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-
-	"github.com/pgtenancy/pgtenancy/rls"
 )
 
 // The direct path. In pgx's default exec mode (cache_statement), a unit of
@@ -241,12 +239,12 @@ func (sc *StmtCache) reset() {
 	sc.sets = nil
 }
 
-// Send prepares what is needed and sends [set tenant, sql] on conn. It
-// returns a reader positioned on the result of sql, or ok false when sql
+// Send prepares what is needed and sends [set tenant, sql] on conn, the
+// tenant's value being value ([Tenancy.Value]). It returns a reader positioned on the result of sql, or ok false when sql
 // must take another path (nothing was sent then). formats, when not nil,
 // chooses the result format of each column by its type (the database/sql
 // driver's); nil lets pgx choose, as pgx.Conn.Query does.
-func (sc *StmtCache) Send(ctx context.Context, conn *pgx.Conn, setSQL string, t rls.Tenant, sql string, args []any, formats pgx.QueryResultFormatsByOID) (mrr *pgconn.MultiResultReader, ok bool, err error) {
+func (sc *StmtCache) Send(ctx context.Context, conn *pgx.Conn, setSQL, value string, sql string, args []any, formats pgx.QueryResultFormatsByOID) (mrr *pgconn.MultiResultReader, ok bool, err error) {
 	pc := conn.PgConn()
 	set, se, err := sc.prepare(ctx, pc, setSQL, sql)
 	if err != nil {
@@ -282,7 +280,7 @@ func (sc *StmtCache) Send(ctx context.Context, conn *pgx.Conn, setSQL string, t 
 		resultFormats = se.rf
 	}
 	var b pgconn.Batch
-	sc.tenant[0] = append(sc.tenant[0][:0], t.String()...)
+	sc.tenant[0] = append(sc.tenant[0][:0], value...)
 	b.ExecStatement(set, sc.tenant[:], nil, nil)
 	b.ExecStatement(sd, sc.eqb.ParamValues, sc.eqb.ParamFormats, resultFormats)
 	// The batch holds its own copy of the arguments now. Let large ones go

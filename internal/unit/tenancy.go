@@ -41,6 +41,18 @@ type Tenancy struct {
 	SetSQL string
 	// Rewriter, when not nil, rewrites every statement's SQL ([Tenancy.Rewrite]).
 	Rewriter Rewriter
+	// Signer, when not nil, turns a tenant into the value that SetSQL
+	// sets (Config.Signer): signed mode.
+	Signer interface{ Sign(rls.Tenant) string }
+}
+
+// Value returns the value that SetSQL sets for tn: the tenant's text, or
+// in signed mode its signed form.
+func (t *Tenancy) Value(tn rls.Tenant) string {
+	if t.Signer != nil {
+		return t.Signer.Sign(tn)
+	}
+	return tn.String()
 }
 
 // New returns the Tenancy of a configuration. Its errors are about the
@@ -101,7 +113,7 @@ func (t *Tenancy) Resets(sql string) *Resets {
 
 // Set returns the queued statement that sets tn.
 func (t *Tenancy) Set(tn rls.Tenant) *pgx.QueuedQuery {
-	return &pgx.QueuedQuery{SQL: t.SetSQL, Arguments: []any{tn.String()}}
+	return &pgx.QueuedQuery{SQL: t.SetSQL, Arguments: []any{t.Value(tn)}}
 }
 
 // Explicit reports whether a unit of work with resets r runs as an
@@ -141,7 +153,7 @@ func (t *Tenancy) Batch(tn rls.Tenant, sql string, args []any, r *Resets) (b *pg
 	if explicit {
 		add("begin", nil)
 	}
-	u.args[0] = tn.String()
+	u.args[0] = t.Value(tn)
 	add(t.SetSQL, u.args[:])
 	lead = n
 	add(sql, args)
