@@ -528,7 +528,7 @@ func TestInsertMiddleware(t *testing.T) {
 
 	_, err = m.InsertMany(context.Background(), []*rivertype.JobInsertParams{{Kind: "a", Metadata: []byte(`[1]`)}}, inner)
 	assert.ErrorIs(t, err, riverjobs.ErrBadMetadata)
-	_, err = m.InsertMany(context.Background(), []*rivertype.JobInsertParams{{Kind: "a", Metadata: []byte(`{"pgtenancy_tenant":{"key":"int","id":"1"}}`)}}, inner)
+	_, err = m.InsertMany(context.Background(), []*rivertype.JobInsertParams{{Kind: "a", Metadata: []byte(`{"pgtenancy_tenant":{"key":"float8","id":"1"}}`)}}, inner)
 	assert.ErrorIs(t, err, riverjobs.ErrBadMetadata)
 
 	// Strict: refused at insert, unless tenant-free.
