@@ -1,6 +1,8 @@
 package verify
 
 import (
+	"cmp"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,10 +67,40 @@ type verdict struct {
 	// why says, for a class that does not protect, what makes it so.
 	why string
 	// mentions are the columns compared with a setting anywhere in the
-	// expression, whatever its class (inside OR true, by >=), and
-	// mentioned the settings: what inference learns the tenant columns
-	// and settings from.
-	mentions, mentioned []string
+	// expression, whatever its class (inside OR true, by >=), each with
+	// the setting it is compared with: what inference learns the tenant
+	// columns and settings from.
+	mentions []mention
+}
+
+// mention is a column compared with a setting; setting is "" for a column
+// passed to a function that reads settings in a way verify cannot follow
+// (is_member(org_id)).
+type mention struct {
+	col, setting string
+}
+
+// mentionsOf pairs each column with each setting.
+func mentionsOf(cols, settings []string) []mention {
+	var out []mention
+	for _, c := range cols {
+		if len(settings) == 0 {
+			out = append(out, mention{c, ""})
+		}
+		for _, s := range settings {
+			out = append(out, mention{c, s})
+		}
+	}
+	return out
+}
+
+func uniqMentions(m []mention) []mention {
+	if len(m) == 0 {
+		return nil
+	}
+	m = slices.Clone(m)
+	slices.SortFunc(m, func(a, b mention) int { return cmp.Or(strings.Compare(a.col, b.col), strings.Compare(a.setting, b.setting)) })
+	return slices.Compact(m)
 }
 
 // exprResolver knows the functions and operators of the snapshot, parses
@@ -85,6 +117,10 @@ type exprResolver struct {
 	// by trust rather than by its body (pgtenancy.tenant() as installed,
 	// see state.signedTenantSettings), or nil; nil itself for none.
 	signedTenant func(*snapshot.ExprFunc) []string
+	// role reports, for a role's name, whether the application role runs
+	// as it (is) or can SET ROLE to it (can); nil without an application
+	// role.
+	role func(name string) (is, can bool)
 }
 
 type parsedTree struct {
@@ -237,8 +273,9 @@ type classifier struct {
 	// tenantRel reports whether a relation is a tenant table; nil in the
 	// first pass, when lookups stay clsLookup.
 	tenantRel func(uint32) bool
-	// setting is the tenant setting when one was given; "" accepts any.
-	setting string
+	// settings are the tenant settings, once given or inferred; nil
+	// accepts any.
+	settings []string
 	// tenantCol is the table's tenant column, in the second pass.
 	tenantCol string
 	// cache holds the verdicts of trees already classified for a table
@@ -516,10 +553,10 @@ func (c *classifier) classify(v nodetree.Value, depth int) verdict {
 				case clsSwitch:
 					return inner
 				case clsTenant, clsLookup:
-					return verdict{cls: clsRows, settings: inner.settings, mentions: inner.mentions, mentioned: inner.mentioned,
+					return verdict{cls: clsRows, settings: inner.settings, mentions: inner.mentions,
 						why: "NOT of the tenant condition admits every other tenant's rows"}
 				}
-				return verdict{cls: inner.cls, settings: inner.settings, why: inner.why, mentions: inner.mentions, mentioned: inner.mentioned}
+				return verdict{cls: inner.cls, settings: inner.settings, why: inner.why, mentions: inner.mentions}
 			}
 		}
 	case "CONST":
@@ -602,18 +639,23 @@ func (c *classifier) tenantValue(col string, val valInfo) (verdict, bool) {
 		return verdict{}, false
 	}
 	settings := uniq(val.settings)
-	if c.setting != "" && !slices.ContainsFunc(settings, func(s string) bool {
-		if s == pseudoSetting {
-			return true
-		}
-		base, _, _ := strings.Cut(s, "->>")
-		return base == c.setting
-	}) {
-		return verdict{cls: clsRows, settings: settings, mentions: []string{col}, mentioned: settings,
-			why: "it compares " + col + " with " + strings.Join(settings, ", ") + ", not with the tenant setting " + c.setting}, true
+	if c.settings != nil && !slices.ContainsFunc(settings, func(s string) bool { return isTenantSetting(s, c.settings) }) {
+		return verdict{cls: clsRows, settings: settings, mentions: mentionsOf([]string{col}, settings),
+			why: "it compares " + col + " with " + strings.Join(settings, ", ") + ", not with the tenant setting " + strings.Join(c.settings, " or ")}, true
 	}
 	return verdict{cls: clsTenant, cols: []string{col}, settings: settings, immutable: uniq(val.immutable),
-		mentions: []string{col}, mentioned: settings}, true
+		mentions: mentionsOf([]string{col}, settings)}, true
+}
+
+// isTenantSetting reports whether a setting read is one of the tenant
+// settings: itself, its JSON claim's setting, or the role the session runs
+// as.
+func isTenantSetting(read string, tenant []string) bool {
+	if read == pseudoSetting || slices.Contains(tenant, read) {
+		return true
+	}
+	base, _, _ := strings.Cut(read, "->>")
+	return slices.Contains(tenant, base)
 }
 
 // comparisons are the operators that compare values but not for equality.
@@ -671,6 +713,9 @@ func (c *classifier) compare(v nodetree.Value, depth int) verdict {
 		if !lv.nonConst && !rv.nonConst {
 			return constCompare(op, args)
 		}
+		if vd, ok := c.roleCompare(op, args); ok {
+			return vd
+		}
 		vi := lv
 		vi.merge(rv)
 		return fromValue(vi)
@@ -684,7 +729,7 @@ func (c *classifier) compare(v nodetree.Value, depth int) verdict {
 			other valInfo
 		}{{args[0], rv}, {args[1], lv}} {
 			if col, ok := c.column(side.arg, depth); ok && !side.other.rowDep && len(side.other.settings) > 0 {
-				vd.mentions, vd.mentioned = []string{col}, uniq(side.other.settings)
+				vd.mentions = mentionsOf([]string{col}, uniq(side.other.settings))
 			}
 		}
 		return vd
@@ -786,6 +831,78 @@ func constCompare(op string, args []nodetree.Value) verdict {
 	return verdict{cls: clsVacuous, why: "it is made of constants only, so it is the same for every row"}
 }
 
+// roleCompare classifies current_user = 'name' (or <>, session_user,
+// current_role) for the application role: its statements run as itself,
+// so the comparison is the same in every one of them, unless it can SET
+// ROLE to that name, when the session decides.
+func (c *classifier) roleCompare(op string, args []nodetree.Value) (verdict, bool) {
+	if c.r.role == nil || op != "=" && op != "<>" && op != "!=" {
+		return verdict{}, false
+	}
+	for i, a := range args {
+		if !isSessionRole(a) {
+			continue
+		}
+		name, ok := roleName(args[1-i])
+		if !ok {
+			continue
+		}
+		is, can := c.r.role(name)
+		switch {
+		case can:
+			return verdict{cls: clsSwitch, settings: []string{pseudoSetting}, why: fmt.Sprintf("it compares the session's role with %q, which the application role can SET ROLE to", name)}, true
+		case is == (op == "="):
+			return verdict{cls: clsVacuous, why: fmt.Sprintf("it compares the session's role with %q, which is always true for the application role", name)}, true
+		}
+		return verdict{cls: clsNever}, true
+	}
+	return verdict{}, false
+}
+
+// isSessionRole reports whether v is current_user, current_role, user or
+// session_user, through casts.
+func isSessionRole(v nodetree.Value) bool {
+	for v.Kind == nodetree.Node {
+		n := v.Node
+		switch n.Type {
+		case "RELABELTYPE", "COERCEVIAIO":
+			v = n.Get("arg")
+			continue
+		case "FUNCEXPR":
+			if args := n.Get("args").Items(); castFormat(n) && len(args) == 1 {
+				v = args[0]
+				continue
+			}
+		case "SQLVALUEFUNCTION":
+			switch n.Str("op") {
+			case "9", "10", "11", "12":
+				return true
+			}
+		}
+		return false
+	}
+	return false
+}
+
+// roleName returns the text of a constant of type name or text, through
+// casts.
+func roleName(v nodetree.Value) (string, bool) {
+	for v.Is("RELABELTYPE") || v.Is("COERCEVIAIO") {
+		v = v.Node.Get("arg")
+	}
+	if !v.Is("CONST") || v.Node.Str("constisnull") == "true" {
+		return "", false
+	}
+	if v.Node.Str("consttype") == "19" { // name: NUL-padded, by value of 64 bytes
+		b := v.Node.Get("constvalue").Bytes
+		if i := slices.Index(b, 0); i >= 0 {
+			b = b[:i]
+		}
+		return string(b), len(b) > 0
+	}
+	return constText(v)
+}
+
 // fallback classifies what no rule above knows, from what it reads: a
 // constant is the same for every row; a function verify cannot read gets
 // the benefit of the doubt (its columns are tenant columns for
@@ -801,7 +918,7 @@ func fromValue(vi valInfo) verdict {
 	case !vi.rowDep && !vi.nonConst:
 		return verdict{cls: clsVacuous, why: "it is made of constants only, so it is the same for every row"}
 	case len(vi.opaque) > 0:
-		return verdict{cls: clsUnsure, settings: uniq(vi.settings), why: unsureWhy(vi), mentions: uniq(vi.helperCols)}
+		return verdict{cls: clsUnsure, settings: uniq(vi.settings), why: unsureWhy(vi), mentions: mentionsOf(uniq(vi.helperCols), nil)}
 	case !vi.rowDep:
 		return verdict{cls: clsSwitch, settings: uniq(vi.settings), why: switchWhy(vi)}
 	case len(vi.settings) > 0 || len(vi.rels) > 0:
@@ -847,7 +964,7 @@ func (c *classifier) sublink(v nodetree.Value, depth int) verdict {
 		// (org_id IN (SELECT org_id FROM members WHERE user_id = ...)):
 		// the tenant column, for inference.
 		if col := c.lookupColumn(n, sub, depth); col != "" {
-			vd.mentions, vd.mentioned = []string{col}, vd.settings
+			vd.mentions = mentionsOf([]string{col}, vd.settings)
 		}
 	}
 	return c.resolveLookup(vd)
@@ -954,17 +1071,15 @@ func and(a, b verdict) verdict {
 	}
 	a.settings = uniq(append(a.settings, b.settings...))
 	a.immutable = uniq(append(a.immutable, b.immutable...))
-	a.mentions = uniq(append(a.mentions, b.mentions...))
-	a.mentioned = uniq(append(a.mentioned, b.mentioned...))
+	a.mentions = uniqMentions(append(a.mentions, b.mentions...))
 	return a
 }
 
 // or combines the verdicts of two arms of OR: the less restrictive wins.
 func or(a, b verdict) verdict {
-	mentions := uniq(append(slices.Clone(a.mentions), b.mentions...))
-	mentioned := uniq(append(slices.Clone(a.mentioned), b.mentioned...))
+	mentions := uniqMentions(append(slices.Clone(a.mentions), b.mentions...))
 	a, b = orArms(a, b)
-	a.mentions, a.mentioned = mentions, mentioned
+	a.mentions = mentions
 	return a
 }
 

@@ -1088,6 +1088,84 @@ GRANT SELECT, INSERT ON lines TO {app};`,
 			{W, verify.CodeFKBesideComposite, "lines_plain"},
 		},
 	},
+	// A second setting beside the tenant's: a user id, a locale. Only the
+	// tenant's limits rows to the tenant.
+	{
+		name: "a user-only update policy beside the tenant policy",
+		sql: railsSchema + `
+ALTER TABLE tasks ADD COLUMN assignee_id bigint;
+CREATE POLICY tasks_assignee ON tasks FOR UPDATE USING (assignee_id = current_setting('app.user_id')::bigint);`,
+		want: with(railsWarnings, findingKey{E, verify.CodePermissivePolicy, "tasks_assignee"}),
+	},
+	{
+		name: "a user condition within the tenant's",
+		sql: railsSchema + `
+ALTER TABLE tasks ADD COLUMN assignee_id bigint;
+CREATE POLICY tasks_assignee ON tasks FOR UPDATE
+    USING (account_id = current_setting('app.tenant')::bigint AND assignee_id = current_setting('app.user_id')::bigint);
+CREATE POLICY tasks_own ON tasks AS RESTRICTIVE FOR DELETE USING (assignee_id = current_setting('app.user_id')::bigint);`,
+		want: railsWarnings,
+	},
+	{
+		name: "a user-only policy with the tenant's and the user's settings compared elsewhere",
+		sql: railsSchema + `
+ALTER TABLE tasks ADD COLUMN assignee_id bigint;
+ALTER TABLE projects ADD COLUMN owner_id bigint;
+CREATE POLICY projects_owner ON projects FOR UPDATE
+    USING (account_id = current_setting('app.tenant')::bigint AND owner_id = current_setting('app.user_id')::bigint);
+CREATE POLICY tasks_assignee ON tasks FOR DELETE USING (assignee_id = current_setting('app.user_id')::bigint);`,
+		want: with(railsWarnings, findingKey{E, verify.CodePermissivePolicy, "tasks_assignee"}),
+	},
+	{
+		name: "a locale setting selects translations",
+		sql: railsSchema + `
+CREATE TABLE translations (locale text NOT NULL, key text NOT NULL, value text, PRIMARY KEY (locale, key));
+ALTER TABLE translations ENABLE ROW LEVEL SECURITY;
+CREATE POLICY by_locale ON translations FOR SELECT USING (locale = current_setting('app.locale'));
+CREATE TABLE countries (code text PRIMARY KEY, locale text NOT NULL);
+ALTER TABLE tasks ADD COLUMN locale text;
+GRANT SELECT ON translations, countries TO {app};`,
+		want: with(railsWarnings, findingKey{W, verify.CodeTableUnclassified, "public.countries"},
+			findingKey{W, verify.CodeTableUnclassified, "public.translations"}),
+	},
+	// Roles named in policies, judged for the application role.
+	{
+		name: "an or arm for another role's name",
+		sql: railsSchema + `
+ALTER POLICY tasks_tenant ON tasks USING (account_id = current_setting('app.tenant')::bigint OR current_user = 'reporting');`,
+		want: railsWarnings,
+	},
+	{
+		name: "an or arm for the application role's name",
+		sql: railsSchema + `
+ALTER POLICY tasks_tenant ON tasks USING (account_id = current_setting('app.tenant')::bigint OR current_user = '{app}');`,
+		want: with(railsWarnings, findingKey{E, verify.CodePermissivePolicy, "tasks_tenant"}),
+	},
+	{
+		name: "an or arm for a role the application role can become",
+		app:  "LOGIN",
+		sql: railsSchema + `
+GRANT {authenticated} TO {app};
+ALTER POLICY tasks_tenant ON tasks USING (account_id = current_setting('app.tenant')::bigint OR current_user = '{authenticated}');`,
+		want: with(railsWarnings, findingKey{E, verify.CodePermissivePolicy, "tasks_tenant"}),
+	},
+	// SECURITY DEFINER functions.
+	{
+		name: "security definer owned by a role held to the policies",
+		sql: railsSchema + `
+GRANT SELECT ON tasks TO {authenticated};
+CREATE FUNCTION task_count() RETURNS bigint LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+    AS $$ SELECT count(*) FROM tasks $$;
+ALTER FUNCTION task_count() OWNER TO {authenticated};`,
+		want: with(railsWarnings, findingKey{W, verify.CodeSecurityDefiner, "public.task_count()"}),
+	},
+	{
+		name: "security definer owned by the tables' owner",
+		sql: railsSchema + `
+CREATE FUNCTION task_count() RETURNS bigint LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+    AS $$ SELECT count(*) FROM tasks $$;`,
+		want: with(railsWarnings, findingKey{E, verify.CodeSecurityDefiner, "public.task_count()"}),
+	},
 }
 
 // corpusRoles are the roles a case of the corpus may name, made for the

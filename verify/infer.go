@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,12 +10,16 @@ import (
 )
 
 // classify classifies the expressions of every policy. The first pass
-// (tenantRel nil) leaves lookups undecided; the second, once the tenant
-// tables are known, decides them.
+// (tenantRel nil) leaves lookups undecided and takes any setting for the
+// tenant's unless one was given; the second, once the tenant tables and
+// settings are known, decides them.
 func (s *state) classify(tenantRel func(uint32) bool) {
-	setting := ""
-	if s.exp.settingGiven {
-		setting = s.exp.setting
+	var settings []string
+	switch {
+	case s.exp.settingGiven:
+		settings = []string{s.exp.setting}
+	case tenantRel != nil && len(s.settings) > 0:
+		settings = s.settings
 	}
 	cache := map[verdictKey]*verdict{}
 	var key strings.Builder
@@ -32,7 +37,7 @@ func (s *state) classify(tenantRel func(uint32) bool) {
 		if tenantRel != nil {
 			fmt.Fprintf(&key, "tenant:%s", t.column)
 		}
-		c := &classifier{r: s.res, cols: cols, tenantRel: tenantRel, setting: setting, cache: cache, colsKey: key.String()}
+		c := &classifier{r: s.res, cols: cols, tenantRel: tenantRel, settings: settings, cache: cache, colsKey: key.String()}
 		if tenantRel != nil {
 			c.tenantCol = t.column
 		}
@@ -58,17 +63,134 @@ func soleKey(t *table, col string) bool {
 	})
 }
 
-// tenantPredicates calls fn for every clause of t's policies that compares
-// a column with a setting, even where that does not limit the rows (in an
-// OR with true, by >=): the policy's author meant it for the tenant.
-func tenantPredicates(t *table, fn func(p *polInfo, v *verdict)) {
+// tenantPredicates calls fn for every column that t's policies compare
+// with a setting, even where that does not limit the rows (in an OR with
+// true, by >=): the policy's author meant it for the tenant.
+func tenantPredicates(t *table, fn func(p *polInfo, m mention)) {
 	for _, p := range t.pols {
 		for _, v := range []*verdict{p.using, p.check} {
-			if v != nil && len(v.mentions) > 0 {
-				fn(p, v)
+			if v != nil {
+				for _, m := range v.mentions {
+					fn(p, m)
+				}
 			}
 		}
 	}
+}
+
+// settingUse is what the policies do with one setting.
+type settingUse struct {
+	name   string
+	tables map[uint32]bool
+	cols   map[string]bool   // the columns compared with it, keys of tenant tables aside
+	roots  map[uint32]string // the tables whose sole key is compared with it
+}
+
+// tenantWords and otherWords make a setting's name look like the tenant's
+// or like something else (a user, a locale) compared with a column too.
+var (
+	tenantWords = []string{"tenant", "account", "org", "workspace", "company", "team", "customer", "client", "store", "shop", "site", "realm", "project", "group"}
+	otherWords  = []string{"user", "uid", "sub", "member", "locale", "lang", "role", "email", "session", "person", "profile"}
+)
+
+// tenantSettings picks the tenant settings among those the policies
+// compare columns with, which tell the tenant columns (the policies are
+// then judged by the setting given, if one was): the one given, when
+// compared; else pgtenancy's library's, when
+// installed and compared; else the one that looks most like the tenant's
+// (by its name and its columns' names, then by a column referencing a
+// table whose key it is compared with, then by how many tables compare
+// it), and with it every setting compared with the same columns or keys.
+// The others (a user id, a locale) only select rows within the tenant's,
+// as their policies are judged.
+func (s *state) tenantSettings(uses map[string]*settingUse) []string {
+	e := s.exp
+	if len(uses) == 0 {
+		return nil
+	}
+	cands := make([]*settingUse, 0, len(uses))
+	for _, u := range uses {
+		cands = append(cands, u)
+	}
+	looks := func(u *settingUse) int {
+		name := strings.ToLower(u.name)
+		if _, key, ok := strings.Cut(name, "->>"); ok {
+			name = key
+		} else if i := strings.LastIndexByte(name, '.'); i >= 0 {
+			name = name[i+1:]
+		}
+		score := 0
+		if e.settingGiven && isTenantSetting(u.name, []string{e.setting}) {
+			score += 8
+		}
+		if e.column != "" && u.cols[e.column] {
+			score += 4
+		}
+		for col := range u.cols {
+			if slices.Contains(conventionalNames, col) || strings.Contains(col, "tenant") {
+				score += 2
+				break
+			}
+		}
+		if slices.ContainsFunc(tenantWords, func(w string) bool { return strings.Contains(name, w) }) {
+			score += 2
+		}
+		if slices.ContainsFunc(otherWords, func(w string) bool { return strings.Contains(name, w) }) {
+			score--
+		}
+		return score
+	}
+	referenced := func(u *settingUse) bool {
+		for oid := range u.tables {
+			t := s.tables[oid]
+			for _, fk := range foreignKeys(t) {
+				if _, ok := u.roots[fk.Ref]; ok && fk.Ref != t.OID && len(fk.Columns) == 1 && u.cols[fk.Columns[0]] {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	var primary *settingUse
+	if s.snap.Library != nil {
+		primary = uses[e.setting]
+	}
+	if primary == nil {
+		slices.SortFunc(cands, func(a, b *settingUse) int {
+			return cmp.Or(cmp.Compare(looks(b), looks(a)), boolCmp(referenced(b), referenced(a)),
+				cmp.Compare(len(b.tables), len(a.tables)), strings.Compare(a.name, b.name))
+		})
+		primary = cands[0]
+	}
+	out := []string{primary.name}
+	for _, u := range cands {
+		if u == primary {
+			continue
+		}
+		same := false
+		for col := range u.cols {
+			same = same || primary.cols[col]
+		}
+		for oid := range u.roots {
+			_, ok := primary.roots[oid]
+			same = same || ok
+		}
+		if same {
+			out = append(out, u.name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func boolCmp(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 // infer finds the tenant tables without a model: from the tenant columns
@@ -82,28 +204,55 @@ func (s *state) infer() {
 	if e.column != "" {
 		names[e.column] = true
 	}
+	uses := map[string]*settingUse{}
+	for _, t := range s.order {
+		if !t.inScope || e.global[t.Name] {
+			continue
+		}
+		tenantPredicates(t, func(_ *polInfo, m mention) {
+			if m.setting == "" {
+				return
+			}
+			u := uses[m.setting]
+			if u == nil {
+				u = &settingUse{name: m.setting, tables: map[uint32]bool{}, cols: map[string]bool{}, roots: map[uint32]string{}}
+				uses[m.setting] = u
+			}
+			u.tables[t.OID] = true
+			if soleKey(t, m.col) {
+				u.roots[t.OID] = m.col
+			} else {
+				u.cols[m.col] = true
+			}
+		})
+	}
+	s.settings = s.tenantSettings(uses)
+	tenant := func(m mention) bool { return m.setting == "" || isTenantSetting(m.setting, s.settings) }
 	rootCol := map[uint32]string{}
 	predicate := map[uint32]string{}
 	for _, t := range s.order {
 		if !t.inScope || e.global[t.Name] {
 			continue
 		}
-		tenantPredicates(t, func(p *polInfo, v *verdict) {
-			s.settings = append(s.settings, v.mentioned...)
-			for _, col := range v.mentions {
-				switch {
-				case soleKey(t, col):
-					rootCol[t.OID] = col
-				case e.column == "":
-					names[col] = true
+		tenantPredicates(t, func(p *polInfo, m mention) {
+			if !tenant(m) {
+				return
+			}
+			switch {
+			case soleKey(t, m.col):
+				rootCol[t.OID] = m.col
+			case e.column == "":
+				names[m.col] = true
+			}
+			if _, ok := predicate[t.OID]; !ok {
+				with := m.setting
+				if with == "" {
+					with = "a function that reads a setting"
 				}
-				if _, ok := predicate[t.OID]; !ok {
-					predicate[t.OID] = fmt.Sprintf("its policy %q compares %s with %s", p.Name, col, strings.Join(v.mentioned, ", "))
-				}
+				predicate[t.OID] = fmt.Sprintf("its policy %q compares %s with %s", p.Name, m.col, with)
 			}
 		})
 	}
-	s.settings = uniq(s.settings)
 	fallback := false
 	if len(names) == 0 {
 		for _, n := range conventionalNames {
@@ -147,9 +296,9 @@ func (s *state) infer() {
 			s.mark(t, col, why, nil, nil)
 		case predicate[t.OID] != "":
 			col := ""
-			tenantPredicates(t, func(_ *polInfo, v *verdict) {
-				if col == "" {
-					col = v.mentions[0]
+			tenantPredicates(t, func(_ *polInfo, m mention) {
+				if col == "" && tenant(m) {
+					col = m.col
 				}
 			})
 			s.mark(t, col, predicate[t.OID], nil, nil)

@@ -321,6 +321,10 @@ func newState(e *expectation, snap *snapshot.Snapshot, signed *signedState) *sta
 	}
 	s.res = newResolver(s.audit)
 	s.res.signedTenant = s.signedTenantSettings
+	if app := snap.AppRole; app != "" && snap.Role != nil {
+		member := snap.Role.Member
+		s.res.role = func(name string) (is, can bool) { return name == app, slices.Contains(member, name) }
+	}
 	for _, st := range snap.Tables {
 		t := &table{Table: st}
 		// pgtenancy's own schema holds the library's version table, no

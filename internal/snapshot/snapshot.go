@@ -114,6 +114,9 @@ type Role struct {
 	CanCreate bool
 	// CanBecome lists the superuser or BYPASSRLS roles it is a member of.
 	CanBecome []string
+	// Member lists every role it is a member of (itself aside): the roles
+	// it can SET ROLE to.
+	Member []string
 }
 
 // Table is one ordinary or partitioned table.
