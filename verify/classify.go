@@ -99,7 +99,9 @@ func uniqMentions(m []mention) []mention {
 		return nil
 	}
 	m = slices.Clone(m)
-	slices.SortFunc(m, func(a, b mention) int { return cmp.Or(strings.Compare(a.col, b.col), strings.Compare(a.setting, b.setting)) })
+	slices.SortFunc(m, func(a, b mention) int {
+		return cmp.Or(strings.Compare(a.col, b.col), strings.Compare(a.setting, b.setting))
+	})
 	return slices.Compact(m)
 }
 
