@@ -68,7 +68,19 @@ type sarifResult struct {
 }
 
 type sarifLocation struct {
+	PhysicalLocation *sarifPhysicalLocation `json:"physicalLocation,omitempty"`
 	LogicalLocations []sarifLogicalLocation `json:"logicalLocations"`
+}
+
+// sarifPhysicalLocation points at a file of the repository: GitHub code
+// scanning rejects results without one, and a database has no files, so
+// it is the file --sarif-file names (the schema dump or a migration).
+type sarifPhysicalLocation struct {
+	ArtifactLocation sarifArtifactLocation `json:"artifactLocation"`
+}
+
+type sarifArtifactLocation struct {
+	URI string `json:"uri"`
 }
 
 type sarifLogicalLocation struct {
@@ -110,8 +122,9 @@ func sarifKind(kind string) string {
 
 // writeSARIF writes the findings as a SARIF 2.1.0 log. With a baseline,
 // accepted findings are results too, with baselineState "unchanged" and an
-// external suppression; the others are "new".
-func writeSARIF(w io.Writer, fresh, accepted []verify.Finding, baseline string) error {
+// external suppression; the others are "new". With file, a path relative to
+// the repository's root, every result has it as its physical location too.
+func writeSARIF(w io.Writer, fresh, accepted []verify.Finding, baseline, file string) error {
 	run := sarifRun{
 		Tool:    sarifTool{Driver: sarifDriver{Name: "pgtenancy verify", InformationURI: "https://github.com/pgtenancy/pgtenancy", Rules: []sarifRule{}}},
 		Results: []sarifResult{},
@@ -146,6 +159,9 @@ func writeSARIF(w io.Writer, fresh, accepted []verify.Finding, baseline string) 
 			}}}},
 			PartialFingerprints: map[string]string{sarifFingerprint: fingerprint(f)},
 			BaselineState:       state,
+		}
+		if file != "" {
+			res.Locations[0].PhysicalLocation = &sarifPhysicalLocation{ArtifactLocation: sarifArtifactLocation{URI: file}}
 		}
 		if f.Table != "" || f.Fix != "" {
 			res.Properties = &sarifProperties{Table: f.Table, Fix: f.Fix}

@@ -116,6 +116,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	format := fs.String("format", "text", "output format: text (for people), json (stable, for CI) or sarif (SARIF 2.1.0, for code scanning)")
 	baselineFile := fs.String("baseline", "", "JSON file of accepted findings (from --write-baseline): only findings not in it are reported and fail")
 	writeBaseline := fs.String("write-baseline", "", "write every finding of this run to this file as a baseline")
+	sarifFile := fs.String("sarif-file", "", "with --format sarif, the repository file (relative path, such as db/structure.sql) that every result points at: GitHub code scanning needs one")
 	adminRole := fs.String("admin-role", "", "role for cross-tenant work (package admin): check that it bypasses row level security and that the application role cannot become it")
 	data := fs.Bool("data", false, "also look for rows whose foreign keys already cross tenants (needs a model, and a role that bypasses row level security)")
 	if code, ok := parseFlags(fs, args); !ok {
@@ -184,7 +185,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	case "json":
 		err = writeJSONReport(stdout, report, accepted, baseline != nil)
 	case "sarif":
-		err = writeSARIF(stdout, report.Findings, accepted, *baselineFile)
+		err = writeSARIF(stdout, report.Findings, accepted, *baselineFile, filepath.ToSlash(*sarifFile))
 	default:
 		err = writeTextReport(stdout, report, colorful(stdout))
 		if err == nil && baseline != nil {

@@ -347,6 +347,19 @@ func TestVerifyCommandSARIF(t *testing.T) {
 		assert.Equal(t, f.Fix, r.Properties["fix"])
 	}
 	assert.Equal(t, "table", run.Results[0].Locations[0].LogicalLocations[0].Kind)
+	assert.Nil(t, run.Results[0].Locations[0].PhysicalLocation, "no file unless one is named")
+
+	// --sarif-file: every result points at that file too, as GitHub code
+	// scanning requires.
+	code, stdout, stderr = call(t, runVerify, append(args, "--format", "sarif", "--sarif-file", "db/structure.sql")...)
+	assert.Equal(t, exitFindings, code, stderr)
+	run = checkSARIF(t, stdout).Runs[0]
+	require.Len(t, run.Results, len(report.Findings))
+	for _, r := range run.Results {
+		require.NotNil(t, r.Locations[0].PhysicalLocation)
+		assert.Equal(t, "db/structure.sql", r.Locations[0].PhysicalLocation.ArtifactLocation.URI)
+		assert.NotEmpty(t, r.Locations[0].LogicalLocations)
+	}
 
 	// Clean: no result, exit 0.
 	clean := pgtenancytest.NewDB(t, nil)
@@ -379,6 +392,11 @@ type sarifTestLog struct {
 				Text string `json:"text"`
 			} `json:"message"`
 			Locations []struct {
+				PhysicalLocation *struct {
+					ArtifactLocation struct {
+						URI string `json:"uri"`
+					} `json:"artifactLocation"`
+				} `json:"physicalLocation"`
 				LogicalLocations []struct {
 					Name               string `json:"name"`
 					FullyQualifiedName string `json:"fullyQualifiedName"`
@@ -414,7 +432,9 @@ func checkSARIF(t *testing.T, out string) sarifTestLog {
 		"shortDescription": {"text"},
 		"results":          {"ruleId", "ruleIndex", "level", "message", "locations", "partialFingerprints", "baselineState", "suppressions", "properties"},
 		"message":          {"text"},
-		"locations":        {"logicalLocations"},
+		"locations":        {"physicalLocation", "logicalLocations"},
+		"physicalLocation": {"artifactLocation"},
+		"artifactLocation": {"uri"},
 		"logicalLocations": {"name", "fullyQualifiedName", "kind"},
 		"suppressions":     {"kind", "justification"},
 	}
