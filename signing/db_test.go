@@ -159,6 +159,19 @@ func TestForgedValuesYieldNoTenant(t *testing.T) {
 		"version altered":        "v2" + good[2:],
 		"zero MAC":               good[:17] + strings.Repeat("0", 64) + ":1",
 		"leading zero expiry":    strings.Replace(good, "v1:k1:", "v1:k1:0", 1),
+		// Fields that are not what a signer writes yield no tenant, and
+		// raise no error (the function checks the MAC before reading the
+		// expiry as a number).
+		"expiry not digits":  strings.Replace(good, good[6:16], "1e10abcdef", 1),
+		"expiry negative":    strings.Replace(good, good[6:16], "-5", 1),
+		"MAC not hex":        good[:17] + strings.Repeat("z", 64) + ":1",
+		"MAC upper case":     strings.ToUpper(good[:17+64]) + ":1",
+		"key id quoted":      strings.Replace(good, "v1:k1:", "v1:k1' OR 'x'='x:", 1),
+		"empty key id":       strings.Replace(good, "v1:k1:", "v1::", 1),
+		"empty tenant":       good[:len(good)-1],
+		"only the prefix":    "v1:",
+		"colons only":        "v1:::::",
+		"tenant of newlines": good[:len(good)-1] + "\n1",
 	}
 	expired := s.SignUntil(rls.Int64(1), time.Now().Add(-time.Second))
 	forged["expired"] = expired

@@ -44,42 +44,31 @@ SET search_path = pg_catalog, pg_temp
 AS $pgtenancy$
 DECLARE
     v text := pg_catalog.current_setting('{{.setting}}', true);
-    kid text;
-    exp text;
-    mac text;
     head text;
+    mac text;
     k record;
 BEGIN
-    IF v IS NULL OR v = '' OR pg_catalog.current_setting('{{.xact}}', true) IS DISTINCT FROM {{.stamp}} THEN
+    IF pg_catalog.left(v, 3) IS DISTINCT FROM 'v1:' OR pg_catalog.current_setting('{{.xact}}', true) IS DISTINCT FROM {{.stamp}} THEN
         RETURN NULL;
     END IF;
-    -- v1:<key id>:<expiry>:<mac>:<tenant>, checked without regular
-    -- expressions, which cost a millisecond a call here.
-    kid := pg_catalog.split_part(v, ':', 2);
-    exp := pg_catalog.split_part(v, ':', 3);
+    -- v1:<key id>:<expiry>:<mac>:<tenant>. The MAC covers the value without
+    -- its MAC field (head || tenant), so the key id and expiry need no
+    -- checks before it: a value whose fields are not what the signer wrote
+    -- does not verify. Each statement here costs about a microsecond, so
+    -- there are few of them, and no regular expressions.
+    head := 'v1:' || pg_catalog.split_part(v, ':', 2) || ':' || pg_catalog.split_part(v, ':', 3) || ':';
     mac := pg_catalog.split_part(v, ':', 4);
-    head := 'v1:' || kid || ':' || exp || ':';
-    IF pg_catalog.left(v, 3) <> 'v1:'
-        OR pg_catalog.length(kid) NOT BETWEEN 1 AND 32 OR pg_catalog.translate(kid, 'abcdefghijklmnopqrstuvwxyz0123456789_', '') <> ''
-        OR pg_catalog.length(exp) NOT BETWEEN 1 AND 18 OR pg_catalog.translate(exp, '0123456789', '') <> ''
-        OR (exp <> '0' AND pg_catalog.left(exp, 1) = '0')
-        OR pg_catalog.length(mac) <> 64 OR pg_catalog.translate(mac, '0123456789abcdef', '') <> ''
-        OR pg_catalog.length(v) <= pg_catalog.length(head) + 65 THEN
-        RETURN NULL;
-    END IF;
-    IF exp <> '0' AND exp::bigint <= pg_catalog.extract('epoch', pg_catalog.now()) THEN
-        RETURN NULL;
-    END IF;
-    SELECT s.inner_pad, s.outer_pad INTO k FROM pgtenancy.signing_keys AS s WHERE s.id = kid;
-    IF NOT FOUND THEN
-        RETURN NULL;
-    END IF;
-    -- The MAC covers the value without its MAC field: head || tenant.
     v := pg_catalog.substr(v, pg_catalog.length(head) + 66);
-    -- Compare digests of the two MACs, so the time a comparison takes says
-    -- nothing about how much of a forged MAC is right.
-    IF pg_catalog.sha256(pg_catalog.sha256(k.outer_pad || pg_catalog.sha256(k.inner_pad || pg_catalog.convert_to(head || v, 'UTF8'))))
-        IS DISTINCT FROM pg_catalog.sha256(pg_catalog.decode(mac, 'hex')) THEN
+    SELECT s.inner_pad, s.outer_pad INTO k FROM pgtenancy.signing_keys AS s WHERE s.id = pg_catalog.split_part(head, ':', 2);
+    -- Compare digests of the two MACs' hex texts, so the time a comparison
+    -- takes says nothing about how much of a forged MAC is right. No row
+    -- (an unknown key) makes the computed MAC NULL: distinct.
+    IF pg_catalog.sha256(pg_catalog.textsend(pg_catalog.encode(pg_catalog.sha256(k.outer_pad || pg_catalog.sha256(k.inner_pad || pg_catalog.convert_to(head || v, 'UTF8'))), 'hex')))
+        IS DISTINCT FROM pg_catalog.sha256(pg_catalog.textsend(mac)) OR v = '' THEN
+        RETURN NULL;
+    END IF;
+    -- The expiry was written by the signer (the MAC verified): digits.
+    IF pg_catalog.split_part(head, ':', 3) <> '0' AND pg_catalog.split_part(head, ':', 3)::bigint <= pg_catalog.extract('epoch', pg_catalog.now()) THEN
         RETURN NULL;
     END IF;
     RETURN v;
