@@ -10,6 +10,7 @@ import (
 
 	"github.com/pgtenancy/pgtenancy/internal/unit"
 	"github.com/pgtenancy/pgtenancy/rls"
+	"github.com/pgtenancy/pgtenancy/signing"
 )
 
 // ErrConfig matches, with errors.Is, every error about an invalid [Config].
@@ -21,8 +22,8 @@ var ErrKeyType = unit.ErrKeyType
 
 // Config configures a [Connector]. Create it with [ParseConfig]; a Config
 // built by hand needs a ConnConfig from [pgx.ParseConfig]. Its fields
-// Setting, KeyType, Citus, ResetSession and Audit mean what they mean in
-// pool.Config.
+// Setting, KeyType, Citus, ResetSession, Signer and Audit mean what they
+// mean in pool.Config.
 type Config struct {
 	// ConnConfig configures each connection. Every pgx option applies. The
 	// query exec mode is ConnConfig.DefaultQueryExecMode; behind PgBouncer
@@ -62,6 +63,13 @@ type Config struct {
 	// state. See pool.Config.ResetSession.
 	ResetSession bool
 
+	// Signer, when not nil, turns on signed mode (docs/security.md): every
+	// unit of work sets the tenant setting to the tenant signed with the
+	// Signer's key, which pgtenancy.tenant() verifies in the database. Use
+	// it with policies generated with policy.Model.Signed. Not with Citus:
+	// [ErrConfig] wrapping [rls.ErrSignedCitus].
+	Signer *signing.Signer
+
 	// Audit, when not nil, is called by [OpenDB] on a connection of its
 	// own before OpenDB returns:
 	//   - it runs once, with OpenDB's context, and the connection is
@@ -92,6 +100,12 @@ func newTenancy(cfg *Config) (*unit.Tenancy, error) {
 	t, err := unit.New(cfg.Setting, cfg.KeyType, cfg.Citus, cfg.ResetSession)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if cfg.Signer != nil {
+		if cfg.Citus {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, rls.ErrSignedCitus)
+		}
+		t.Signer = cfg.Signer
 	}
 	return t, nil
 }
