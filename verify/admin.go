@@ -2,6 +2,7 @@ package verify
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/pgtenancy/pgtenancy/internal/sqlquote"
 )
@@ -54,9 +55,21 @@ func (c *checker) checkAdmin() {
 	// checks (CodeAppRoleBypassRLS); a member of an admin role without it
 	// still gets its grants.
 	if a.AppMember && !a.Bypass && !a.Super {
-		c.add(SeverityError, CodeAdminIsApp, "role", a.Name, "",
-			fmt.Sprintf("REVOKE %s FROM %s;", role, c.role()),
-			"the application role is a member of the admin role and can act as it")
+		if len(a.AppVia) == 0 {
+			c.add(SeverityError, CodeAdminIsApp, "role", a.Name, "",
+				fmt.Sprintf("REVOKE %s FROM %s;", role, c.role()),
+				"the application role is a member of the admin role and can act as it")
+		} else {
+			// Indirect: the grant to revoke is the application role's
+			// membership in the first role of the chain.
+			via := make([]string, len(a.AppVia))
+			for i, v := range a.AppVia {
+				via[i] = sqlquote.Ident(v)
+			}
+			c.add(SeverityError, CodeAdminIsApp, "role", a.Name, "",
+				fmt.Sprintf("REVOKE %s FROM %s;", via[0], c.role()),
+				"the application role is a member of the admin role through %s and can act as it", strings.Join(via, " -> "))
+		}
 	}
 	if a.AppAdminOption && !a.AppMember {
 		c.add(SeverityError, CodeAdminIsApp, "role", a.Name, "",

@@ -116,6 +116,22 @@ func TestVerifyAdminRole(t *testing.T) {
 		"the application role can become the admin role")
 	mustExec(t, admin, "REVOKE "+good+" FROM "+app)
 
+	// Through another role: the fix revokes the application role's own
+	// grant, which ends the membership.
+	mid := newRole(t, db, "NOLOGIN")
+	mustExec(t, admin, "GRANT "+weak+" TO "+mid+"; GRANT "+mid+" TO "+app)
+	opts.AdminRole = weak
+	var fix string
+	for _, f := range mustVerify(t, db.AppConn(t), opts).Findings {
+		if f.Code == verify.CodeAdminIsApp && f.Object == weak {
+			fix = f.Fix
+			assert.Contains(t, f.Message, `through "`+mid+`"`)
+		}
+	}
+	assert.Equal(t, `REVOKE "`+mid+`" FROM "`+app+`";`, fix)
+	mustExec(t, admin, fix)
+	assert.NotContains(t, adminFindings(opts), findingKey{verify.SeverityError, verify.CodeAdminIsApp, weak}, "the fix ends the membership")
+
 	_, err := verify.Run(t.Context(), db.AppConn(t), verify.Options{AdminRole: "pg_monitor"})
 	require.ErrorIs(t, err, verify.ErrInvalidOptions)
 }

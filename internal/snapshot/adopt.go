@@ -21,6 +21,10 @@ type AdminRole struct {
 	// AppMember reports that the application role is a member of it (can
 	// SET ROLE to it, or inherits its rights).
 	AppMember bool
+	// AppVia are the roles through which the application role is a
+	// member of it, the one granted to the application role first: empty
+	// for a direct member.
+	AppVia []string
 	// AppAdminOption: the application role holds ADMIN OPTION on it, so
 	// it can grant it, to itself too.
 	AppAdminOption bool
@@ -111,7 +115,15 @@ SELECT a.rolsuper, a.rolbypassrls, a.rolcanlogin,
           JOIN pg_catalog.pg_proc p ON p.oid = tg.tgfoid
           JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
           WHERE NOT tg.tgisinternal AND p.proowner = ` + appOID1 + `
-          ORDER BY 1)
+          ORDER BY 1),
+    coalesce((WITH RECURSIVE m (role, path) AS (
+                  SELECT g.roleid, ARRAY[g.roleid] FROM pg_catalog.pg_auth_members g WHERE g.member = ` + appOID1 + `
+                  UNION
+                  SELECT g.roleid, m.path || g.roleid FROM pg_catalog.pg_auth_members g JOIN m ON g.member = m.role
+                  WHERE g.roleid <> ALL (m.path) AND pg_catalog.cardinality(m.path) < 16)
+              SELECT ARRAY(SELECT r.rolname::text FROM unnest(m.path[1:pg_catalog.cardinality(m.path) - 1]) WITH ORDINALITY AS x (oid, n)
+                           JOIN pg_catalog.pg_roles r ON r.oid = x.oid ORDER BY x.n)
+              FROM m WHERE m.role = a.oid ORDER BY pg_catalog.cardinality(m.path) LIMIT 1), '{}')
 FROM pg_catalog.pg_roles a
 WHERE a.rolname = $2::text`
 
@@ -151,7 +163,7 @@ func addAdoption(b *batch, s *Snapshot, schemas []string, opts Options) {
 	if opts.AdminRole != "" {
 		s.Admin = &AdminRole{Name: opts.AdminRole}
 		b.add(adminRoleSQL, each([]any{&s.Admin.Super, &s.Admin.Bypass, &s.Admin.Login, &s.Admin.AppMember,
-			&s.Admin.AppAdminOption, &s.Admin.AppCreateRole, &s.Admin.ServerVersion, &s.Admin.AppTriggerFuncs}, func() error {
+			&s.Admin.AppAdminOption, &s.Admin.AppCreateRole, &s.Admin.ServerVersion, &s.Admin.AppTriggerFuncs, &s.Admin.AppVia}, func() error {
 			s.Admin.Exists = true
 			return nil
 		}), opts.AppRole, opts.AdminRole)
