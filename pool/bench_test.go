@@ -3,13 +3,10 @@ package pool_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/url"
 	"os"
 	"runtime"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgtenancy/pgtenancy/internal/benchkit"
 	"github.com/pgtenancy/pgtenancy/internal/pgcluster"
 	"github.com/pgtenancy/pgtenancy/internal/testschema"
 	"github.com/pgtenancy/pgtenancy/migrations"
@@ -44,6 +42,9 @@ const (
 var benchDuration = envDuration("PGTENANCY_BENCH_DURATION", 1200*time.Millisecond)
 
 const benchRounds = 5
+
+// benchShape is the shape of BenchmarkPool's point queries.
+var benchShape = benchkit.Shape{Tenants: benchTenants, Rows: benchRows, Goroutines: benchGoroutines, Round: benchDuration}
 
 func envDuration(name string, def time.Duration) time.Duration {
 	if d, err := time.ParseDuration(os.Getenv(name)); err == nil && d > 0 {
@@ -123,7 +124,7 @@ CREATE POLICY %[2]s ON items_signed AS RESTRICTIVE USING (%[3]s) WITH CHECK (%[3
 		direct := runVariants(b, db.AppURL)
 		report("", direct)
 
-		proxy := startDelayProxy(b, db.AppURL, 500*time.Microsecond)
+		proxy := benchkit.StartDelayProxy(b, db.AppURL, 500*time.Microsecond)
 		delayed := runVariants(b, proxy)
 		report("-latency1ms", delayed)
 	}
@@ -307,73 +308,21 @@ func runVariants(b *testing.B, appURL string) map[string]float64 {
 		}
 		variants = keep
 	}
-	ops := map[string]int64{}
-	elapsed := map[string]time.Duration{}
-	for _, v := range variants {
-		measure(b, v, 300*time.Millisecond) // warm up: statement caches
+	kit := make([]benchkit.Variant, len(variants))
+	for i, v := range variants {
+		kit[i] = benchkit.Variant{Name: v.name, Query: v.query}
 	}
-	for range benchRounds {
-		for _, v := range variants {
-			n, d := measure(b, v, benchDuration)
-			ops[v.name] += n
-			elapsed[v.name] += d
-		}
-	}
-	qps := map[string]float64{}
+	qps := benchShape.Run(b, kit)
 	for _, v := range variants {
-		qps[v.name] = float64(ops[v.name]) / elapsed[v.name].Seconds()
 		v.close()
 	}
 	return qps
 }
 
-// measure runs v from benchGoroutines goroutines for d and returns the
-// number of queries and the time taken. Every query must find its row.
-func measure(b *testing.B, v variant, d time.Duration) (int64, time.Duration) {
-	var n atomic.Int64
-	var failed atomic.Pointer[error]
-	var wg sync.WaitGroup
-	begin := time.Now()
-	deadline := begin.Add(d)
-	for g := range benchGoroutines {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(g), uint64(begin.UnixNano())))
-			for time.Now().Before(deadline) {
-				tenant := rng.Int64N(benchTenants) + 1
-				id := (tenant-1)*benchRows + rng.Int64N(benchRows) + 1
-				ctx := rls.WithTenant(context.Background(), rls.Int64(tenant))
-				if err := v.query(ctx, tenant, id); err != nil {
-					err = fmt.Errorf("%s: tenant %d id %d: %w", v.name, tenant, id, err)
-					failed.Store(&err)
-					return
-				}
-				n.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	if err := failed.Load(); err != nil {
-		b.Fatal(*err)
-	}
-	return n.Load(), time.Since(begin)
-}
-
+// report prints the RATIO lines of a run, and signed mode's against the
+// same pool unsigned.
 func report(suffix string, qps map[string]float64) {
-	names := make([]string, 0, len(qps))
-	for name := range qps {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	base := qps["baseline"]
-	fmt.Printf("baseline%s: %.0f queries/s\n", suffix, base)
-	for _, name := range names {
-		if name == "baseline" {
-			continue
-		}
-		fmt.Printf("RATIO %s%s %.3f (%.0f queries/s)\n", name, suffix, qps[name]/base, qps[name])
-	}
+	benchkit.Report("baseline", suffix, qps)
 	if qps["tx"] > 0 && qps["tx-signed"] > 0 {
 		// Signed mode against the same pool unsigned (goal: >= 0.95).
 		fmt.Printf("RATIO tx-signed-vs-tx%s %.3f\n", suffix, qps["tx-signed"]/qps["tx"])
@@ -435,79 +384,6 @@ func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
-}
-
-// startDelayProxy starts a TCP proxy on loopback in front of the server of
-// serverURL that delays each direction by delay, and returns serverURL
-// pointing at it.
-func startDelayProxy(b *testing.B, serverURL string, delay time.Duration) string {
-	b.Helper()
-	u, err := url.Parse(serverURL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	upstream := u.Host
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var conns sync.WaitGroup
-	b.Cleanup(func() {
-		_ = l.Close()
-		conns.Wait()
-	})
-	go func() {
-		for {
-			client, err := l.Accept()
-			if err != nil {
-				return
-			}
-			server, err := net.Dial("tcp", upstream)
-			if err != nil {
-				_ = client.Close()
-				continue
-			}
-			conns.Add(2)
-			go func() { defer conns.Done(); delayPipe(server, client, delay) }()
-			go func() { defer conns.Done(); delayPipe(client, server, delay) }()
-		}
-	}()
-	u.Host = l.Addr().String()
-	return u.String()
-}
-
-// delayPipe copies src to dst, each chunk delivered delay after it was read.
-func delayPipe(dst, src net.Conn, delay time.Duration) {
-	type chunk struct {
-		data []byte
-		due  time.Time
-	}
-	ch := make(chan chunk, 1024)
-	go func() {
-		defer close(ch)
-		for {
-			buf := make([]byte, 32*1024)
-			n, err := src.Read(buf)
-			if n > 0 {
-				ch <- chunk{buf[:n], time.Now().Add(delay)}
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	for c := range ch {
-		if d := time.Until(c.due); d > 0 {
-			time.Sleep(d)
-		}
-		if _, err := dst.Write(c.data); err != nil {
-			break
-		}
-	}
-	_ = dst.Close()
-	_ = src.Close()
-	for range ch { // let the reader finish
-	}
 }
 
 // BenchmarkPgBouncerReset measures, behind PgBouncer in transaction

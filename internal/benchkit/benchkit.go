@@ -1,8 +1,8 @@
 // Package benchkit is the shared machinery of the database/sql benchmarks
-// (make bench-sql): a point query by primary key over many tenants, run
+// (make bench-sql) and of pool's BenchmarkPool: a point query by primary key over many tenants, run
 // by variants from concurrent goroutines in alternating rounds, reported
 // as RATIO lines against a baseline measured in the same run, on loopback
-// and behind a proxy that adds latency. It mirrors pool's BenchmarkPool.
+// and behind a proxy that adds latency.
 package benchkit
 
 import (
@@ -63,18 +63,42 @@ func Duration() time.Duration {
 	return time.Second
 }
 
-// Run measures each variant's throughput in queries per second: a warm-up,
-// then rounds that alternate the variants so that drift hits them alike.
+// Shape is the size of a benchmark: Tenants x Rows rows (ids numbered
+// from 1, Rows per tenant in order), read by Goroutines goroutines, each
+// variant for Round per round.
+type Shape struct {
+	Tenants, Rows int64
+	Goroutines    int
+	Round         time.Duration
+}
+
+// SQL is the shape of the database/sql benchmarks, which [Schema] creates.
+var SQL = Shape{Tenants: Tenants, Rows: Rows, Goroutines: Goroutines}
+
+// Run measures each variant's throughput in queries per second in the
+// shape of the database/sql benchmarks (SQL, each round [Duration]).
 func Run(b testing.TB, variants []Variant) map[string]float64 {
 	b.Helper()
+	return SQL.Run(b, variants)
+}
+
+// Run measures each variant's throughput in queries per second: a warm-up,
+// then rounds that alternate the variants so that drift hits them alike.
+// A zero Round is [Duration].
+func (s Shape) Run(b testing.TB, variants []Variant) map[string]float64 {
+	b.Helper()
+	round := s.Round
+	if round == 0 {
+		round = Duration()
+	}
 	for _, v := range variants {
-		measure(b, v, 300*time.Millisecond)
+		s.measure(b, v, 300*time.Millisecond) // warm up: statement caches
 	}
 	ops := map[string]int64{}
 	elapsed := map[string]time.Duration{}
 	for range rounds {
 		for _, v := range variants {
-			n, d := measure(b, v, Duration())
+			n, d := s.measure(b, v, round)
 			ops[v.Name] += n
 			elapsed[v.Name] += d
 		}
@@ -86,20 +110,22 @@ func Run(b testing.TB, variants []Variant) map[string]float64 {
 	return qps
 }
 
-func measure(b testing.TB, v Variant, d time.Duration) (int64, time.Duration) {
+// measure runs v from s.Goroutines goroutines for d and returns the
+// number of queries and the time taken. Every query must succeed.
+func (s Shape) measure(b testing.TB, v Variant, d time.Duration) (int64, time.Duration) {
 	var n atomic.Int64
 	var failed atomic.Pointer[error]
 	var wg sync.WaitGroup
 	begin := time.Now()
 	deadline := begin.Add(d)
-	for g := range Goroutines {
+	for g := range s.Goroutines {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(g), uint64(begin.UnixNano())))
 			for time.Now().Before(deadline) {
-				tenant := rng.Int64N(Tenants) + 1
-				id := (tenant-1)*Rows + rng.Int64N(Rows) + 1
+				tenant := rng.Int64N(s.Tenants) + 1
+				id := (tenant-1)*s.Rows + rng.Int64N(s.Rows) + 1
 				ctx := rls.WithTenant(context.Background(), rls.Int64(tenant))
 				if err := v.Query(ctx, tenant, id); err != nil {
 					err = fmt.Errorf("%s: tenant %d id %d: %w", v.Name, tenant, id, err)
