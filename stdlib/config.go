@@ -22,8 +22,8 @@ var ErrKeyType = unit.ErrKeyType
 
 // Config configures a [Connector]. Create it with [ParseConfig]; a Config
 // built by hand needs a ConnConfig from [pgx.ParseConfig]. Its fields
-// Setting, KeyType, Citus, ResetSession, Signer and Audit mean what they
-// mean in pool.Config.
+// Setting, KeyType, Citus, ResetSession, Rewriter, Signer and Audit mean
+// what they mean in pool.Config.
 type Config struct {
 	// ConnConfig configures each connection. Every pgx option applies. The
 	// query exec mode is ConnConfig.DefaultQueryExecMode; behind PgBouncer
@@ -63,6 +63,15 @@ type Config struct {
 	// state. See pool.Config.ResetSession.
 	ResetSession bool
 
+	// Rewriter, when not nil, rewrites the SQL of every statement before
+	// it is sent, as pool.Config.Rewriter does (package citus/route
+	// provides one that routes each statement to the tenant's shard on
+	// Citus): Exec and Query, in a transaction or not, and so prepared
+	// statements, whose calls run through them; not when the arguments
+	// hold a pgx.QueryRewriter such as pgx.NamedArgs. The tenant (as text)
+	// is bound to the parameter it adds, after the statement's own.
+	Rewriter Rewriter
+
 	// Signer, when not nil, turns on signed mode (docs/security.md): every
 	// unit of work sets the tenant setting to the tenant signed with the
 	// Signer's key, which pgtenancy.tenant() verifies in the database. Use
@@ -79,6 +88,14 @@ type Config struct {
 	// verify.AuditConn returns one that refuses to start on a database
 	// where row level security would be inert.
 	Audit func(ctx context.Context, conn *pgx.Conn) error
+}
+
+// Rewriter rewrites SQL before it is sent. See [Config.Rewriter]; it is
+// pool.Rewriter's method set, so one value serves both.
+type Rewriter interface {
+	// Rewrite returns the SQL to send for sql and the number of the
+	// parameter it adds for the tenant, or sql and 0.
+	Rewrite(sql string) (rewritten string, tenantParam int)
 }
 
 // ParseConfig parses connString as [pgx.ParseConfig] does (a URL or
@@ -100,6 +117,9 @@ func newTenancy(cfg *Config) (*unit.Tenancy, error) {
 	t, err := unit.New(cfg.Setting, cfg.KeyType, cfg.Citus, cfg.ResetSession)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if cfg.Rewriter != nil {
+		t.Rewriter = cfg.Rewriter
 	}
 	if cfg.Signer != nil {
 		if cfg.Citus {

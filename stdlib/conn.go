@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -139,6 +140,24 @@ func args(nv []driver.NamedValue) []any {
 	return a
 }
 
+// rewriteInTx returns query and nv as Config.Rewriter rewrites them for the
+// transaction's tenant (set by BeginTx), the tenant appended as the last
+// argument; unchanged without a Rewriter or a rewrite.
+func (c *conn) rewriteInTx(query string, nv []driver.NamedValue) (string, []driver.NamedValue) {
+	if c.t.Rewriter == nil {
+		return query, nv
+	}
+	tn, err := c.t.Tenant(c.tx.ctx)
+	if err != nil {
+		return query, nv
+	}
+	q, a := c.t.Rewrite(tn, query, args(nv))
+	if len(a) == len(nv) {
+		return query, nv
+	}
+	return q, append(slices.Clone(nv), driver.NamedValue{Ordinal: len(nv) + 1, Value: a[len(a)-1]})
+}
+
 // hasQueryOption reports whether args start with a pgx option that a
 // batch cannot carry.
 func hasQueryOption(args []any) bool {
@@ -161,6 +180,7 @@ func hasQueryOption(args []any) bool {
 func (c *conn) ExecContext(ctx context.Context, query string, nv []driver.NamedValue) (driver.Result, error) {
 	if c.tx != nil {
 		c.tx.note(query)
+		query, nv = c.rewriteInTx(query, nv)
 		return c.c.ExecContext(ctx, query, nv)
 	}
 	tn, err := c.t.Tenant(ctx)
@@ -172,6 +192,7 @@ func (c *conn) ExecContext(ctx context.Context, query string, nv []driver.NamedV
 		return nil, driver.ErrBadConn
 	}
 	a := args(nv)
+	query, a = c.t.Rewrite(tn, query, a)
 	if hasQueryOption(a) {
 		return c.execInTx(ctx, tn, query, a)
 	}
@@ -242,6 +263,7 @@ func (c *conn) execInTx(ctx context.Context, tn rls.Tenant, query string, a []an
 func (c *conn) QueryContext(ctx context.Context, query string, nv []driver.NamedValue) (driver.Rows, error) {
 	if c.tx != nil {
 		c.tx.note(query)
+		query, nv = c.rewriteInTx(query, nv)
 		return c.c.QueryContext(ctx, query, nv)
 	}
 	tn, err := c.t.Tenant(ctx)
@@ -253,6 +275,7 @@ func (c *conn) QueryContext(ctx context.Context, query string, nv []driver.Named
 		return nil, driver.ErrBadConn
 	}
 	a := args(nv)
+	query, a = c.t.Rewrite(tn, query, a)
 	if hasQueryOption(a) {
 		return c.queryInTx(ctx, tn, query, a)
 	}

@@ -2,6 +2,7 @@ package route_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/pgtenancy/pgtenancy/pgtenancytest"
 	"github.com/pgtenancy/pgtenancy/pool"
 	"github.com/pgtenancy/pgtenancy/rls"
+	"github.com/pgtenancy/pgtenancy/stdlib"
 )
 
 var (
@@ -291,4 +293,59 @@ SELECT * FROM no_such_table;
 	assert.Equal(t, route.LeftAlone, got["Renamed"].Outcome)
 	assert.Equal(t, []string{"products", "purchases"}, got["Full"].Tables)
 	assert.Error(t, got["Broken"].Err)
+}
+
+// TestCitusRoutedDatabaseSQL: the same rewriter in database/sql
+// (stdlib.Config.Rewriter) routes each statement to one shard, outside and
+// inside a transaction, in every exec mode, and isolation holds.
+func TestCitusRoutedDatabaseSQL(t *testing.T) {
+	pgtenancytest.CitusURL(t)
+	t.Parallel()
+	db := citusStoreDB(t)
+	tables, err := route.Load(context.Background(), db.AppConn(t))
+	require.NoError(t, err)
+	rw, err := route.New(tables, route.Options{})
+	require.NoError(t, err)
+	explainSQL := func(t *testing.T, ctx context.Context, q interface {
+		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	}, query string, args ...any) string {
+		t.Helper()
+		rows, err := q.QueryContext(ctx, "EXPLAIN "+query, args...)
+		require.NoError(t, err, query)
+		defer rows.Close()
+		var lines []string
+		for rows.Next() {
+			var l string
+			require.NoError(t, rows.Scan(&l))
+			lines = append(lines, l)
+		}
+		require.NoError(t, rows.Err())
+		return strings.Join(lines, "\n")
+	}
+	for _, mode := range execModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			cfg, err := stdlib.ParseConfig(db.AppURL)
+			require.NoError(t, err)
+			cfg.ConnConfig.DefaultQueryExecMode = mode
+			cfg.Citus = true
+			cfg.Rewriter = rw
+			sdb, err := stdlib.OpenDB(context.Background(), cfg)
+			require.NoError(t, err)
+			defer sdb.Close()
+			ctx := ctxFor(tenantA)
+			const point = "SELECT * FROM products WHERE id = $1"
+			assert.Contains(t, explainSQL(t, ctx, sdb, point, int64(101)), "Task Count: 1\n")
+			tx, err := sdb.BeginTx(ctx, nil)
+			require.NoError(t, err)
+			assert.Contains(t, explainSQL(t, ctx, tx, "SELECT name FROM products WHERE price_cents > 10"), "Task Count: 1\n")
+			require.NoError(t, tx.Rollback())
+			for _, tn := range tenants {
+				var n int64
+				require.NoError(t, sdb.QueryRowContext(ctxFor(tn), "SELECT count(*) FROM products").Scan(&n))
+				var want int64
+				require.NoError(t, db.AdminConn(t).QueryRow(context.Background(), "SELECT count(*) FROM products WHERE store_id = $1", tn.String()).Scan(&want))
+				assert.Equal(t, want, n, "tenant %s sees its own products only", tn)
+			}
+		})
+	}
 }
