@@ -861,6 +861,36 @@ func (c *classifier) roleCompare(op string, args []nodetree.Value) (verdict, boo
 	return verdict{}, false
 }
 
+// readsRole reports whether the expression of a tree's text reads the
+// session's role: current_user and the like, or pg_has_role. A tree that
+// cannot be read counts as reading it.
+func (r *exprResolver) readsRole(text string) bool {
+	if text == "" {
+		return false
+	}
+	p := r.tree(text)
+	if !p.ok {
+		return true
+	}
+	found := false
+	nodetree.Walk(p.v, func(v nodetree.Value) bool {
+		switch {
+		case found:
+		case v.Is("SQLVALUEFUNCTION"):
+			switch v.Node.Str("op") {
+			case "9", "10", "11", "12":
+				found = true
+			}
+		case v.Is("FUNCEXPR"):
+			if f := r.fn(v); f != nil && f.Schema == "pg_catalog" && strings.HasPrefix(f.Name, "pg_has_role") {
+				found = true
+			}
+		}
+		return !found
+	})
+	return found
+}
+
 // isSessionRole reports whether v is current_user, current_role, user or
 // session_user, through casts.
 func isSessionRole(v nodetree.Value) bool {

@@ -1160,6 +1160,26 @@ ALTER FUNCTION task_count() OWNER TO {authenticated};`,
 		want: with(railsWarnings, findingKey{W, verify.CodeSecurityDefiner, "public.task_count()"}),
 	},
 	{
+		name: "security definer owner admitted by its own name in a policy",
+		sql: railsSchema + `
+ALTER POLICY tasks_tenant ON tasks USING (account_id = current_setting('app.tenant')::bigint OR current_user = '{authenticated}');
+GRANT SELECT ON tasks TO {authenticated};
+CREATE FUNCTION tasks_of(a bigint) RETURNS SETOF tasks LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+    AS $$ SELECT * FROM tasks WHERE account_id = a $$;
+ALTER FUNCTION tasks_of(bigint) OWNER TO {authenticated};`,
+		want: with(railsWarnings, findingKey{E, verify.CodeSecurityDefiner, "public.tasks_of(bigint)"}),
+	},
+	{
+		name: "security definer owner with column grants and a policy of its own",
+		sql: railsSchema + `
+CREATE POLICY reporting ON tasks TO {authenticated} USING (true);
+GRANT SELECT (id, account_id, title) ON tasks TO {authenticated};
+CREATE FUNCTION titles_of(a bigint) RETURNS TABLE (id bigint, title text) LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+    AS $$ SELECT id, title FROM tasks WHERE account_id = a $$;
+ALTER FUNCTION titles_of(bigint) OWNER TO {authenticated};`,
+		want: with(railsWarnings, findingKey{E, verify.CodeSecurityDefiner, "public.titles_of(bigint)"}),
+	},
+	{
 		name: "security definer owned by the tables' owner",
 		sql: railsSchema + `
 CREATE FUNCTION task_count() RETURNS bigint LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp

@@ -215,6 +215,10 @@ type table struct {
 type polInfo struct {
 	*snapshot.Policy
 	using, check *verdict
+	// roleDep reports that an expression reads the session's role
+	// (current_user and the like, pg_has_role): its verdicts hold for the
+	// application role only.
+	roleDep bool
 }
 
 // colType returns the type of a column of t, or "".
