@@ -833,8 +833,8 @@ func constCompare(op string, args []nodetree.Value) verdict {
 	return verdict{cls: clsVacuous, why: "it is made of constants only, so it is the same for every row"}
 }
 
-// roleCompare classifies current_user = 'name' (or <>, session_user,
-// current_role) for the application role: its statements run as itself,
+// roleCompare classifies current_user = 'name' (or <>, current_role) for
+// the application role: its statements run as itself,
 // so the comparison is the same in every one of them, unless it can SET
 // ROLE to that name, when the session decides.
 func (c *classifier) roleCompare(op string, args []nodetree.Value) (verdict, bool) {
@@ -891,8 +891,10 @@ func (r *exprResolver) readsRole(text string) bool {
 	return found
 }
 
-// isSessionRole reports whether v is current_user, current_role, user or
-// session_user, through casts.
+// isSessionRole reports whether v is current_user, current_role or user,
+// through casts. Not session_user: the role that logged in, which may be
+// another role that SET ROLE to the application role (PostgREST's
+// authenticator).
 func isSessionRole(v nodetree.Value) bool {
 	for v.Kind == nodetree.Node {
 		n := v.Node
@@ -907,7 +909,7 @@ func isSessionRole(v nodetree.Value) bool {
 			}
 		case "SQLVALUEFUNCTION":
 			switch n.Str("op") {
-			case "9", "10", "11", "12":
+			case "9", "10", "11": // CURRENT_ROLE, CURRENT_USER, USER
 				return true
 			}
 		}

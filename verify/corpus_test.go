@@ -1128,6 +1128,32 @@ GRANT SELECT ON translations, countries TO {app};`,
 		want: with(railsWarnings, findingKey{W, verify.CodeTableUnclassified, "public.countries"},
 			findingKey{W, verify.CodeTableUnclassified, "public.translations"}),
 	},
+	{
+		name: "a column name that is the tenant on one table and a user on another",
+		sql: `
+CREATE TABLE orgs (id bigint PRIMARY KEY, name text);
+CREATE TABLE users (id bigint PRIMARY KEY, org_id bigint NOT NULL REFERENCES orgs);
+CREATE INDEX ON users (org_id);
+CREATE TABLE projects (owner_id bigint NOT NULL REFERENCES orgs, id bigint, name text, PRIMARY KEY (owner_id, id));
+CREATE TABLE notes (org_id bigint NOT NULL REFERENCES orgs, id bigint, owner_id bigint, body text, PRIMARY KEY (org_id, id));
+ALTER TABLE users ENABLE ROW LEVEL SECURITY;
+ALTER TABLE projects ENABLE ROW LEVEL SECURITY;
+ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY org_users ON users USING (org_id = current_setting('app.org')::bigint);
+CREATE POLICY org_projects ON projects USING (owner_id = current_setting('app.org')::bigint);
+CREATE POLICY org_notes ON notes USING (org_id = current_setting('app.org')::bigint);
+CREATE POLICY author_edit ON notes FOR UPDATE USING (owner_id = current_setting('app.user')::bigint);
+GRANT SELECT ON orgs TO {app};
+GRANT SELECT, INSERT, UPDATE, DELETE ON users, projects, notes TO {app};`,
+		opts: func(o *verify.Options) { o.Global = []string{"orgs"} },
+		want: []findingKey{{E, verify.CodePermissivePolicy, "author_edit"}, {W, verify.CodeKeyWithoutTenant, "users_pkey"}},
+	},
+	{
+		name: "an or arm on session_user, which the login role decides",
+		sql: railsSchema + `
+ALTER POLICY tasks_tenant ON tasks USING (account_id = current_setting('app.tenant')::bigint OR session_user = 'authenticator');`,
+		want: with(railsWarnings, findingKey{E, verify.CodePermissivePolicy, "tasks_tenant"}),
+	},
 	// Roles named in policies, judged for the application role.
 	{
 		name: "an or arm for another role's name",
@@ -1178,6 +1204,26 @@ CREATE FUNCTION titles_of(a bigint) RETURNS TABLE (id bigint, title text) LANGUA
     AS $$ SELECT id, title FROM tasks WHERE account_id = a $$;
 ALTER FUNCTION titles_of(bigint) OWNER TO {authenticated};`,
 		want: with(railsWarnings, findingKey{E, verify.CodeSecurityDefiner, "public.titles_of(bigint)"}),
+	},
+	{
+		name: "security definer owner reading through an owner's view",
+		sql: railsSchema + `
+CREATE VIEW task_feed AS SELECT * FROM tasks;
+GRANT SELECT ON task_feed, tasks TO {authenticated};
+CREATE FUNCTION tasks_of(a bigint) RETURNS bigint LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+    AS $$ SELECT count(*) FROM task_feed f JOIN tasks t USING (id) WHERE f.account_id = a $$;
+ALTER FUNCTION tasks_of(bigint) OWNER TO {authenticated};`,
+		want: with(railsWarnings, findingKey{E, verify.CodeSecurityDefiner, "public.tasks_of(bigint)"},
+			findingKey{W, verify.CodeViewNotInvoker, "public.task_feed"}),
+	},
+	{
+		name: "security definer owner holding truncate",
+		sql: railsSchema + `
+GRANT SELECT, DELETE, TRUNCATE ON tasks TO {authenticated};
+CREATE FUNCTION purge_tasks() RETURNS void LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp
+    AS $$ BEGIN TRUNCATE tasks; END $$;
+ALTER FUNCTION purge_tasks() OWNER TO {authenticated};`,
+		want: with(railsWarnings, findingKey{E, verify.CodeSecurityDefiner, "public.purge_tasks()"}),
 	},
 	{
 		name: "security definer owned by the tables' owner",

@@ -82,9 +82,9 @@ func tenantPredicates(t *table, fn func(p *polInfo, m mention)) {
 // settingUse is what the policies do with one setting.
 type settingUse struct {
 	name   string
-	tables map[uint32]bool
-	cols   map[string]bool   // the columns compared with it, keys of tenant tables aside
-	roots  map[uint32]string // the tables whose sole key is compared with it
+	tables map[uint32]map[string]bool // the columns compared with it, by table
+	cols   map[string]bool            // the columns compared with it, keys of tenant tables aside
+	roots  map[uint32]string          // the tables whose sole key is compared with it
 }
 
 // tenantWords and otherWords make a setting's name look like the tenant's
@@ -176,6 +176,15 @@ func (s *state) tenantSettings(uses map[string]*settingUse) []string {
 			_, ok := primary.roots[oid]
 			same = same || ok
 		}
+		// Not where both are compared on one table, with other columns:
+		// owner_id may be the tenant on one table and a user on another.
+		for oid, cols := range u.tables {
+			if pcols := primary.tables[oid]; pcols != nil {
+				for col := range cols {
+					same = same && pcols[col]
+				}
+			}
+		}
 		if same {
 			out = append(out, u.name)
 		}
@@ -216,10 +225,13 @@ func (s *state) infer() {
 			}
 			u := uses[m.setting]
 			if u == nil {
-				u = &settingUse{name: m.setting, tables: map[uint32]bool{}, cols: map[string]bool{}, roots: map[uint32]string{}}
+				u = &settingUse{name: m.setting, tables: map[uint32]map[string]bool{}, cols: map[string]bool{}, roots: map[uint32]string{}}
 				uses[m.setting] = u
 			}
-			u.tables[t.OID] = true
+			if u.tables[t.OID] == nil {
+				u.tables[t.OID] = map[string]bool{}
+			}
+			u.tables[t.OID][m.col] = true
 			if soleKey(t, m.col) {
 				u.roots[t.OID] = m.col
 			} else {
