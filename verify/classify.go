@@ -276,8 +276,10 @@ type classifier struct {
 	// first pass, when lookups stay clsLookup.
 	tenantRel func(uint32) bool
 	// settings are the tenant settings, once given or inferred; nil
-	// accepts any.
-	settings []string
+	// accepts any. settingGiven: the one given (Options.Setting or a
+	// model), whose JSON claims count too.
+	settings     []string
+	settingGiven bool
 	// tenantCol is the table's tenant column, in the second pass.
 	tenantCol string
 	// cache holds the verdicts of trees already classified for a table
@@ -641,7 +643,7 @@ func (c *classifier) tenantValue(col string, val valInfo) (verdict, bool) {
 		return verdict{}, false
 	}
 	settings := uniq(val.settings)
-	if c.settings != nil && !slices.ContainsFunc(settings, func(s string) bool { return isTenantSetting(s, c.settings) }) {
+	if c.settings != nil && !slices.ContainsFunc(settings, func(s string) bool { return isTenantSetting(s, c.settings, c.settingGiven) }) {
 		return verdict{cls: clsRows, settings: settings, mentions: mentionsOf([]string{col}, settings),
 			why: "it compares " + col + " with " + strings.Join(settings, ", ") + ", not with the tenant setting " + strings.Join(c.settings, " or ")}, true
 	}
@@ -650,14 +652,17 @@ func (c *classifier) tenantValue(col string, val valInfo) (verdict, bool) {
 }
 
 // isTenantSetting reports whether a setting read is one of the tenant
-// settings: itself, its JSON claim's setting, or the role the session runs
-// as.
-func isTenantSetting(read string, tenant []string) bool {
+// settings: itself, or the role the session runs as; with claims, a JSON
+// claim of one (request.jwt.claims->>tenant_id of request.jwt.claims), as
+// when the setting was given. Inferred settings name their claims:
+// request.jwt.claims, read whole or by a path verify does not name, does
+// not make its claim ->>sub (a user) the tenant's.
+func isTenantSetting(read string, tenant []string, claims bool) bool {
 	if read == pseudoSetting || slices.Contains(tenant, read) {
 		return true
 	}
 	base, _, _ := strings.Cut(read, "->>")
-	return slices.Contains(tenant, base)
+	return claims && slices.Contains(tenant, base)
 }
 
 // comparisons are the operators that compare values but not for equality.

@@ -1154,6 +1154,24 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON users, projects, notes TO {app};`,
 ALTER POLICY tasks_tenant ON tasks USING (account_id = current_setting('app.tenant')::bigint OR session_user = 'authenticator');`,
 		want: with(railsWarnings, findingKey{E, verify.CodePermissivePolicy, "tasks_tenant"}),
 	},
+	{
+		name: "supabase tenant claim read by path beside a user policy",
+		sql: `
+CREATE SCHEMA auth;
+CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE
+    AS $$ SELECT coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''), (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'))::uuid $$;
+CREATE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE
+    AS $$ SELECT coalesce(nullif(current_setting('request.jwt.claim', true), ''), nullif(current_setting('request.jwt.claims', true), ''))::jsonb $$;
+GRANT USAGE ON SCHEMA auth TO {app};
+CREATE TABLE tenants (id uuid PRIMARY KEY);
+CREATE TABLE tasks (tenant_id uuid NOT NULL REFERENCES tenants, id uuid, assignee uuid, title text, PRIMARY KEY (tenant_id, id));
+ALTER TABLE tasks ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_all ON tasks USING (tenant_id = (auth.jwt() #>> '{app_metadata,tenant_id}')::uuid);
+CREATE POLICY assignee_upd ON tasks FOR UPDATE USING (assignee = auth.uid());
+GRANT SELECT, INSERT, UPDATE, DELETE ON tasks TO {app};`,
+		opts: func(o *verify.Options) { o.Global = []string{"tenants"} },
+		want: []findingKey{{E, verify.CodePermissivePolicy, "assignee_upd"}},
+	},
 	// Roles named in policies, judged for the application role.
 	{
 		name: "an or arm for another role's name",

@@ -37,7 +37,7 @@ func (s *state) classify(tenantRel func(uint32) bool) {
 		if tenantRel != nil {
 			fmt.Fprintf(&key, "tenant:%s", t.column)
 		}
-		c := &classifier{r: s.res, cols: cols, tenantRel: tenantRel, settings: settings, cache: cache, colsKey: key.String()}
+		c := &classifier{r: s.res, cols: cols, tenantRel: tenantRel, settings: settings, settingGiven: s.exp.settingGiven, cache: cache, colsKey: key.String()}
 		if tenantRel != nil {
 			c.tenantCol = t.column
 		}
@@ -121,7 +121,7 @@ func (s *state) tenantSettings(uses map[string]*settingUse) []string {
 			name = name[i+1:]
 		}
 		score := 0
-		if e.settingGiven && isTenantSetting(u.name, []string{e.setting}) {
+		if e.settingGiven && isTenantSetting(u.name, []string{e.setting}, true) {
 			score += 8
 		}
 		if e.column != "" && u.cols[e.column] {
@@ -240,7 +240,7 @@ func (s *state) infer() {
 		})
 	}
 	s.settings = s.tenantSettings(uses)
-	tenant := func(m mention) bool { return m.setting == "" || isTenantSetting(m.setting, s.settings) }
+	tenant := func(m mention) bool { return m.setting == "" || isTenantSetting(m.setting, s.settings, false) }
 	rootCol := map[uint32]string{}
 	predicate := map[uint32]string{}
 	for _, t := range s.order {
