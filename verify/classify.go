@@ -137,6 +137,9 @@ type getterInfo struct {
 	settings  []string
 	immutable bool
 	resolving bool
+	// signed: pgtenancy.tenant() as installed, which verifies the
+	// setting's signature.
+	signed bool
 }
 
 func newResolver(a *snapshot.Audit) *exprResolver {
@@ -227,7 +230,7 @@ func (r *exprResolver) getter(f *snapshot.ExprFunc) *getterInfo {
 	}
 	if r.signedTenant != nil {
 		if settings := r.signedTenant(f); len(settings) > 0 {
-			g.ok, g.settings = true, settings
+			g.ok, g.settings, g.signed = true, settings, true
 			return g
 		}
 	}
@@ -280,6 +283,10 @@ type classifier struct {
 	// model), whose JSON claims count too.
 	settings     []string
 	settingGiven bool
+	// signed: signed mode is in use, so a tenant read without the
+	// signature check of pgtenancy.tenant() does not limit rows to the
+	// tenant.
+	signed bool
 	// tenantCol is the table's tenant column, in the second pass.
 	tenantCol string
 	// cache holds the verdicts of trees already classified for a table
@@ -322,6 +329,9 @@ type valInfo struct {
 	immutable []string // IMMUTABLE getters
 	rels      []uint32 // relations read by subqueries
 	nonConst  bool     // calls functions, reads parameters or subqueries: not a constant
+	// raw: it reads a setting other than through pgtenancy.tenant()
+	// (which verifies its signature), as injected SQL can set it.
+	raw bool
 	// helperCols are the columns of the row passed to user functions
 	// that read a setting: is_member(org_id). Inference takes them for
 	// tenant columns.
@@ -335,6 +345,7 @@ func (a *valInfo) merge(b valInfo) {
 	a.immutable = append(a.immutable, b.immutable...)
 	a.rels = append(a.rels, b.rels...)
 	a.nonConst = a.nonConst || b.nonConst
+	a.raw = a.raw || b.raw
 	a.helperCols = append(a.helperCols, b.helperCols...)
 }
 
@@ -392,6 +403,7 @@ func (c *classifier) value(v nodetree.Value, depth int) valInfo {
 			if len(items) > 0 && items[0].Is("CONST") {
 				if s, ok := nodetree.Text(items[0].Node.Get("constvalue")); ok {
 					vi.settings = append(vi.settings, s)
+					vi.raw = true
 					return vi
 				}
 			}
@@ -403,6 +415,7 @@ func (c *classifier) value(v nodetree.Value, depth int) valInfo {
 			switch {
 			case g.ok:
 				vi.settings = append(vi.settings, g.settings...)
+				vi.raw = vi.raw || !g.signed
 				if g.immutable {
 					vi.immutable = append(vi.immutable, name)
 				}
@@ -646,6 +659,10 @@ func (c *classifier) tenantValue(col string, val valInfo) (verdict, bool) {
 	if c.settings != nil && !slices.ContainsFunc(settings, func(s string) bool { return isTenantSetting(s, c.settings, c.settingGiven) }) {
 		return verdict{cls: clsRows, settings: settings, mentions: mentionsOf([]string{col}, settings),
 			why: "it compares " + col + " with " + strings.Join(settings, ", ") + ", not with the tenant setting " + strings.Join(c.settings, " or ")}, true
+	}
+	if c.signed && val.raw {
+		return verdict{cls: clsRows, settings: settings, mentions: mentionsOf([]string{col}, settings),
+			why: "it compares " + col + " with " + strings.Join(settings, ", ") + " read without the signature check of " + signedFunction + ": in signed mode, SQL that sets the setting reads any tenant"}, true
 	}
 	return verdict{cls: clsTenant, cols: []string{col}, settings: settings, immutable: uniq(val.immutable),
 		mentions: mentionsOf([]string{col}, settings)}, true

@@ -15,6 +15,7 @@ import (
 // settings are known, decides them.
 func (s *state) classify(tenantRel func(uint32) bool) {
 	var settings []string
+	signed := tenantRel != nil && s.signed != nil && s.signed.installed && s.signedInUse()
 	switch {
 	case s.exp.settingGiven:
 		settings = []string{s.exp.setting}
@@ -37,7 +38,7 @@ func (s *state) classify(tenantRel func(uint32) bool) {
 		if tenantRel != nil {
 			fmt.Fprintf(&key, "tenant:%s", t.column)
 		}
-		c := &classifier{r: s.res, cols: cols, tenantRel: tenantRel, settings: settings, settingGiven: s.exp.settingGiven, cache: cache, colsKey: key.String()}
+		c := &classifier{r: s.res, cols: cols, tenantRel: tenantRel, settings: settings, settingGiven: s.exp.settingGiven, signed: signed, cache: cache, colsKey: key.String()}
 		if tenantRel != nil {
 			c.tenantCol = t.column
 		}

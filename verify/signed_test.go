@@ -130,3 +130,30 @@ func TestVerifySigned(t *testing.T) {
 	r = mustVerify(t, owner, signedOpts)
 	assert.Contains(t, findingKeys(r), findingKey{verify.SeverityError, verify.CodeSignedMissing, "pgtenancy.tenant()"})
 }
+
+// TestVerifySignedRawPolicy: in signed mode, a permissive policy that reads
+// the tenant setting (pgtenancy's or another) without pgtenancy.tenant()'s
+// signature check admits any tenant that SQL sets: an error, with or
+// without a model.
+func TestVerifySignedRawPolicy(t *testing.T) {
+	t.Parallel()
+	for _, setting := range []string{"app.current_tenant", "app.tenant"} {
+		t.Run(setting, func(t *testing.T) {
+			t.Parallel()
+			db := pgtenancytest.NewDB(t, signedStore)
+			mustExec(t, db.AdminConn(t), "CREATE POLICY raw_read ON products USING (store_id = NULLIF(current_setting('"+setting+"', true), '')::bigint)")
+			// pgtenancy's signed guard still holds every row to the tenant.
+			r := mustVerify(t, db.OwnerConn(t), verify.Options{AppRole: pgtenancytest.AppRole, Global: []string{"currencies"}})
+			assert.Equal(t, []findingKey{{verify.SeverityWarning, verify.CodePermissivePolicy, "raw_read"}}, findingKeys(r))
+			// Without it, the raw read is the hole.
+			mustExec(t, db.AdminConn(t), "DROP POLICY "+policy.GuardPolicy+" ON products")
+			for _, opts := range []verify.Options{
+				{AppRole: pgtenancytest.AppRole, Global: []string{"currencies"}},
+				{Model: signedModel()},
+			} {
+				r := mustVerify(t, db.OwnerConn(t), opts)
+				assert.Contains(t, findingKeys(r), findingKey{verify.SeverityError, verify.CodePermissivePolicy, "raw_read"}, "%v", r.Findings)
+			}
+		})
+	}
+}
