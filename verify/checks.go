@@ -760,63 +760,6 @@ func (c *checker) checkUnclassified() {
 	}
 }
 
-// ownerHeld reports whether the owner of f, a SECURITY DEFINER function,
-// gets only the tenant's rows of each of tables, the tenant tables it
-// touches: not a superuser, without BYPASSRLS, owning none of them (an
-// owner can switch row level security off), without TRUNCATE (which row
-// level security does not govern), held on each to policies that limit
-// every command to the tenant, none of them reading the session's role
-// (judged for the application role) or beyond verify's reading; and f
-// reads nothing else that verify knows of (its dependencies are those
-// tables, its body names no view and no other SECURITY DEFINER function,
-// which could read them with other rights).
-func (s *state) ownerHeld(f snapshot.Func, tables []*table) bool {
-	var r *snapshot.RoleInfo
-	for _, ri := range s.audit.Roles {
-		if ri.Name == f.Owner {
-			r = ri
-		}
-	}
-	if r == nil || r.Super || r.Bypass {
-		return false
-	}
-	for _, o := range f.Deps {
-		if t := s.tables[o]; t == nil || !t.tenant {
-			return false
-		}
-	}
-	src := strings.ToLower(f.Source)
-	for _, v := range s.snap.Views {
-		if mentions(src, strings.ToLower(v.Name.Name)) {
-			return false
-		}
-	}
-	for _, g := range s.snap.Funcs {
-		if name, _, _ := strings.Cut(g.Signature, "("); g.OID != f.OID && mentions(src, strings.ToLower(name[strings.LastIndexByte(name, '.')+1:])) {
-			return false
-		}
-	}
-	u := newSubject(r)
-	for _, t := range tables {
-		// Every command, whatever its grants: column privileges are not
-		// read for roles other than the application role.
-		if !t.RLS || owns(u, t) {
-			return false
-		}
-		if slices.ContainsFunc(t.ACL, func(it snapshot.ACLItem) bool { return it.Priv == "TRUNCATE" && u.usage[it.Grantee] }) {
-			return false
-		}
-		if slices.ContainsFunc(t.pols, func(p *polInfo) bool { return p.roleDep && applies(u, p) }) {
-			// Judged for the application role's name, not the owner's.
-			return false
-		}
-		if j := s.judge(t, []*subject{u}, [][]string{dml}); len(j.open) > 0 || len(j.unsure) > 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // protected reports whether u's reads of t are limited to the tenant.
 func (s *state) protected(t *table, u *subject) bool {
 	if !t.RLS || owns(u, t) && !t.Force {
@@ -931,21 +874,12 @@ func (c *checker) checkFunctions() {
 			// which every role may execute; checkSigned checks the rest.
 			continue
 		}
-		var tables []*table
-		for _, o := range f.Deps {
-			if t := c.s.tables[o]; t != nil && t.tenant {
-				tables = append(tables, t)
-			}
-		}
+		touched := c.tenantNames(f.Deps)
 		src := strings.ToLower(f.Source)
 		for _, t := range c.s.tenants {
 			if mentions(src, strings.ToLower(t.Name.Name)) {
-				tables = append(tables, t)
+				touched = append(touched, t.Name.String())
 			}
-		}
-		var touched []string
-		for _, t := range tables {
-			touched = append(touched, t.Name.String())
 		}
 		slices.Sort(touched)
 		touched = slices.Compact(touched)
@@ -970,11 +904,7 @@ func (c *checker) checkFunctions() {
 				"SECURITY DEFINER function runs as %q, and policies call it, so the application role must execute it; it can also call it directly with arguments of its choosing: make sure it reveals nothing beyond the tenant's own rows", f.Owner)
 			continue
 		}
-		if len(touched) > 0 && c.s.ownerHeld(f, tables) {
-			c.add(SeverityWarning, CodeSecurityDefiner, "function", f.Signature, "", fix,
-				"SECURITY DEFINER function runs as %q and the application role can execute it; it mentions %s, but row level security holds %q to their policies, so it reads and writes only the tenant's rows",
-				f.Owner, strings.Join(touched, ", "), f.Owner)
-		} else if len(touched) > 0 {
+		if len(touched) > 0 {
 			c.add(SeverityError, CodeSecurityDefiner, "function", f.Signature, "", fix,
 				"SECURITY DEFINER function runs as %q, which may bypass row level security, mentions %s, and the application role can execute it",
 				f.Owner, strings.Join(touched, ", "))

@@ -120,7 +120,8 @@ type exprResolver struct {
 	// see state.signedTenantSettings), or nil; nil itself for none.
 	signedTenant func(*snapshot.ExprFunc) []string
 	// role reports, for a role's name, whether the application role runs
-	// as it (is) or can SET ROLE to it (can); nil without an application
+	// as it (is) or can run as it (can: by SET ROLE, or as the owner of a
+	// SECURITY DEFINER function or trigger); nil without an application
 	// role.
 	role func(name string) (is, can bool)
 }
@@ -874,43 +875,13 @@ func (c *classifier) roleCompare(op string, args []nodetree.Value) (verdict, boo
 		is, can := c.r.role(name)
 		switch {
 		case can:
-			return verdict{cls: clsSwitch, settings: []string{pseudoSetting}, why: fmt.Sprintf("it compares the session's role with %q, which the application role can SET ROLE to", name)}, true
+			return verdict{cls: clsSwitch, settings: []string{pseudoSetting}, why: fmt.Sprintf("it compares the session's role with %q, which the application role can run as (by SET ROLE, or in a SECURITY DEFINER function or trigger it owns)", name)}, true
 		case is == (op == "="):
 			return verdict{cls: clsVacuous, why: fmt.Sprintf("it compares the session's role with %q, which is always true for the application role", name)}, true
 		}
 		return verdict{cls: clsNever}, true
 	}
 	return verdict{}, false
-}
-
-// readsRole reports whether the expression of a tree's text reads the
-// session's role: current_user and the like, or pg_has_role. A tree that
-// cannot be read counts as reading it.
-func (r *exprResolver) readsRole(text string) bool {
-	if text == "" {
-		return false
-	}
-	p := r.tree(text)
-	if !p.ok {
-		return true
-	}
-	found := false
-	nodetree.Walk(p.v, func(v nodetree.Value) bool {
-		switch {
-		case found:
-		case v.Is("SQLVALUEFUNCTION"):
-			switch v.Node.Str("op") {
-			case "9", "10", "11", "12":
-				found = true
-			}
-		case v.Is("FUNCEXPR"):
-			if f := r.fn(v); f != nil && f.Schema == "pg_catalog" && strings.HasPrefix(f.Name, "pg_has_role") {
-				found = true
-			}
-		}
-		return !found
-	})
-	return found
 }
 
 // isSessionRole reports whether v is current_user, current_role or user,

@@ -45,8 +45,7 @@ func (s *state) classify(tenantRel func(uint32) bool) {
 		t.pols = t.pols[:0]
 		for i := range t.Policies {
 			p := &t.Policies[i]
-			t.pols = append(t.pols, &polInfo{Policy: p, using: c.classifyTree(p.UsingTree), check: c.classifyTree(p.CheckTree),
-				roleDep: s.res.readsRole(p.UsingTree) || s.res.readsRole(p.CheckTree)})
+			t.pols = append(t.pols, &polInfo{Policy: p, using: c.classifyTree(p.UsingTree), check: c.classifyTree(p.CheckTree)})
 		}
 	}
 }

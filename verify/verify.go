@@ -215,10 +215,6 @@ type table struct {
 type polInfo struct {
 	*snapshot.Policy
 	using, check *verdict
-	// roleDep reports that an expression reads the session's role
-	// (current_user and the like, pg_has_role): its verdicts hold for the
-	// application role only.
-	roleDep bool
 }
 
 // colType returns the type of a column of t, or "".
@@ -326,8 +322,16 @@ func newState(e *expectation, snap *snapshot.Snapshot, signed *signedState) *sta
 	s.res = newResolver(s.audit)
 	s.res.signedTenant = s.signedTenantSettings
 	if app := snap.AppRole; app != "" && snap.Role != nil {
-		member := snap.Role.Member
-		s.res.role = func(name string) (is, can bool) { return name == app, slices.Contains(member, name) }
+		// The application role runs as another role by SET ROLE, and as
+		// the owner of any SECURITY DEFINER function or trigger.
+		can := map[string]bool{}
+		for _, m := range snap.Role.Member {
+			can[m] = true
+		}
+		for _, f := range snap.Funcs {
+			can[f.Owner] = true
+		}
+		s.res.role = func(name string) (is, canBe bool) { return name == app, can[name] }
 	}
 	for _, st := range snap.Tables {
 		t := &table{Table: st}
