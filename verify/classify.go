@@ -78,6 +78,11 @@ type verdict struct {
 // (is_member(org_id)).
 type mention struct {
 	col, setting string
+	// lookup: the column is matched against rows another table holds,
+	// which the setting selects (org_id IN (SELECT org_id FROM members
+	// WHERE user_id = setting)): a tenant column, but not compared with
+	// the setting.
+	lookup bool
 }
 
 // mentionsOf pairs each column with each setting.
@@ -85,10 +90,10 @@ func mentionsOf(cols, settings []string) []mention {
 	var out []mention
 	for _, c := range cols {
 		if len(settings) == 0 {
-			out = append(out, mention{c, ""})
+			out = append(out, mention{col: c})
 		}
 		for _, s := range settings {
-			out = append(out, mention{c, s})
+			out = append(out, mention{col: c, setting: s})
 		}
 	}
 	return out
@@ -100,7 +105,7 @@ func uniqMentions(m []mention) []mention {
 	}
 	m = slices.Clone(m)
 	slices.SortFunc(m, func(a, b mention) int {
-		return cmp.Or(strings.Compare(a.col, b.col), strings.Compare(a.setting, b.setting))
+		return cmp.Or(strings.Compare(a.col, b.col), strings.Compare(a.setting, b.setting), boolCmp(a.lookup, b.lookup))
 	})
 	return slices.Compact(m)
 }
@@ -670,13 +675,13 @@ func (c *classifier) tenantValue(col string, val valInfo) (verdict, bool) {
 }
 
 // isTenantSetting reports whether a setting read is one of the tenant
-// settings: itself, or the role the session runs as; with claims, a JSON
+// settings: itself; with claims, a JSON
 // claim of one (request.jwt.claims->>tenant_id of request.jwt.claims), as
 // when the setting was given. Inferred settings name their claims:
 // request.jwt.claims, read whole or by a path verify does not name, does
 // not make its claim ->>sub (a user) the tenant's.
 func isTenantSetting(read string, tenant []string, claims bool) bool {
-	if read == pseudoSetting || slices.Contains(tenant, read) {
+	if slices.Contains(tenant, read) {
 		return true
 	}
 	base, _, _ := strings.Cut(read, "->>")
@@ -992,6 +997,9 @@ func (c *classifier) sublink(v nodetree.Value, depth int) verdict {
 		// the tenant column, for inference.
 		if col := c.lookupColumn(n, sub, depth); col != "" {
 			vd.mentions = mentionsOf([]string{col}, vd.settings)
+			for i := range vd.mentions {
+				vd.mentions[i].lookup = true
+			}
 		}
 	}
 	return c.resolveLookup(vd)

@@ -1172,6 +1172,119 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON tasks TO {app};`,
 		opts: func(o *verify.Options) { o.Global = []string{"tenants"} },
 		want: []findingKey{{E, verify.CodePermissivePolicy, "assignee_upd"}},
 	},
+	{
+		name: "a tenant setting with a neutral name beside a user setting named after the org",
+		sql: `
+CREATE TABLE workspaces (id bigint PRIMARY KEY);
+CREATE TABLE docs (ws_id bigint NOT NULL REFERENCES workspaces, id bigint, body text, PRIMARY KEY (ws_id, id));
+CREATE TABLE tasks (ws_id bigint NOT NULL REFERENCES workspaces, id bigint, user_id bigint NOT NULL, title text, PRIMARY KEY (ws_id, id));
+CREATE TABLE files (ws_id bigint NOT NULL REFERENCES workspaces, id bigint, body text, PRIMARY KEY (ws_id, id));
+ALTER TABLE docs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tasks ENABLE ROW LEVEL SECURITY;
+CREATE POLICY t ON docs USING (ws_id = current_setting('app.ctx')::bigint);
+CREATE POLICY t ON tasks USING (ws_id = current_setting('app.ctx')::bigint AND user_id = current_setting('app.org_user')::bigint);
+GRANT SELECT ON workspaces TO {app};
+GRANT SELECT, INSERT, UPDATE, DELETE ON docs, tasks, files TO {app};`,
+		opts: func(o *verify.Options) { o.Global = []string{"workspaces"} },
+		want: []findingKey{{E, verify.CodeRLSDisabled, "public.files"}},
+	},
+	{
+		name: "subdomain tenancy beside an actor setting",
+		sql: `
+CREATE TABLE sites (subdomain text PRIMARY KEY);
+CREATE TABLE posts (subdomain text NOT NULL REFERENCES sites, id bigint, created_by bigint NOT NULL, body text, PRIMARY KEY (subdomain, id));
+CREATE TABLE pages (subdomain text NOT NULL REFERENCES sites, id bigint, body text, PRIMARY KEY (subdomain, id));
+CREATE TABLE uploads (subdomain text NOT NULL REFERENCES sites, id bigint, body text, PRIMARY KEY (subdomain, id));
+ALTER TABLE posts ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pages ENABLE ROW LEVEL SECURITY;
+CREATE POLICY t ON posts USING (subdomain = current_setting('app.subdomain') AND created_by = current_setting('app.actor_id')::bigint);
+CREATE POLICY t ON pages USING (subdomain = current_setting('app.subdomain'));
+GRANT SELECT ON sites TO {app};
+GRANT SELECT, INSERT, UPDATE, DELETE ON posts, pages, uploads TO {app};`,
+		opts: func(o *verify.Options) { o.Global = []string{"sites"} },
+		want: []findingKey{{E, verify.CodeRLSDisabled, "public.uploads"}},
+	},
+	{
+		name: "neutral setting names, the user's on more tables",
+		sql: `
+CREATE TABLE workspaces (id bigint PRIMARY KEY);
+CREATE TABLE docs (ws_id bigint NOT NULL REFERENCES workspaces, id bigint, body text, PRIMARY KEY (ws_id, id));
+CREATE TABLE tasks (ws_id bigint NOT NULL REFERENCES workspaces, id bigint, uid bigint NOT NULL, title text, PRIMARY KEY (ws_id, id));
+CREATE TABLE prefs (id bigint PRIMARY KEY, uid bigint NOT NULL, k text, v text);
+CREATE TABLE drafts (id bigint PRIMARY KEY, uid bigint NOT NULL, body text);
+CREATE TABLE files (ws_id bigint NOT NULL REFERENCES workspaces, id bigint, body text, PRIMARY KEY (ws_id, id));
+ALTER TABLE docs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tasks ENABLE ROW LEVEL SECURITY;
+ALTER TABLE prefs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE drafts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY t ON docs USING (ws_id = current_setting('myapp.x')::bigint);
+CREATE POLICY t ON tasks USING (ws_id = current_setting('myapp.x')::bigint AND uid = current_setting('myapp.y')::bigint);
+CREATE POLICY t ON prefs USING (uid = current_setting('myapp.y')::bigint);
+CREATE POLICY t ON drafts USING (uid = current_setting('myapp.y')::bigint);
+GRANT SELECT ON workspaces TO {app};
+GRANT SELECT, INSERT, UPDATE, DELETE ON docs, tasks, files, prefs, drafts TO {app};`,
+		opts: func(o *verify.Options) { o.Global = []string{"workspaces"} },
+		want: []findingKey{{E, verify.CodeRLSDisabled, "public.files"},
+			{W, verify.CodeTableUnclassified, "public.drafts"}, {W, verify.CodeTableUnclassified, "public.prefs"}},
+	},
+	{
+		name: "two tenant settings during a migration of the tenant column",
+		sql: `
+CREATE TABLE tenants (id bigint PRIMARY KEY);
+CREATE TABLE a (tenant_id bigint NOT NULL REFERENCES tenants, id bigint, PRIMARY KEY (tenant_id, id));
+CREATE TABLE b (tenant_id bigint NOT NULL REFERENCES tenants, id bigint, PRIMARY KEY (tenant_id, id));
+CREATE TABLE c (account_id bigint NOT NULL REFERENCES tenants, id bigint, PRIMARY KEY (account_id, id));
+CREATE TABLE d (account_id bigint NOT NULL REFERENCES tenants, id bigint, PRIMARY KEY (account_id, id));
+ALTER TABLE a ENABLE ROW LEVEL SECURITY;
+ALTER TABLE b ENABLE ROW LEVEL SECURITY;
+ALTER TABLE c ENABLE ROW LEVEL SECURITY;
+ALTER TABLE d ENABLE ROW LEVEL SECURITY;
+CREATE POLICY t ON a USING (tenant_id = current_setting('app.tenant')::bigint);
+CREATE POLICY t ON b USING (tenant_id = current_setting('app.tenant')::bigint);
+CREATE POLICY t ON c USING (account_id = current_setting('app.account')::bigint);
+CREATE POLICY t ON d USING (account_id = current_setting('app.account')::bigint);
+GRANT SELECT ON tenants TO {app};
+GRANT SELECT, INSERT, UPDATE, DELETE ON a, b, c, d TO {app};`,
+		opts: func(o *verify.Options) { o.Global = []string{"tenants"} },
+	},
+	{
+		name: "two tenant settings on one column with the setting given",
+		sql: `
+CREATE TABLE a (tenant_id bigint NOT NULL, id bigint, PRIMARY KEY (tenant_id, id));
+CREATE TABLE b (tenant_id bigint NOT NULL, id bigint, PRIMARY KEY (tenant_id, id));
+ALTER TABLE a ENABLE ROW LEVEL SECURITY;
+ALTER TABLE b ENABLE ROW LEVEL SECURITY;
+CREATE POLICY t ON a USING (tenant_id = current_setting('app.tenant')::bigint);
+CREATE POLICY t ON b USING (tenant_id = current_setting('app.current_tenant')::bigint);
+GRANT SELECT, INSERT, UPDATE, DELETE ON a, b TO {app};`,
+		opts: func(o *verify.Options) { o.Setting = "app.tenant" },
+	},
+	{
+		name: "an author column compared with current_user beside the tenant policy",
+		sql: railsSchema + `
+ALTER TABLE tasks ADD COLUMN created_by name NOT NULL DEFAULT current_user;
+CREATE POLICY author_edit ON tasks FOR UPDATE USING (created_by = current_user);`,
+		want: with(railsWarnings, findingKey{E, verify.CodePermissivePolicy, "author_edit"}),
+	},
+	{
+		name: "a membership lookup and a user-only policy",
+		sql: `
+CREATE TABLE orgs (id bigint PRIMARY KEY);
+CREATE TABLE memberships (org_id bigint NOT NULL REFERENCES orgs, user_id bigint NOT NULL, PRIMARY KEY (org_id, user_id));
+CREATE TABLE projects (org_id bigint NOT NULL REFERENCES orgs, id bigint, PRIMARY KEY (org_id, id));
+CREATE TABLE tasks (org_id bigint NOT NULL REFERENCES orgs, id bigint, assignee_id bigint, title text, PRIMARY KEY (org_id, id));
+ALTER TABLE memberships ENABLE ROW LEVEL SECURITY;
+ALTER TABLE projects ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tasks ENABLE ROW LEVEL SECURITY;
+CREATE POLICY m ON memberships USING (org_id = current_setting('app.org')::bigint);
+CREATE POLICY p ON projects USING (org_id IN (SELECT org_id FROM memberships WHERE user_id = current_setting('app.user_id')::bigint));
+CREATE POLICY t ON tasks USING (org_id = current_setting('app.org')::bigint);
+CREATE POLICY mine ON tasks FOR UPDATE USING (assignee_id = current_setting('app.user_id')::bigint);
+GRANT SELECT ON orgs TO {app};
+GRANT SELECT, INSERT, UPDATE, DELETE ON memberships, projects, tasks TO {app};`,
+		opts: func(o *verify.Options) { o.Global = []string{"orgs"} },
+		want: []findingKey{{E, verify.CodePermissivePolicy, "mine"}},
+	},
 	// Roles named in policies, judged for the application role.
 	{
 		name: "an or arm for another role's name",

@@ -19,6 +19,11 @@ func (s *state) classify(tenantRel func(uint32) bool) {
 	switch {
 	case s.exp.settingGiven:
 		settings = []string{s.exp.setting}
+		if tenantRel != nil && slices.ContainsFunc(s.settings, func(x string) bool { return isTenantSetting(x, settings, true) }) {
+			// Compared, so the settings compared with the same
+			// columns count too.
+			settings = append(settings, s.settings...)
+		}
 	case tenantRel != nil && len(s.settings) > 0:
 		settings = s.settings
 	}
@@ -88,22 +93,46 @@ type settingUse struct {
 }
 
 // tenantWords and otherWords make a setting's name look like the tenant's
-// or like something else (a user, a locale) compared with a column too.
+// or like something else (a user, a locale) compared with a column too:
+// words of its last part, split at underscores.
 var (
-	tenantWords = []string{"tenant", "account", "org", "workspace", "company", "team", "customer", "client", "store", "shop", "site", "realm", "project", "group"}
-	otherWords  = []string{"user", "uid", "sub", "member", "locale", "lang", "role", "email", "session", "person", "profile"}
+	tenantWords = []string{"tenant", "account", "org", "organization", "organisation", "workspace", "company", "team", "customer", "client", "store", "shop", "site", "realm", "project", "group"}
+	otherWords  = []string{"user", "uid", "sub", "member", "locale", "lang", "language", "role", "email", "session", "person", "profile", "actor", "author", "owner"}
 )
 
+// nameWords returns the words of a setting's name that tell what it holds:
+// of its JSON claim, or of its last dotted part, split at underscores.
+func nameWords(setting string) []string {
+	name := strings.ToLower(setting)
+	if _, key, ok := strings.Cut(name, "->>"); ok {
+		name = key
+	} else if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		name = name[i+1:]
+	}
+	return strings.Split(name, "_")
+}
+
+// hasWord reports whether one of words is one of list, alone or with a
+// suffix id or s (orgid, tenants).
+func hasWord(words, list []string) bool {
+	return slices.ContainsFunc(words, func(w string) bool {
+		return slices.ContainsFunc(list, func(l string) bool { return w == l || w == l+"id" || w == l+"s" })
+	})
+}
+
 // tenantSettings picks the tenant settings among those the policies
-// compare columns with, which tell the tenant columns (the policies are
-// then judged by the setting given, if one was): the one given, when
-// compared; else pgtenancy's library's, when
-// installed and compared; else the one that looks most like the tenant's
-// (by its name and its columns' names, then by a column referencing a
-// table whose key it is compared with, then by how many tables compare
-// it), and with it every setting compared with the same columns or keys.
-// The others (a user id, a locale) only select rows within the tenant's,
-// as their policies are judged.
+// compare columns with: the one given, when compared; else pgtenancy's
+// library's, when installed and compared; else, in this order, the one
+// whose name says tenant (tenant, account, org, ...) and not user (user,
+// sub, locale, ...), the one compared on most tables with a column that
+// references another table (a tenant column referencing the tenants) or
+// with a table's own key, the one whose name or columns look most like a
+// tenant's, the one compared on most tables. With it count the settings
+// compared with the same columns, or with columns that reference the same
+// tables, unless some table compares both with different columns
+// (owner_id is the tenant on one table, a user on another). The others (a
+// user id, a locale) only select rows within the tenant's, as their
+// policies are judged.
 func (s *state) tenantSettings(uses map[string]*settingUse) []string {
 	e := s.exp
 	if len(uses) == 0 {
@@ -113,17 +142,13 @@ func (s *state) tenantSettings(uses map[string]*settingUse) []string {
 	for _, u := range uses {
 		cands = append(cands, u)
 	}
+	given := func(u *settingUse) bool { return e.settingGiven && isTenantSetting(u.name, []string{e.setting}, true) }
+	clear := func(u *settingUse) bool {
+		w := nameWords(u.name)
+		return u.name != pseudoSetting && hasWord(w, tenantWords) && !hasWord(w, otherWords)
+	}
 	looks := func(u *settingUse) int {
-		name := strings.ToLower(u.name)
-		if _, key, ok := strings.Cut(name, "->>"); ok {
-			name = key
-		} else if i := strings.LastIndexByte(name, '.'); i >= 0 {
-			name = name[i+1:]
-		}
 		score := 0
-		if e.settingGiven && isTenantSetting(u.name, []string{e.setting}, true) {
-			score += 8
-		}
 		if e.column != "" && u.cols[e.column] {
 			score += 4
 		}
@@ -133,37 +158,54 @@ func (s *state) tenantSettings(uses map[string]*settingUse) []string {
 				break
 			}
 		}
-		if slices.ContainsFunc(tenantWords, func(w string) bool { return strings.Contains(name, w) }) {
+		w := nameWords(u.name)
+		if hasWord(w, tenantWords) {
 			score += 2
 		}
-		if slices.ContainsFunc(otherWords, func(w string) bool { return strings.Contains(name, w) }) {
+		if hasWord(w, otherWords) {
 			score--
 		}
 		return score
 	}
-	referenced := func(u *settingUse) bool {
-		for oid := range u.tables {
+	// targets returns, per table compared, the tables that the compared
+	// columns reference by a foreign key of that column alone.
+	targets := func(u *settingUse) map[uint32]bool {
+		out := map[uint32]bool{}
+		for oid, cols := range u.tables {
 			t := s.tables[oid]
 			for _, fk := range foreignKeys(t) {
-				if _, ok := u.roots[fk.Ref]; ok && fk.Ref != t.OID && len(fk.Columns) == 1 && u.cols[fk.Columns[0]] {
-					return true
+				if fk.Ref != t.OID && len(fk.Columns) == 1 && cols[fk.Columns[0]] {
+					out[fk.Ref] = true
 				}
 			}
 		}
-		return false
+		return out
+	}
+	structure := func(u *settingUse) int {
+		n := len(u.roots)
+		for oid, cols := range u.tables {
+			t := s.tables[oid]
+			if _, root := u.roots[oid]; !root && slices.ContainsFunc(foreignKeys(t), func(fk snapshot.Constraint) bool {
+				return fk.Ref != t.OID && len(fk.Columns) == 1 && cols[fk.Columns[0]]
+			}) {
+				n++
+			}
+		}
+		return n
 	}
 	var primary *settingUse
-	if s.snap.Library != nil {
+	if s.snap.Library != nil && !e.settingGiven {
 		primary = uses[e.setting]
 	}
 	if primary == nil {
 		slices.SortFunc(cands, func(a, b *settingUse) int {
-			return cmp.Or(cmp.Compare(looks(b), looks(a)), boolCmp(referenced(b), referenced(a)),
-				cmp.Compare(len(b.tables), len(a.tables)), strings.Compare(a.name, b.name))
+			return cmp.Or(boolCmp(given(b), given(a)), boolCmp(clear(b), clear(a)), cmp.Compare(structure(b), structure(a)),
+				cmp.Compare(looks(b), looks(a)), cmp.Compare(len(b.tables), len(a.tables)), strings.Compare(a.name, b.name))
 		})
 		primary = cands[0]
 	}
 	out := []string{primary.name}
+	ptargets := targets(primary)
 	for _, u := range cands {
 		if u == primary {
 			continue
@@ -175,6 +217,9 @@ func (s *state) tenantSettings(uses map[string]*settingUse) []string {
 		for oid := range u.roots {
 			_, ok := primary.roots[oid]
 			same = same || ok
+		}
+		for ref := range targets(u) {
+			same = same || ptargets[ref]
 		}
 		// Not where both are compared on one table, with other columns:
 		// owner_id may be the tenant on one table and a user on another.
@@ -220,7 +265,7 @@ func (s *state) infer() {
 			continue
 		}
 		tenantPredicates(t, func(_ *polInfo, m mention) {
-			if m.setting == "" {
+			if m.setting == "" || m.lookup {
 				return
 			}
 			u := uses[m.setting]
@@ -240,7 +285,9 @@ func (s *state) infer() {
 		})
 	}
 	s.settings = s.tenantSettings(uses)
-	tenant := func(m mention) bool { return m.setting == "" || isTenantSetting(m.setting, s.settings, false) }
+	tenant := func(m mention) bool {
+		return m.setting == "" || m.lookup || isTenantSetting(m.setting, s.settings, false)
+	}
 	rootCol := map[uint32]string{}
 	predicate := map[uint32]string{}
 	for _, t := range s.order {
@@ -315,6 +362,39 @@ func (s *state) infer() {
 				}
 			})
 			s.mark(t, col, predicate[t.OID], nil, nil)
+		}
+	}
+	// A column that another setting is compared with and that
+	// references another table may be the tenant's under a name verify
+	// ranked lower: a table that has it holds tenant data, unless found
+	// otherwise.
+	type suspect struct{ col, setting string }
+	var suspects []suspect
+	for _, u := range uses {
+		if isTenantSetting(u.name, s.settings, false) {
+			continue
+		}
+		for oid, cols := range u.tables {
+			t := s.tables[oid]
+			for _, fk := range foreignKeys(t) {
+				if fk.Ref != t.OID && len(fk.Columns) == 1 && cols[fk.Columns[0]] {
+					suspects = append(suspects, suspect{fk.Columns[0], u.name})
+				}
+			}
+		}
+	}
+	slices.SortFunc(suspects, func(a, b suspect) int {
+		return cmp.Or(strings.Compare(a.col, b.col), strings.Compare(a.setting, b.setting))
+	})
+	for _, t := range s.order {
+		if !t.inScope || t.Partition || e.global[t.Name] || t.tenant {
+			continue
+		}
+		for _, sp := range suspects {
+			if t.Column(sp.col) != nil {
+				s.mark(t, sp.col, fmt.Sprintf("it has the column %s, which policies compare with %s and which references another table", sp.col, sp.setting), nil, nil)
+				break
+			}
 		}
 	}
 	s.inferRoots()
