@@ -1285,6 +1285,22 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON memberships, projects, tasks TO {app};`,
 		opts: func(o *verify.Options) { o.Global = []string{"orgs"} },
 		want: []findingKey{{E, verify.CodePermissivePolicy, "mine"}},
 	},
+	{
+		name: "supabase claims setting given, tenant and user claims compared",
+		sql: `
+CREATE SCHEMA auth;
+CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE
+    AS $$ SELECT (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')::uuid $$;
+GRANT USAGE ON SCHEMA auth TO {app};
+CREATE TABLE tenants (id uuid PRIMARY KEY);
+CREATE TABLE tasks (tenant_id uuid NOT NULL REFERENCES tenants, id uuid, assignee uuid, title text, PRIMARY KEY (tenant_id, id));
+ALTER TABLE tasks ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_all ON tasks USING (tenant_id = (current_setting('request.jwt.claims', true)::jsonb ->> 'tenant_id')::uuid);
+CREATE POLICY assignee_upd ON tasks FOR UPDATE USING (assignee = auth.uid());
+GRANT SELECT, INSERT, UPDATE, DELETE ON tasks TO {app};`,
+		opts: func(o *verify.Options) { o.Global = []string{"tenants"}; o.Setting = "request.jwt.claims" },
+		want: []findingKey{{E, verify.CodePermissivePolicy, "assignee_upd"}},
+	},
 	// Roles named in policies, judged for the application role.
 	{
 		name: "an or arm for another role's name",

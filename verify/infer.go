@@ -16,13 +16,21 @@ import (
 func (s *state) classify(tenantRel func(uint32) bool) {
 	var settings []string
 	signed := tenantRel != nil && s.signed != nil && s.signed.installed && s.signedInUse()
+	claims := s.exp.settingGiven
 	switch {
 	case s.exp.settingGiven:
 		settings = []string{s.exp.setting}
-		if tenantRel != nil && slices.ContainsFunc(s.settings, func(x string) bool { return isTenantSetting(x, settings, true) }) {
+		switch {
+		case tenantRel == nil:
+		case slices.Contains(s.settings, s.exp.setting):
 			// Compared, so the settings compared with the same
 			// columns count too.
 			settings = append(settings, s.settings...)
+		case slices.ContainsFunc(s.settings, func(x string) bool { return isTenantSetting(x, settings, true) }):
+			// Claims of the setting given are compared: the tenant's
+			// are those inference ranked first (->>tenant_id, not
+			// ->>sub).
+			settings, claims = s.settings, false
 		}
 	case tenantRel != nil && len(s.settings) > 0:
 		settings = s.settings
@@ -43,7 +51,7 @@ func (s *state) classify(tenantRel func(uint32) bool) {
 		if tenantRel != nil {
 			fmt.Fprintf(&key, "tenant:%s", t.column)
 		}
-		c := &classifier{r: s.res, cols: cols, tenantRel: tenantRel, settings: settings, settingGiven: s.exp.settingGiven, signed: signed, cache: cache, colsKey: key.String()}
+		c := &classifier{r: s.res, cols: cols, tenantRel: tenantRel, settings: settings, settingGiven: claims, signed: signed, cache: cache, colsKey: key.String()}
 		if tenantRel != nil {
 			c.tenantCol = t.column
 		}

@@ -6,8 +6,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/pgtenancy/pgtenancy/internal/testschema"
+	"github.com/pgtenancy/pgtenancy/migrations"
 	"github.com/pgtenancy/pgtenancy/pgtenancytest"
 	"github.com/pgtenancy/pgtenancy/policy"
 	"github.com/pgtenancy/pgtenancy/rls"
@@ -156,4 +158,26 @@ func TestVerifySignedRawPolicy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestVerifyLibraryOtherSetting: the library installed for another setting
+// than the default, verified without --setting, is taken as installed for
+// the setting its own functions name: no library_altered, no
+// signed_altered, and its signed policies are tenant predicates.
+func TestVerifyLibraryOtherSetting(t *testing.T) {
+	t.Parallel()
+	db := pgtenancytest.NewDB(t, nil)
+	ctx := t.Context()
+	admin := db.AdminConn(t)
+	require.NoError(t, migrations.Install(ctx, admin, migrations.Options{Setting: "app.tenant"}))
+	mustExec(t, admin, `
+CREATE TABLE notes (tenant_id bigint NOT NULL, id bigint, body text, PRIMARY KEY (tenant_id, id));
+ALTER TABLE notes ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY signed_notes ON notes USING (tenant_id = (SELECT pgtenancy.tenant()::bigint));
+GRANT SELECT ON notes TO `+pgtenancytest.AppRole)
+	r := mustVerify(t, admin, verify.Options{AppRole: pgtenancytest.AppRole})
+	assert.Empty(t, findingKeys(r), "%v", r.Findings)
+	// Given the default setting, the library is not the one for it.
+	r = mustVerify(t, admin, verify.Options{AppRole: pgtenancytest.AppRole, Setting: "app.current_tenant"})
+	assert.Contains(t, findingKeys(r), findingKey{verify.SeverityError, verify.CodeLibraryAltered, "pgtenancy.set_tenant(text)"})
 }

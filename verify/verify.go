@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/pgtenancy/pgtenancy/catalog"
 	"github.com/pgtenancy/pgtenancy/internal/snapshot"
@@ -319,6 +320,13 @@ func newState(e *expectation, snap *snapshot.Snapshot, signed *signedState) *sta
 	if s.audit == nil {
 		s.audit = &snapshot.Audit{}
 	}
+	if !e.settingGiven && snap.Library != nil {
+		// The library installed for another setting names it: it is the
+		// setting the library's functions and checks are about.
+		if st := librarySettingOf(snap.Library.Source); st != "" {
+			e.setting = st
+		}
+	}
 	s.res = newResolver(s.audit)
 	s.res.signedTenant = s.signedTenantSettings
 	if app := snap.AppRole; app != "" && snap.Role != nil {
@@ -371,6 +379,24 @@ func newState(e *expectation, snap *snapshot.Snapshot, signed *signedState) *sta
 	slices.SortFunc(s.tenants, func(a, b *table) int { return a.Name.Compare(b.Name) })
 	s.markShared()
 	return s
+}
+
+// librarySettingOf returns the setting that pgtenancy.set_tenant's body,
+// as pgtenancy installs it for that setting, sets; "" for any other body.
+func librarySettingOf(source string) string {
+	const prefix = "SET LOCAL "
+	i := strings.Index(source, prefix)
+	if i < 0 {
+		return ""
+	}
+	st, _, ok := strings.Cut(source[i+len(prefix):], " = %L")
+	if !ok {
+		return ""
+	}
+	if body, err := policy.SetTenantBody(st); err != nil || !sameBody(source, body) {
+		return ""
+	}
+	return st
 }
 
 // textsNeeded returns the policies, constraints and indexes whose texts the

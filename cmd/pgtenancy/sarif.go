@@ -4,7 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net/url"
+	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -184,6 +188,28 @@ func writeSARIF(w io.Writer, fresh, accepted []verify.Finding, baseline, file st
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(sarifLog{Schema: sarifSchema, Version: sarifVersion, Runs: []sarifRun{run}})
+}
+
+// sarifArtifact checks --sarif-file and returns it as the relative URI of
+// a SARIF artifactLocation: a path relative to the repository's root,
+// inside it, with forward slashes, percent-encoded. Only with --format
+// sarif.
+func sarifArtifact(file, format string) (string, error) {
+	if file == "" {
+		return "", nil
+	}
+	if format != "sarif" {
+		return "", fmt.Errorf("--sarif-file needs --format sarif")
+	}
+	p := filepath.ToSlash(file)
+	if filepath.IsAbs(file) || path.IsAbs(p) || strings.Contains(p, ":") {
+		return "", fmt.Errorf("--sarif-file %q: want a path relative to the repository's root", file)
+	}
+	p = path.Clean(p)
+	if p == "." || p == ".." || strings.HasPrefix(p, "../") {
+		return "", fmt.Errorf("--sarif-file %q: want a file inside the repository", file)
+	}
+	return (&url.URL{Path: p}).EscapedPath(), nil
 }
 
 // fingerprint identifies a finding across runs, as a baseline does.

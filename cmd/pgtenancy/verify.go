@@ -125,6 +125,10 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if *format != "text" && *format != "json" && *format != "sarif" {
 		return fail(stderr, "verify", fmt.Errorf("--format %q: want text, json or sarif", *format))
 	}
+	sarifURI, err := sarifArtifact(*sarifFile, *format)
+	if err != nil {
+		return fail(stderr, "verify", err)
+	}
 	var baseline *verify.Baseline
 	if *baselineFile != "" {
 		b, err := readBaselineFile(*baselineFile)
@@ -185,7 +189,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	case "json":
 		err = writeJSONReport(stdout, report, accepted, baseline != nil)
 	case "sarif":
-		err = writeSARIF(stdout, report.Findings, accepted, *baselineFile, filepath.ToSlash(*sarifFile))
+		err = writeSARIF(stdout, report.Findings, accepted, *baselineFile, sarifURI)
 	default:
 		err = writeTextReport(stdout, report, colorful(stdout))
 		if err == nil && baseline != nil {

@@ -580,3 +580,29 @@ ALTER TABLE products FORCE ROW LEVEL SECURITY`)
 	assert.Equal(t, exitError, code)
 	assert.Contains(t, stderr, "missing.json")
 }
+
+// TestSARIFArtifact: --sarif-file is a path inside the repository, made a
+// relative URI; anything else, or the flag without --format sarif, is a
+// usage error.
+func TestSARIFArtifact(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"db/structure.sql":        "db/structure.sql",
+		"./db/../db/schema.sql":   "db/schema.sql",
+		"migrations/001 init.sql": "migrations/001%20init.sql",
+		"db/100%.sql":             "db/100%25.sql",
+	} {
+		got, err := sarifArtifact(in, "sarif")
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"/etc/passwd", "../outside.sql", "..", ".", "a/../../b.sql", "C:/x.sql", "https://example.com/x"} {
+		_, err := sarifArtifact(in, "sarif")
+		assert.Error(t, err, in)
+	}
+	_, err := sarifArtifact("db/structure.sql", "json")
+	assert.ErrorContains(t, err, "--format sarif")
+	got, err := sarifArtifact("", "text")
+	require.NoError(t, err)
+	assert.Empty(t, got)
+}
