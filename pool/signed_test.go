@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgtenancy/pgtenancy/internal/testschema"
-	"github.com/pgtenancy/pgtenancy/migrations"
 	"github.com/pgtenancy/pgtenancy/pgtenancytest"
 	"github.com/pgtenancy/pgtenancy/policy"
 	"github.com/pgtenancy/pgtenancy/pool"
@@ -30,22 +28,7 @@ var signedKey = signing.Key{ID: "test_key", Secret: bytes.Repeat([]byte{0x5c, 0x
 var signedTemplate = &pgtenancytest.Template{
 	Name: "pool_signed",
 	Setup: func(ctx context.Context, conn *pgx.Conn) error {
-		if _, err := conn.Exec(ctx, testschema.DDL(rls.BigInt)+testschema.Seed(rls.BigInt)); err != nil {
-			return fmt.Errorf("schema: %w", err)
-		}
-		if err := migrations.Install(ctx, conn, migrations.Options{}); err != nil {
-			return err
-		}
-		m := testschema.Model(rls.BigInt, pgtenancytest.AppRole)
-		m.Signed = true
-		gen, err := policy.Generate(m)
-		if err != nil {
-			return err
-		}
-		if _, err = conn.Exec(ctx, gen.Up); err != nil {
-			return err
-		}
-		return signing.AddKey(ctx, conn, signedKey)
+		return testschema.Signed(ctx, conn, rls.BigInt, pgtenancytest.AppRole, signedKey)
 	},
 }
 

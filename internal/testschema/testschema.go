@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/pgtenancy/pgtenancy/catalog"
 	"github.com/pgtenancy/pgtenancy/migrations"
+	"github.com/pgtenancy/pgtenancy/signing"
 
 	"github.com/pgtenancy/pgtenancy/policy"
 	"github.com/pgtenancy/pgtenancy/rls"
@@ -148,6 +149,28 @@ func Isolated(ctx context.Context, conn *pgx.Conn, key rls.KeyType, appRole stri
 		return fmt.Errorf("testschema: generated isolation: %w", err)
 	}
 	return nil
+}
+
+// Signed sets the store up on conn as [Isolated] does, in signed mode: the
+// policies of Model(key, appRole) with Signed set, generated without a
+// database, and key added to the library's key table.
+func Signed(ctx context.Context, conn *pgx.Conn, key rls.KeyType, appRole string, signingKey signing.Key) error {
+	if _, err := conn.Exec(ctx, DDL(key)+Seed(key)); err != nil {
+		return fmt.Errorf("testschema: %w", err)
+	}
+	if err := migrations.Install(ctx, conn, migrations.Options{}); err != nil {
+		return err
+	}
+	m := Model(key, appRole)
+	m.Signed = true
+	gen, err := policy.Generate(m)
+	if err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, gen.Up); err != nil {
+		return fmt.Errorf("testschema: signed isolation: %w", err)
+	}
+	return signing.AddKey(ctx, conn, signingKey)
 }
 
 // RLS is the row level security that pgtenancy generates for a table with a
