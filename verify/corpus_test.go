@@ -1301,6 +1301,61 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON tasks TO {app};`,
 		opts: func(o *verify.Options) { o.Global = []string{"tenants"}; o.Setting = "request.jwt.claims" },
 		want: []findingKey{{E, verify.CodePermissivePolicy, "assignee_upd"}},
 	},
+	{
+		name: "a user column named like the tenant column, the table checked by a lookup",
+		sql: `
+CREATE TABLE orgs (id bigint PRIMARY KEY, name text);
+CREATE TABLE users (id bigint PRIMARY KEY, org_id bigint NOT NULL REFERENCES orgs);
+CREATE INDEX ON users (org_id);
+CREATE TABLE projects (id bigint PRIMARY KEY, owner_id bigint NOT NULL REFERENCES orgs, name text);
+CREATE INDEX ON projects (owner_id);
+CREATE TABLE notes (id bigint PRIMARY KEY, project_id bigint NOT NULL REFERENCES projects, owner_id bigint REFERENCES users, body text);
+CREATE INDEX ON notes (project_id);
+ALTER TABLE users ENABLE ROW LEVEL SECURITY;
+ALTER TABLE projects ENABLE ROW LEVEL SECURITY;
+ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY org_users ON users USING (org_id = current_setting('app.org')::bigint);
+CREATE POLICY org_projects ON projects USING (owner_id = current_setting('app.org')::bigint);
+CREATE POLICY org_notes ON notes USING (EXISTS (SELECT 1 FROM projects p WHERE p.id = project_id));
+CREATE POLICY author_edit ON notes FOR UPDATE USING (owner_id = current_setting('app.user')::bigint);
+GRANT SELECT ON orgs TO {app};
+GRANT SELECT, INSERT, UPDATE, DELETE ON users, projects, notes TO {app};`,
+		opts: func(o *verify.Options) { o.Global = []string{"orgs"} },
+		// notes' owner_id takes the tenant column's name: the warnings
+		// about it are verify's reading of names, not of meaning.
+		want: []findingKey{{E, verify.CodePermissivePolicy, "author_edit"},
+			{W, verify.CodeTenantColumnNullable, "public.notes.owner_id"}, {W, verify.CodeFKWithoutTenant, "notes_owner_id_fkey"},
+			{W, verify.CodeKeyWithoutTenant, "notes_pkey"}, {W, verify.CodeFKWithoutTenant, "notes_project_id_fkey"},
+			{W, verify.CodeTenantNotIndexed, "public.notes"}, {W, verify.CodeKeyWithoutTenant, "projects_pkey"}},
+	},
+	{
+		name: "users and orgs in one accounts table, the author's setting beside the owner's",
+		sql: `
+CREATE TABLE accounts (id bigint PRIMARY KEY, kind text NOT NULL, login text);
+CREATE TABLE repos (id bigint PRIMARY KEY, owner_id bigint NOT NULL REFERENCES accounts, name text);
+CREATE INDEX ON repos (owner_id);
+CREATE TABLE issues (id bigint PRIMARY KEY, repo_id bigint NOT NULL REFERENCES repos, author_id bigint NOT NULL REFERENCES accounts, title text);
+CREATE INDEX ON issues (repo_id);
+ALTER TABLE repos ENABLE ROW LEVEL SECURITY;
+ALTER TABLE issues ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_repos ON repos USING (owner_id = current_setting('app.account')::bigint);
+CREATE POLICY repo_issues ON issues USING (EXISTS (SELECT 1 FROM repos r WHERE r.id = repo_id));
+CREATE POLICY author_edit ON issues FOR UPDATE USING (author_id = current_setting('app.actor')::bigint);
+GRANT SELECT ON accounts TO {app};
+GRANT SELECT, INSERT, UPDATE, DELETE ON repos, issues TO {app};`,
+		opts: func(o *verify.Options) { o.Global = []string{"accounts"} },
+		want: []findingKey{{E, verify.CodePermissivePolicy, "author_edit"},
+			{W, verify.CodeKeyWithoutTenant, "issues_pkey"}, {W, verify.CodeFKWithoutTenant, "issues_repo_id_fkey"},
+			{W, verify.CodeTenantNotIndexed, "public.issues"}, {W, verify.CodeKeyWithoutTenant, "repos_pkey"}},
+	},
+	{
+		name: "an or arm for a login role that is a member of the application role",
+		app:  "LOGIN",
+		sql: railsSchema + `
+GRANT {app} TO {authenticated};
+ALTER POLICY tasks_tenant ON tasks USING (account_id = current_setting('app.tenant')::bigint OR current_user = '{authenticated}');`,
+		want: with(railsWarnings, findingKey{E, verify.CodePermissivePolicy, "tasks_tenant"}),
+	},
 	// Roles named in policies, judged for the application role.
 	{
 		name: "an or arm for another role's name",

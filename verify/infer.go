@@ -229,13 +229,17 @@ func (s *state) tenantSettings(uses map[string]*settingUse) []string {
 		for ref := range targets(u) {
 			same = same || ptargets[ref]
 		}
-		// Not where both are compared on one table, with other columns:
-		// owner_id may be the tenant on one table and a user on another.
+		// Not where the tenant's is decided on the same table otherwise:
+		// by the tenant's setting with another column (owner_id may be
+		// the tenant on one table and a user on another), or by a lookup
+		// into other tables.
 		for oid, cols := range u.tables {
 			if pcols := primary.tables[oid]; pcols != nil {
 				for col := range cols {
 					same = same && pcols[col]
 				}
+			} else if s.looksUp(s.tables[oid]) {
+				same = false
 			}
 		}
 		if same {
@@ -244,6 +248,14 @@ func (s *state) tenantSettings(uses map[string]*settingUse) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// looksUp reports whether a policy of t admits rows by a lookup into other
+// tables (EXISTS, IN a subquery), as the first pass classified it.
+func (s *state) looksUp(t *table) bool {
+	return slices.ContainsFunc(t.pols, func(p *polInfo) bool {
+		return p.using != nil && p.using.cls == clsLookup || p.check != nil && p.check.cls == clsLookup
+	})
 }
 
 func boolCmp(a, b bool) int {

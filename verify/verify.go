@@ -331,9 +331,11 @@ func newState(e *expectation, snap *snapshot.Snapshot, signed *signedState) *sta
 	s.res.signedTenant = s.signedTenantSettings
 	if app := snap.AppRole; app != "" && snap.Role != nil {
 		// The application role runs as another role by SET ROLE, and as
-		// the owner of any SECURITY DEFINER function or trigger.
+		// the owner of any SECURITY DEFINER function or trigger; and its
+		// rights are used under the names of the roles that are its
+		// members (a login role that SET ROLEs to it, or inherits it).
 		can := map[string]bool{}
-		for _, m := range snap.Role.Member {
+		for _, m := range slices.Concat(snap.Role.Member, snap.Role.Members) {
 			can[m] = true
 		}
 		for _, f := range snap.Funcs {

@@ -43,7 +43,9 @@ SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus'),
                  OR m.rolname IN ('pg_execute_server_program', 'pg_read_server_files', 'pg_write_server_files'))
           ORDER BY 1),
     ARRAY(SELECT m.rolname::text FROM pg_catalog.pg_roles m
-          WHERE m.oid <> r.oid AND pg_catalog.pg_has_role(r.oid, m.oid, 'MEMBER') ORDER BY 1)
+          WHERE m.oid <> r.oid AND pg_catalog.pg_has_role(r.oid, m.oid, 'MEMBER') ORDER BY 1),
+    ARRAY(SELECT m.rolname::text FROM pg_catalog.pg_roles m
+          WHERE m.oid <> r.oid AND pg_catalog.pg_has_role(m.oid, r.oid, 'MEMBER') ORDER BY 1)
 FROM (SELECT) one
 LEFT JOIN pg_catalog.pg_roles r ON r.rolname = $1::text`
 
@@ -250,7 +252,7 @@ func Read(ctx context.Context, tx pgx.Tx, opts Options) (*Snapshot, error) {
 	role := &Role{Name: opts.AppRole}
 	b := &batch{}
 	b.add("SET LOCAL search_path = pg_catalog, pg_temp", nil)
-	b.add(serverSQL, each([]any{&s.Citus, &role.Exists, &role.Super, &role.Bypass, &role.CreateRole, &role.CanCreate, &role.CanBecome, &role.Member}, func() error { return nil }), opts.AppRole)
+	b.add(serverSQL, each([]any{&s.Citus, &role.Exists, &role.Super, &role.Bypass, &role.CreateRole, &role.CanCreate, &role.CanBecome, &role.Member, &role.Members}, func() error { return nil }), opts.AppRole)
 	var t Table
 	var grantees []uint32
 	var privs []string

@@ -115,8 +115,9 @@ type Role struct {
 	// CanBecome lists the superuser or BYPASSRLS roles it is a member of.
 	CanBecome []string
 	// Member lists every role it is a member of (itself aside): the roles
-	// it can SET ROLE to.
-	Member []string
+	// it can SET ROLE to. Members lists the roles that are members of it:
+	// roles that act with its rights under their own names.
+	Member, Members []string
 }
 
 // Table is one ordinary or partitioned table.
