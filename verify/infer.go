@@ -94,30 +94,34 @@ func tenantPredicates(t *table, fn func(p *polInfo, m mention)) {
 
 // settingUse is what the policies do with one setting.
 type settingUse struct {
-	name   string
-	tables map[uint32]map[string]bool // the columns compared with it, by table
-	cols   map[string]bool            // the columns compared with it, keys of tenant tables aside
-	roots  map[uint32]string          // the tables whose sole key is compared with it
+	name    string
+	tables  map[uint32]map[string]bool // the columns compared with it, by table
+	cols    map[string]bool            // the columns compared with it, keys of tenant tables aside
+	roots   map[uint32]string          // the tables whose sole key is compared with it
+	lookups int                        // the tables whose rows a lookup it selects admits
 }
 
 // tenantWords and otherWords make a setting's name look like the tenant's
 // or like something else (a user, a locale) compared with a column too:
-// words of its last part, split at underscores.
+// words of its name, split at dots and underscores, generic ones
+// (app, request, current, id, ...) aside.
 var (
-	tenantWords = []string{"tenant", "account", "org", "organization", "organisation", "workspace", "company", "team", "customer", "client", "store", "shop", "site", "realm", "project", "group"}
-	otherWords  = []string{"user", "uid", "sub", "member", "locale", "lang", "language", "role", "email", "session", "person", "profile", "actor", "author", "owner"}
+	tenantWords  = []string{"tenant", "account", "org", "organization", "organisation", "workspace", "company", "team", "customer", "client", "store", "shop", "site", "realm", "project", "group"}
+	otherWords   = []string{"user", "uid", "sub", "member", "locale", "lang", "language", "role", "email", "session", "person", "profile", "actor", "author", "owner"}
+	genericWords = []string{"app", "myapp", "request", "jwt", "claim", "claims", "current", "id", "value", "setting", "settings"}
 )
 
-// nameWords returns the words of a setting's name that tell what it holds:
-// of its JSON claim, or of its last dotted part, split at underscores.
+// nameWords returns the words of a setting's name: of its JSON claim and
+// the setting itself, split at dots and underscores, without the generic
+// ones.
 func nameWords(setting string) []string {
-	name := strings.ToLower(setting)
-	if _, key, ok := strings.Cut(name, "->>"); ok {
-		name = key
-	} else if i := strings.LastIndexByte(name, '.'); i >= 0 {
-		name = name[i+1:]
+	var out []string
+	for _, w := range strings.FieldsFunc(strings.ToLower(setting), func(r rune) bool { return r == '.' || r == '_' || r == '-' || r == '>' }) {
+		if !slices.Contains(genericWords, w) {
+			out = append(out, w)
+		}
 	}
-	return strings.Split(name, "_")
+	return out
 }
 
 // hasWord reports whether one of words is one of list, alone or with a
@@ -128,17 +132,46 @@ func hasWord(words, list []string) bool {
 	})
 }
 
+// nameClass ranks what a setting's name says: 2 the tenant (a tenant word
+// and no other), 1 nothing, 0 something else (a user, a locale; the role
+// the session runs as).
+func nameClass(setting string) int {
+	w := nameWords(setting)
+	switch {
+	case setting == pseudoSetting || hasWord(w, otherWords):
+		return 0
+	case hasWord(w, tenantWords):
+		return 2
+	}
+	return 1
+}
+
+// fkTargets returns the tables that col of t references by a foreign key
+// of that column alone.
+func fkTargets(t *table, col string) []uint32 {
+	var out []uint32
+	for _, fk := range foreignKeys(t) {
+		if fk.Ref != t.OID && len(fk.Columns) == 1 && fk.Columns[0] == col {
+			out = append(out, fk.Ref)
+		}
+	}
+	return out
+}
+
 // tenantSettings picks the tenant settings among those the policies
 // compare columns with: the one given, when compared; else pgtenancy's
 // library's, when installed and compared; else, in this order, the one
-// whose name says tenant (tenant, account, org, ...) and not user (user,
-// sub, locale, ...), the one compared on most tables with a column that
-// references another table (a tenant column referencing the tenants) or
-// with a table's own key, the one whose name or columns look most like a
-// tenant's, the one compared on most tables. With it count the settings
-// compared with the same columns, or with columns that reference the same
-// tables, unless some table compares both with different columns
-// (owner_id is the tenant on one table, a user on another). The others (a
+// whose name says tenant (tenant, account, org, ...), then one whose name
+// says nothing, before one that says user, sub, locale, ...; then the one
+// compared on most tables with a column that references another table (a
+// tenant column referencing the tenants) or with a table's own key, or
+// selecting the rows of lookups; then the one whose name or columns look
+// most like a tenant's; then the one compared on most tables. With it count
+// the settings compared with the same columns (referencing the same
+// tables, if they reference any), or with columns that reference the same
+// tables, except where the tenant's is decided on a table otherwise: by
+// the first with columns that reference other tables (owner_id is the
+// tenant on one table, a user on another), or by a lookup. The others (a
 // user id, a locale) only select rows within the tenant's, as their
 // policies are judged.
 func (s *state) tenantSettings(uses map[string]*settingUse) []string {
@@ -148,13 +181,14 @@ func (s *state) tenantSettings(uses map[string]*settingUse) []string {
 	}
 	cands := make([]*settingUse, 0, len(uses))
 	for _, u := range uses {
-		cands = append(cands, u)
+		if len(u.tables) > 0 {
+			cands = append(cands, u)
+		}
+	}
+	if len(cands) == 0 {
+		return nil
 	}
 	given := func(u *settingUse) bool { return e.settingGiven && isTenantSetting(u.name, []string{e.setting}, true) }
-	clear := func(u *settingUse) bool {
-		w := nameWords(u.name)
-		return u.name != pseudoSetting && hasWord(w, tenantWords) && !hasWord(w, otherWords)
-	}
 	looks := func(u *settingUse) int {
 		score := 0
 		if e.column != "" && u.cols[e.column] {
@@ -166,37 +200,46 @@ func (s *state) tenantSettings(uses map[string]*settingUse) []string {
 				break
 			}
 		}
-		w := nameWords(u.name)
-		if hasWord(w, tenantWords) {
-			score += 2
-		}
-		if hasWord(w, otherWords) {
-			score--
-		}
-		return score
+		return score + nameClass(u.name)
 	}
-	// targets returns, per table compared, the tables that the compared
-	// columns reference by a foreign key of that column alone.
-	targets := func(u *settingUse) map[uint32]bool {
+	// targets returns the tables that the columns compared with u
+	// reference, on the tables given (all when nil).
+	targets := func(u *settingUse, only map[uint32]bool) map[uint32]bool {
 		out := map[uint32]bool{}
 		for oid, cols := range u.tables {
-			t := s.tables[oid]
-			for _, fk := range foreignKeys(t) {
-				if fk.Ref != t.OID && len(fk.Columns) == 1 && cols[fk.Columns[0]] {
-					out[fk.Ref] = true
+			if only != nil && !only[oid] {
+				continue
+			}
+			for col := range cols {
+				for _, ref := range fkTargets(s.tables[oid], col) {
+					out[ref] = true
+				}
+			}
+		}
+		return out
+	}
+	colTargets := func(u *settingUse, col string) map[uint32]bool {
+		out := map[uint32]bool{}
+		for oid, cols := range u.tables {
+			if cols[col] {
+				for _, ref := range fkTargets(s.tables[oid], col) {
+					out[ref] = true
 				}
 			}
 		}
 		return out
 	}
 	structure := func(u *settingUse) int {
-		n := len(u.roots)
+		n := len(u.roots) + u.lookups
 		for oid, cols := range u.tables {
-			t := s.tables[oid]
-			if _, root := u.roots[oid]; !root && slices.ContainsFunc(foreignKeys(t), func(fk snapshot.Constraint) bool {
-				return fk.Ref != t.OID && len(fk.Columns) == 1 && cols[fk.Columns[0]]
-			}) {
-				n++
+			if _, root := u.roots[oid]; root {
+				continue
+			}
+			for col := range cols {
+				if len(fkTargets(s.tables[oid], col)) > 0 {
+					n++
+					break
+				}
 			}
 		}
 		return n
@@ -204,41 +247,64 @@ func (s *state) tenantSettings(uses map[string]*settingUse) []string {
 	var primary *settingUse
 	if s.snap.Library != nil && !e.settingGiven {
 		primary = uses[e.setting]
+		if primary != nil && len(primary.tables) == 0 {
+			primary = nil
+		}
 	}
 	if primary == nil {
 		slices.SortFunc(cands, func(a, b *settingUse) int {
-			return cmp.Or(boolCmp(given(b), given(a)), boolCmp(clear(b), clear(a)), cmp.Compare(structure(b), structure(a)),
+			return cmp.Or(boolCmp(given(b), given(a)), cmp.Compare(nameClass(b.name), nameClass(a.name)), cmp.Compare(structure(b), structure(a)),
 				cmp.Compare(looks(b), looks(a)), cmp.Compare(len(b.tables), len(a.tables)), strings.Compare(a.name, b.name))
 		})
 		primary = cands[0]
 	}
 	out := []string{primary.name}
-	ptargets := targets(primary)
+	ptargets := targets(primary, nil)
+	disjoint := func(a, b map[uint32]bool) bool {
+		if len(a) == 0 || len(b) == 0 {
+			return false
+		}
+		for k := range a {
+			if b[k] {
+				return false
+			}
+		}
+		return true
+	}
 	for _, u := range cands {
 		if u == primary {
 			continue
 		}
 		same := false
 		for col := range u.cols {
-			same = same || primary.cols[col]
+			// The same name, unless the two reference other tables.
+			same = same || primary.cols[col] && !disjoint(colTargets(u, col), colTargets(primary, col))
 		}
 		for oid := range u.roots {
 			_, ok := primary.roots[oid]
 			same = same || ok
 		}
-		for ref := range targets(u) {
+		for ref := range targets(u, nil) {
 			same = same || ptargets[ref]
 		}
-		// Not where the tenant's is decided on the same table otherwise:
-		// by the tenant's setting with another column (owner_id may be
-		// the tenant on one table and a user on another), or by a lookup
-		// into other tables.
+		// Not where the tenant's is decided on the same table otherwise.
 		for oid, cols := range u.tables {
-			if pcols := primary.tables[oid]; pcols != nil {
+			t := s.tables[oid]
+			pcols := primary.tables[oid]
+			switch {
+			case pcols != nil:
+				here := targets(primary, map[uint32]bool{oid: true})
 				for col := range cols {
-					same = same && pcols[col]
+					if pcols[col] {
+						continue
+					}
+					// Another column: only one that references what the
+					// tenant's columns there reference (a tenant
+					// column being migrated).
+					refs := fkTargets(t, col)
+					same = same && len(refs) > 0 && !slices.ContainsFunc(refs, func(r uint32) bool { return !here[r] })
 				}
-			} else if s.looksUp(s.tables[oid]) {
+			case s.looksUp(t):
 				same = false
 			}
 		}
@@ -284,14 +350,24 @@ func (s *state) infer() {
 		if !t.inScope || e.global[t.Name] {
 			continue
 		}
+		looked := map[string]bool{}
 		tenantPredicates(t, func(_ *polInfo, m mention) {
-			if m.setting == "" || m.lookup {
+			if m.setting == "" {
 				return
 			}
 			u := uses[m.setting]
 			if u == nil {
 				u = &settingUse{name: m.setting, tables: map[uint32]map[string]bool{}, cols: map[string]bool{}, roots: map[uint32]string{}}
 				uses[m.setting] = u
+			}
+			if m.lookup {
+				// Evidence for the ranking only: the setting selects
+				// rows of another table, it is not compared here.
+				if !looked[m.setting] {
+					looked[m.setting] = true
+					u.lookups++
+				}
+				return
 			}
 			if u.tables[t.OID] == nil {
 				u.tables[t.OID] = map[string]bool{}
@@ -385,7 +461,8 @@ func (s *state) infer() {
 		}
 	}
 	// A column that another setting is compared with and that
-	// references another table may be the tenant's under a name verify
+	// references another table (not one declared global), or has a
+	// conventional tenant name, may be the tenant's under a setting verify
 	// ranked lower: a table that has it holds tenant data, unless found
 	// otherwise.
 	type suspect struct{ col, setting string }
@@ -396,9 +473,13 @@ func (s *state) infer() {
 		}
 		for oid, cols := range u.tables {
 			t := s.tables[oid]
-			for _, fk := range foreignKeys(t) {
-				if fk.Ref != t.OID && len(fk.Columns) == 1 && cols[fk.Columns[0]] {
-					suspects = append(suspects, suspect{fk.Columns[0], u.name})
+			for col := range cols {
+				refs := fkTargets(t, col)
+				// Not a column that references a table declared
+				// global (locales): its values are shared.
+				shared := slices.ContainsFunc(refs, func(r uint32) bool { rt := s.tables[r]; return rt != nil && e.global[rt.Name] })
+				if !shared && (len(refs) > 0 || slices.Contains(conventionalNames, col)) {
+					suspects = append(suspects, suspect{col, u.name})
 				}
 			}
 		}

@@ -331,15 +331,13 @@ func newState(e *expectation, snap *snapshot.Snapshot, signed *signedState) *sta
 	s.res.signedTenant = s.signedTenantSettings
 	if app := snap.AppRole; app != "" && snap.Role != nil {
 		// The application role runs as another role by SET ROLE, and as
-		// the owner of any SECURITY DEFINER function or trigger; and its
+		// the owner of any SECURITY DEFINER function (which it may reach
+		// through triggers, aggregates, other such functions); and its
 		// rights are used under the names of the roles that are its
 		// members (a login role that SET ROLEs to it, or inherits it).
 		can := map[string]bool{}
-		for _, m := range slices.Concat(snap.Role.Member, snap.Role.Members) {
+		for _, m := range slices.Concat(snap.Role.Member, snap.Role.Members, snap.Role.DefinerOwners) {
 			can[m] = true
-		}
-		for _, f := range snap.Funcs {
-			can[f.Owner] = true
 		}
 		s.res.role = func(name string) (is, canBe bool) { return name == app, can[name] }
 	}

@@ -45,7 +45,10 @@ SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus'),
     ARRAY(SELECT m.rolname::text FROM pg_catalog.pg_roles m
           WHERE m.oid <> r.oid AND pg_catalog.pg_has_role(r.oid, m.oid, 'MEMBER') ORDER BY 1),
     ARRAY(SELECT m.rolname::text FROM pg_catalog.pg_roles m
-          WHERE m.oid <> r.oid AND pg_catalog.pg_has_role(m.oid, r.oid, 'MEMBER') ORDER BY 1)
+          WHERE m.oid <> r.oid AND pg_catalog.pg_has_role(m.oid, r.oid, 'MEMBER') ORDER BY 1),
+    ARRAY(SELECT DISTINCT pg_catalog.pg_get_userbyid(p.proowner)::text FROM pg_catalog.pg_proc p
+          JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+          WHERE p.prosecdef AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%' ORDER BY 1)
 FROM (SELECT) one
 LEFT JOIN pg_catalog.pg_roles r ON r.rolname = $1::text`
 
@@ -252,7 +255,7 @@ func Read(ctx context.Context, tx pgx.Tx, opts Options) (*Snapshot, error) {
 	role := &Role{Name: opts.AppRole}
 	b := &batch{}
 	b.add("SET LOCAL search_path = pg_catalog, pg_temp", nil)
-	b.add(serverSQL, each([]any{&s.Citus, &role.Exists, &role.Super, &role.Bypass, &role.CreateRole, &role.CanCreate, &role.CanBecome, &role.Member, &role.Members}, func() error { return nil }), opts.AppRole)
+	b.add(serverSQL, each([]any{&s.Citus, &role.Exists, &role.Super, &role.Bypass, &role.CreateRole, &role.CanCreate, &role.CanBecome, &role.Member, &role.Members, &role.DefinerOwners}, func() error { return nil }), opts.AppRole)
 	var t Table
 	var grantees []uint32
 	var privs []string

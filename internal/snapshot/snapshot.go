@@ -118,6 +118,11 @@ type Role struct {
 	// it can SET ROLE to. Members lists the roles that are members of it:
 	// roles that act with its rights under their own names.
 	Member, Members []string
+	// DefinerOwners are the owners of SECURITY DEFINER functions outside
+	// the system schemas, whatever may execute them: code that the
+	// application role may reach (directly, through other such functions,
+	// triggers, aggregates) runs as them.
+	DefinerOwners []string
 }
 
 // Table is one ordinary or partitioned table.
