@@ -338,6 +338,10 @@ type valInfo struct {
 	// raw: it reads a setting other than through pgtenancy.tenant()
 	// (which verifies its signature), as injected SQL can set it.
 	raw bool
+	// fromRows: it is a value of rows of other tables that settings only
+	// select ((SELECT org_id FROM members WHERE user_id = setting),
+	// ARRAY(...) of it): a lookup, like IN (SELECT ...).
+	fromRows bool
 	// helperCols are the columns of the row passed to user functions
 	// that read a setting: is_member(org_id). Inference takes them for
 	// tenant columns.
@@ -352,6 +356,7 @@ func (a *valInfo) merge(b valInfo) {
 	a.rels = append(a.rels, b.rels...)
 	a.nonConst = a.nonConst || b.nonConst
 	a.raw = a.raw || b.raw
+	a.fromRows = a.fromRows || b.fromRows
 	a.helperCols = append(a.helperCols, b.helperCols...)
 }
 
@@ -463,6 +468,7 @@ func (c *classifier) value(v nodetree.Value, depth int) valInfo {
 			sv.settings = tv.settings
 			if len(sv.settings) == 0 {
 				sv.settings = c.value(sub, depth+1).settings
+				sv.fromRows = len(relids(sub)) > 0 && len(sv.settings) > 0 && len(sv.opaque) == 0
 			}
 			vi.merge(sv)
 		}
@@ -656,10 +662,18 @@ func unsureWhy(vi valInfo) string {
 }
 
 // tenantValue returns the verdict of col = value when the value is read
-// from the tenant setting without the row.
+// from the tenant setting without the row, or from rows of other tables
+// that settings select (a lookup).
 func (c *classifier) tenantValue(col string, val valInfo) (verdict, bool) {
 	if val.rowDep || len(val.settings) == 0 {
 		return verdict{}, false
+	}
+	if val.fromRows {
+		vd := verdict{cls: clsLookup, lookups: uniqOIDs(val.rels), settings: uniq(val.settings), mentions: mentionsOf([]string{col}, uniq(val.settings))}
+		for i := range vd.mentions {
+			vd.mentions[i].lookup = true
+		}
+		return c.resolveLookup(vd), true
 	}
 	settings := uniq(val.settings)
 	if c.settings != nil && !slices.ContainsFunc(settings, func(s string) bool { return isTenantSetting(s, c.settings, c.settingGiven) }) {

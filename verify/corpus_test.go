@@ -1426,6 +1426,26 @@ CREATE TRIGGER stamp BEFORE INSERT ON projects FOR EACH ROW EXECUTE FUNCTION sta
 REVOKE ALL ON FUNCTION stamp() FROM PUBLIC;`,
 		want: with(railsWarnings, findingKey{E, verify.CodePermissivePolicy, "tasks_tenant"}),
 	},
+	{
+		name: "membership lookups as a scalar subquery and an array",
+		sql: `
+CREATE TABLE orgs (id bigint PRIMARY KEY);
+CREATE TABLE memberships (org_id bigint NOT NULL REFERENCES orgs, user_id bigint NOT NULL, PRIMARY KEY (org_id, user_id));
+CREATE TABLE projects (org_id bigint NOT NULL REFERENCES orgs, id bigint, PRIMARY KEY (org_id, id));
+CREATE TABLE boards (org_id bigint NOT NULL REFERENCES orgs, id bigint, PRIMARY KEY (org_id, id));
+CREATE TABLE tasks (org_id bigint NOT NULL REFERENCES orgs, id bigint, PRIMARY KEY (org_id, id));
+ALTER TABLE memberships ENABLE ROW LEVEL SECURITY;
+ALTER TABLE projects ENABLE ROW LEVEL SECURITY;
+ALTER TABLE boards ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tasks ENABLE ROW LEVEL SECURITY;
+CREATE POLICY m ON memberships USING (org_id = current_setting('app.org')::bigint);
+CREATE POLICY p ON projects USING (org_id = (SELECT m.org_id FROM memberships m WHERE m.user_id = current_setting('app.user_id')::bigint LIMIT 1));
+CREATE POLICY b ON boards USING (org_id = ANY (ARRAY(SELECT m.org_id FROM memberships m WHERE m.user_id = current_setting('app.user_id')::bigint)));
+CREATE POLICY t ON tasks USING (org_id = current_setting('app.org')::bigint);
+GRANT SELECT ON orgs TO {app};
+GRANT SELECT, INSERT, UPDATE, DELETE ON memberships, projects, boards, tasks TO {app};`,
+		opts: func(o *verify.Options) { o.Global = []string{"orgs"} },
+	},
 	// Roles named in policies, judged for the application role.
 	{
 		name: "an or arm for another role's name",
