@@ -904,11 +904,30 @@ func (c *checker) checkFunctions() {
 				"SECURITY DEFINER function runs as %q, and policies call it, so the application role must execute it; it can also call it directly with arguments of its choosing: make sure it reveals nothing beyond the tenant's own rows", f.Owner)
 			continue
 		}
-		if len(touched) > 0 {
+		var reaches string
+		// (pgtenancy.set_tenant runs SET LOCAL by EXECUTE: altered into
+		// SECURITY DEFINER, library_altered says so.)
+		if len(c.s.tenants) > 0 && f.Signature != "pgtenancy.set_tenant(text)" {
+			if mentions(src, "execute") {
+				reaches = "it runs SQL that it builds (EXECUTE)"
+			}
+			for _, g := range c.s.snap.Funcs {
+				name, _, _ := strings.Cut(g.Signature, "(")
+				if g.OID != f.OID && mentions(src, strings.ToLower(name[strings.LastIndexByte(name, '.')+1:])) {
+					reaches = "it calls the SECURITY DEFINER function " + g.Signature
+				}
+			}
+		}
+		switch {
+		case len(touched) > 0:
 			c.add(SeverityError, CodeSecurityDefiner, "function", f.Signature, "", fix,
 				"SECURITY DEFINER function runs as %q, which may bypass row level security, mentions %s, and the application role can execute it",
 				f.Owner, strings.Join(touched, ", "))
-		} else {
+		case reaches != "":
+			c.add(SeverityError, CodeSecurityDefiner, "function", f.Signature, "", fix,
+				"SECURITY DEFINER function runs as %q, which may bypass row level security, and the application role can execute it; %s, so verify cannot tell which tenant tables it reaches",
+				f.Owner, reaches)
+		default:
 			c.add(SeverityWarning, CodeSecurityDefiner, "function", f.Signature, "", fix,
 				"SECURITY DEFINER function runs as %q and the application role can execute it; its body names no tenant table", f.Owner)
 		}

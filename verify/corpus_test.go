@@ -1475,7 +1475,7 @@ CREATE FUNCTION report(q text) RETURNS SETOF jsonb LANGUAGE plpgsql STABLE SECUR
     AS $$ BEGIN RETURN QUERY EXECUTE format('SELECT to_jsonb(r) FROM (%s) r', q); END $$;
 ALTER FUNCTION report(text) OWNER TO {authenticated};`,
 		want: with(railsWarnings, findingKey{E, verify.CodePermissivePolicy, "tasks_tenant"},
-			findingKey{W, verify.CodeSecurityDefiner, "public.report(text)"}),
+			findingKey{E, verify.CodeSecurityDefiner, "public.report(text)"}),
 	},
 	// SECURITY DEFINER functions.
 	{
