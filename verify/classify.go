@@ -419,6 +419,28 @@ func (c *classifier) value(v nodetree.Value, depth int) valInfo {
 				}
 			}
 			vi.opaque = append(vi.opaque, "current_setting with a computed name")
+		case f.Schema == "pg_catalog" && (strings.HasSuffix(f.Name, "_extract_path_text") || strings.HasSuffix(f.Name, "_extract_path")):
+			// json(b)_extract_path(_text)(claims, 'a', 'b'): the claim
+			// claims->>a->>b, named like ->> names it.
+			if items := args.Items(); len(items) == 2 && items[1].Is("ARRAYEXPR") {
+				first := c.value(items[0], depth)
+				var path []string
+				for _, el := range items[1].Node.Get("elements").Items() {
+					if k, ok := constText(el); ok {
+						path = append(path, k)
+					} else {
+						path = nil
+						break
+					}
+				}
+				if len(path) > 0 && len(first.settings) > 0 && !first.rowDep {
+					for i, st := range first.settings {
+						first.settings[i] = st + "->>" + strings.Join(path, "->>")
+					}
+					first.nonConst = true
+					return first
+				}
+			}
 		case f.Schema != "pg_catalog":
 			g := c.r.getter(f)
 			name := f.Schema + "." + f.Name + "()"

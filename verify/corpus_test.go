@@ -1446,6 +1446,22 @@ GRANT SELECT ON orgs TO {app};
 GRANT SELECT, INSERT, UPDATE, DELETE ON memberships, projects, boards, tasks TO {app};`,
 		opts: func(o *verify.Options) { o.Global = []string{"orgs"} },
 	},
+	{
+		name: "supabase tenant and user claims read by jsonb_extract_path_text",
+		sql: `
+CREATE SCHEMA auth;
+CREATE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE
+    AS $$ SELECT coalesce(nullif(current_setting('request.jwt.claim', true), ''), nullif(current_setting('request.jwt.claims', true), ''))::jsonb $$;
+GRANT USAGE ON SCHEMA auth TO {app};
+CREATE TABLE tenants (id uuid PRIMARY KEY);
+CREATE TABLE tasks (tenant_id uuid NOT NULL REFERENCES tenants, id uuid, assignee uuid, title text, PRIMARY KEY (tenant_id, id));
+ALTER TABLE tasks ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_all ON tasks USING (tenant_id = jsonb_extract_path_text(auth.jwt(), 'app_metadata', 'tenant_id')::uuid);
+CREATE POLICY assignee_upd ON tasks FOR UPDATE USING (assignee = jsonb_extract_path_text(auth.jwt(), 'sub')::uuid);
+GRANT SELECT, INSERT, UPDATE, DELETE ON tasks TO {app};`,
+		opts: func(o *verify.Options) { o.Global = []string{"tenants"} },
+		want: []findingKey{{E, verify.CodePermissivePolicy, "assignee_upd"}},
+	},
 	// Roles named in policies, judged for the application role.
 	{
 		name: "an or arm for another role's name",

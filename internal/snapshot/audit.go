@@ -188,7 +188,8 @@ SELECT p.oid, n.nspname::text, p.proname::text, p.provolatile::text, l.lanname::
 FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 JOIN pg_catalog.pg_language l ON l.oid = p.prolang
-WHERE p.oid IN (SELECT oid FROM f) OR (n.nspname = 'pg_catalog' AND p.proname = 'current_setting')`
+WHERE p.oid IN (SELECT oid FROM f) OR (n.nspname = 'pg_catalog' AND p.proname IN ('current_setting',
+    'jsonb_extract_path_text', 'jsonb_extract_path', 'json_extract_path_text', 'json_extract_path'))`
 
 const defaultACLsSQL = `
 SELECT pg_catalog.pg_get_userbyid(d.defaclrole)::text, coalesce(n.nspname::text, ''), d.defaclobjtype::text,
