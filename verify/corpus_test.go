@@ -1400,6 +1400,11 @@ CREATE POLICY t2 ON e AS RESTRICTIVE FOR INSERT WITH CHECK (tenant_id = current_
 GRANT SELECT ON tenants TO {app};
 GRANT SELECT, INSERT, UPDATE, DELETE ON a, c, e TO {app};`,
 		opts: func(o *verify.Options) { o.Global = []string{"tenants"} },
+		// A known false alarm: on e, the column being migrated looks like
+		// a user column that references the table of the tenants (the
+		// accounts of TestCorpusAccountsTable), and verify errs on the side
+		// of the leak.
+		want: []findingKey{{E, verify.CodePermissivePolicy, "t"}},
 	},
 	{
 		name: "a locale setting whose column references a global locales table",
@@ -1461,6 +1466,92 @@ CREATE POLICY assignee_upd ON tasks FOR UPDATE USING (assignee = jsonb_extract_p
 GRANT SELECT, INSERT, UPDATE, DELETE ON tasks TO {app};`,
 		opts: func(o *verify.Options) { o.Global = []string{"tenants"} },
 		want: []findingKey{{E, verify.CodePermissivePolicy, "assignee_upd"}},
+	},
+	{
+		name: "django with global users not declared and a per-user table",
+		sql: `
+CREATE TABLE tenants (id bigint PRIMARY KEY);
+CREATE TABLE auth_user (id bigint PRIMARY KEY, username text);
+CREATE TABLE projects (tenant_id bigint NOT NULL REFERENCES tenants, id bigint, PRIMARY KEY (tenant_id, id));
+CREATE TABLE user_prefs (user_id bigint PRIMARY KEY REFERENCES auth_user, theme text);
+CREATE TABLE django_admin_log (id bigint PRIMARY KEY, user_id bigint NOT NULL REFERENCES auth_user, message text);
+ALTER TABLE projects ENABLE ROW LEVEL SECURITY;
+ALTER TABLE user_prefs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY t ON projects USING (tenant_id = current_setting('app.tenant_id')::bigint);
+CREATE POLICY u ON user_prefs USING (user_id = current_setting('app.user_id')::bigint);
+GRANT SELECT, INSERT, UPDATE, DELETE ON projects, user_prefs, django_admin_log TO {app};
+GRANT SELECT ON tenants, auth_user TO {app};`,
+		opts: func(o *verify.Options) { o.Global = []string{"tenants"} },
+		want: []findingKey{{W, verify.CodeTableUnclassified, "public.auth_user"}, {W, verify.CodeTableUnclassified, "public.django_admin_log"},
+			{W, verify.CodeTableUnclassified, "public.user_prefs"}},
+	},
+	{
+		name: "a locale setting whose column references a locales table not declared global",
+		sql: railsSchema + `
+CREATE TABLE locales (code text PRIMARY KEY);
+CREATE TABLE translations (key text, locale text NOT NULL REFERENCES locales, body text, PRIMARY KEY (key, locale));
+ALTER TABLE translations ENABLE ROW LEVEL SECURITY;
+CREATE POLICY l ON translations FOR SELECT USING (locale = current_setting('app.locale'));
+CREATE TABLE email_templates (id bigint PRIMARY KEY, locale text NOT NULL REFERENCES locales, body text);
+GRANT SELECT ON locales, translations, email_templates TO {app};`,
+		want: with(railsWarnings, findingKey{W, verify.CodeTableUnclassified, "public.locales"},
+			findingKey{W, verify.CodeTableUnclassified, "public.translations"}, findingKey{W, verify.CodeTableUnclassified, "public.email_templates"}),
+	},
+	{
+		name: "security definer with dynamic sql owned by a role that reaches no tenant table",
+		sql: railsSchema + `
+CREATE TABLE metrics (k text PRIMARY KEY, v bigint NOT NULL DEFAULT 0);
+ALTER TABLE metrics OWNER TO {authenticated};
+CREATE FUNCTION bump(k text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+    AS $$ BEGIN EXECUTE format('UPDATE metrics SET v = v + 1 WHERE k = %L', k); END $$;
+ALTER FUNCTION bump(text) OWNER TO {authenticated};
+CREATE FUNCTION quiet(k text) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+    AS $$ BEGIN -- execute nothing dynamic here
+    RETURN (SELECT v FROM metrics WHERE metrics.k = quiet.k); END $$;`,
+		want: with(railsWarnings, findingKey{W, verify.CodeSecurityDefiner, "public.bump(text)"}, findingKey{W, verify.CodeSecurityDefiner, "public.quiet(text)"}),
+	},
+	{
+		name: "an active-org guard with membership lookups and an assignee-only table",
+		sql: `
+CREATE TABLE orgs (id bigint PRIMARY KEY, name text);
+CREATE TABLE users (id bigint PRIMARY KEY, email text);
+CREATE TABLE memberships (user_id bigint NOT NULL REFERENCES users, org_id bigint NOT NULL REFERENCES orgs, PRIMARY KEY (org_id, user_id));
+CREATE TABLE projects (org_id bigint NOT NULL REFERENCES orgs, id bigint, PRIMARY KEY (org_id, id));
+CREATE TABLE docs (org_id bigint NOT NULL REFERENCES orgs, id bigint, PRIMARY KEY (org_id, id));
+CREATE TABLE tasks (org_id bigint NOT NULL REFERENCES orgs, id bigint, assignee_id bigint NOT NULL REFERENCES users, title text, PRIMARY KEY (org_id, id));
+ALTER TABLE memberships ENABLE ROW LEVEL SECURITY;
+ALTER TABLE projects ENABLE ROW LEVEL SECURITY;
+ALTER TABLE docs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tasks ENABLE ROW LEVEL SECURITY;
+CREATE POLICY mine ON memberships USING (user_id = current_setting('app.sess')::bigint);
+CREATE POLICY guard ON memberships AS RESTRICTIVE USING (org_id = current_setting('app.ctx')::bigint);
+CREATE POLICY member ON projects USING (org_id IN (SELECT m.org_id FROM memberships m WHERE m.user_id = current_setting('app.sess')::bigint));
+CREATE POLICY guard ON projects AS RESTRICTIVE USING (org_id = current_setting('app.ctx')::bigint);
+CREATE POLICY member ON docs USING (org_id IN (SELECT m.org_id FROM memberships m WHERE m.user_id = current_setting('app.sess')::bigint));
+CREATE POLICY guard ON docs AS RESTRICTIVE USING (org_id = current_setting('app.ctx')::bigint);
+CREATE POLICY assigned ON tasks USING (assignee_id = current_setting('app.sess')::bigint);
+GRANT SELECT ON orgs, users TO {app};
+GRANT SELECT, INSERT, UPDATE, DELETE ON memberships, projects, docs, tasks TO {app};`,
+		opts: func(o *verify.Options) { o.Global = []string{"orgs", "users"} },
+		want: []findingKey{{E, verify.CodePermissivePolicy, "assigned"}, {W, verify.CodePermissivePolicy, "mine"}},
+	},
+	{
+		name: "an author column beside a copied owner column, both referencing accounts",
+		sql: `
+CREATE TABLE accounts (id bigint PRIMARY KEY, kind text NOT NULL, login text);
+CREATE TABLE repos (owner_id bigint NOT NULL REFERENCES accounts, id bigint, name text, PRIMARY KEY (owner_id, id));
+CREATE TABLE issues (owner_id bigint NOT NULL REFERENCES accounts, id bigint, repo_id bigint NOT NULL,
+    author_id bigint NOT NULL REFERENCES accounts, title text, PRIMARY KEY (owner_id, id),
+    FOREIGN KEY (owner_id, repo_id) REFERENCES repos (owner_id, id));
+ALTER TABLE repos ENABLE ROW LEVEL SECURITY;
+ALTER TABLE issues ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_repos ON repos USING (owner_id = current_setting('app.account')::bigint);
+CREATE POLICY owner_issues ON issues USING (owner_id = current_setting('app.account')::bigint);
+CREATE POLICY author_edit ON issues FOR UPDATE USING (author_id = current_setting('app.actor')::bigint);
+GRANT SELECT ON accounts TO {app};
+GRANT SELECT, INSERT, UPDATE, DELETE ON repos, issues TO {app};`,
+		opts: func(o *verify.Options) { o.Global = []string{"accounts"} },
+		want: []findingKey{{E, verify.CodePermissivePolicy, "author_edit"}},
 	},
 	// Roles named in policies, judged for the application role.
 	{

@@ -230,7 +230,7 @@ func (s *state) tenantSettings(uses map[string]*settingUse) []string {
 		return out
 	}
 	structure := func(u *settingUse) int {
-		n := len(u.roots) + u.lookups
+		n := len(u.roots)
 		for oid, cols := range u.tables {
 			if _, root := u.roots[oid]; root {
 				continue
@@ -254,7 +254,7 @@ func (s *state) tenantSettings(uses map[string]*settingUse) []string {
 	if primary == nil {
 		slices.SortFunc(cands, func(a, b *settingUse) int {
 			return cmp.Or(boolCmp(given(b), given(a)), cmp.Compare(nameClass(b.name), nameClass(a.name)), cmp.Compare(structure(b), structure(a)),
-				cmp.Compare(looks(b), looks(a)), cmp.Compare(len(b.tables), len(a.tables)), strings.Compare(a.name, b.name))
+				cmp.Compare(looks(b), looks(a)), cmp.Compare(b.lookups, a.lookups), cmp.Compare(len(b.tables), len(a.tables)), strings.Compare(a.name, b.name))
 		})
 		primary = cands[0]
 	}
@@ -293,16 +293,11 @@ func (s *state) tenantSettings(uses map[string]*settingUse) []string {
 			pcols := primary.tables[oid]
 			switch {
 			case pcols != nil:
-				here := targets(primary, map[uint32]bool{oid: true})
+				// Another column on the same table: a user id, even where
+				// it references the table of the tenants (accounts that
+				// are users and orgs).
 				for col := range cols {
-					if pcols[col] {
-						continue
-					}
-					// Another column: only one that references what the
-					// tenant's columns there reference (a tenant
-					// column being migrated).
-					refs := fkTargets(t, col)
-					same = same && len(refs) > 0 && !slices.ContainsFunc(refs, func(r uint32) bool { return !here[r] })
+					same = same && pcols[col]
 				}
 			case s.looksUp(t):
 				same = false
@@ -460,25 +455,24 @@ func (s *state) infer() {
 			s.mark(t, col, predicate[t.OID], nil, nil)
 		}
 	}
-	// A column that another setting is compared with and that
-	// references another table (not one declared global), or has a
-	// conventional tenant name, may be the tenant's under a setting verify
-	// ranked lower: a table that has it holds tenant data, unless found
-	// otherwise.
+	// A column that another setting, whose name does not say it holds
+	// something else, is compared with and that references another table
+	// (a table declared global too: it may be the tenants'), or has a
+	// conventional tenant name, may be
+	// the tenant's under a setting verify ranked lower: a table that has it
+	// holds tenant data, unless found otherwise.
 	type suspect struct{ col, setting string }
 	var suspects []suspect
 	for _, u := range uses {
-		if isTenantSetting(u.name, s.settings, false) {
+		// Not a setting whose name says what else it holds (a user, a
+		// locale).
+		if isTenantSetting(u.name, s.settings, false) || nameClass(u.name) == 0 {
 			continue
 		}
 		for oid, cols := range u.tables {
 			t := s.tables[oid]
 			for col := range cols {
-				refs := fkTargets(t, col)
-				// Not a column that references a table declared
-				// global (locales): its values are shared.
-				shared := slices.ContainsFunc(refs, func(r uint32) bool { rt := s.tables[r]; return rt != nil && e.global[rt.Name] })
-				if !shared && (len(refs) > 0 || slices.Contains(conventionalNames, col)) {
+				if len(fkTargets(t, col)) > 0 || slices.Contains(conventionalNames, col) {
 					suspects = append(suspects, suspect{col, u.name})
 				}
 			}
